@@ -1,0 +1,78 @@
+//! Server functions the dashboard calls. Each body is thin: it reads in-process engine state
+//! through [`ssr`], which exists only on the server.
+
+use leptos::prelude::*;
+
+use crate::wire::Overview;
+
+/// The dashboard's overview: pool, auctions and task cadence, from in-process state.
+#[server]
+pub async fn get_overview() -> Result<Overview, ServerFnError> {
+    use self::ssr::*;
+    let state = expect_context::<AppState>();
+    Ok(overview(&state.engine))
+}
+
+/// Server-only state and the mapping from engine types to wire types.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use std::sync::Arc;
+
+    use axum::extract::FromRef;
+    use chrono::Utc;
+    use leasewatch_engine::Engine;
+    use leptos::config::LeptosOptions;
+
+    use crate::wire::{Overview, PoolView, StatusCount, TaskSchedule};
+
+    /// What every request handler and server function can reach.
+    #[derive(Clone, FromRef)]
+    pub struct AppState {
+        /// Leptos's site options (asset paths, address).
+        pub leptos_options: LeptosOptions,
+        /// The running engine.
+        pub engine: Arc<Engine>,
+    }
+
+    /// Builds the overview from in-process state only.
+    pub fn overview(engine: &Engine) -> Overview {
+        let db = engine.database();
+        let pool = db.pool_status();
+        let auctions = engine.auctions();
+        let intervals = engine.config().intervals;
+        Overview {
+            backend: db.backend().to_string(),
+            database: db.url().to_string(),
+            pool: PoolView {
+                total: pool.size,
+                idle: pool.idle,
+                active: pool.size.saturating_sub(pool.idle),
+                max: pool.max,
+                min: pool.min,
+            },
+            auctions: auctions
+                .counts
+                .0
+                .iter()
+                .map(|(status, count)| StatusCount {
+                    status: status.as_str().to_owned(),
+                    count: *count,
+                })
+                .collect(),
+            auctions_as_of: auctions.as_of,
+            tasks: [
+                ("status_transitions", intervals.status_transitions),
+                ("auction_monitor", intervals.auction_monitor),
+                ("health_check", intervals.health_check),
+                ("cleanup", intervals.cleanup),
+            ]
+            .into_iter()
+            .map(|(task, every)| TaskSchedule {
+                task: task.to_owned(),
+                every_secs: every.as_secs(),
+            })
+            .collect(),
+            taken_at: Utc::now(),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Leasewatch's dashboard, shared by the server (SSR, feature `ssr`) and the browser
+//! (hydration, feature `hydrate`).
+//!
+//! Layout:
+//! - [`wire`]: the types that cross between server and browser (serde only, so they compile to
+//!   WASM).
+//! - [`api`]: the server functions the dashboard calls; their bodies, and the state they read,
+//!   exist only under `ssr`.
+//! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
+
+pub mod api;
+pub mod monitor;
+pub mod wire;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    SsrMode, StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+pub use monitor::BackgroundTaskMonitor;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The root component: stylesheet, title and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/leasewatch.css"/>
+        <Title text="Leasewatch"/>
+        <Router>
+            <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                // Async: the whole page is rendered with its data before it is sent, so it is
+                // readable without JavaScript.
+                <Route path=StaticSegment("") view=BackgroundTaskMonitor ssr=SsrMode::Async/>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,371 @@
+//! The database: which backend, how to reach it, the pool and its migrations.
+//!
+//! Both backends go through sqlx's `Any` driver so that every query is written once; the few
+//! things only PostgreSQL has (session settings, backend pids, server-wide views) branch on
+//! [`Backend`].
+
+use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
+
+use sqlx::{
+    AnyPool, AssertSqlSafe, Executor,
+    any::AnyPoolOptions,
+    migrate::{MigrateError, Migrator},
+};
+
+use crate::settings::PoolSettings;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The database products Leasewatch runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The production database.
+    Postgres,
+    /// The embedded default, so the first run needs nothing installed.
+    Sqlite,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        })
+    }
+}
+
+/// Where the database is. `Display` and `Debug` never show a password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(url::Url),
+    /// A SQLite database file, created on first start.
+    Sqlite(PathBuf),
+}
+
+/// Why a `DATABASE_URL` was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlError {
+    /// The scheme is not one Leasewatch speaks.
+    #[error("unknown scheme {0:?}: allowed are postgres://, postgresql:// and sqlite://")]
+    UnknownScheme(String),
+    /// Not a URL at all.
+    #[error("not a URL ({0}): expected postgres://user@host:port/db or sqlite://path/to/file.db")]
+    Malformed(String),
+    /// A SQLite URL with no file in it.
+    #[error("a SQLite URL needs a file path, as in sqlite://data/leasewatch.db")]
+    MissingSqlitePath,
+    /// An in-memory SQLite database would be a different empty database per pooled connection.
+    #[error("in-memory SQLite is not supported (each pooled connection would see its own database)")]
+    InMemorySqlite,
+}
+
+impl DatabaseUrl {
+    /// Parses a `DATABASE_URL` value.
+    pub fn parse(value: &str) -> Result<Self, UrlError> {
+        if let Some(rest) = value
+            .strip_prefix("sqlite://")
+            .or_else(|| value.strip_prefix("sqlite:"))
+        {
+            let path = rest.split('?').next().unwrap_or_default();
+            return match path {
+                "" => Err(UrlError::MissingSqlitePath),
+                ":memory:" => Err(UrlError::InMemorySqlite),
+                path => Ok(Self::Sqlite(PathBuf::from(path))),
+            };
+        }
+        let url = url::Url::parse(value).map_err(|err| UrlError::Malformed(err.to_string()))?;
+        match url.scheme() {
+            "postgres" | "postgresql" => Ok(Self::Postgres(url)),
+            other => Err(UrlError::UnknownScheme(other.to_owned())),
+        }
+    }
+
+    /// The backend this URL points at.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The URL sqlx connects to, secrets included: never log it.
+    fn connect_string(&self) -> String {
+        match self {
+            Self::Postgres(url) => url.to_string(),
+            // `mode=rwc` creates the file on first start.
+            Self::Sqlite(path) => format!("sqlite://{}?mode=rwc", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres(url) => f.write_str(&redact_password(url.as_str())),
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
+
+/// Replaces the password in a URL-like string with `***`. Works on text that is not a valid URL
+/// too, so a malformed `DATABASE_URL` can be quoted in an error without leaking its secret.
+pub fn redact_password(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_owned();
+    };
+    // The user info ends at the last '@' before any query string (a password may hold '/' or '@').
+    let before_query = &raw[..raw.find('?').unwrap_or(raw.len())];
+    let Some(at) = before_query[scheme_end..].rfind('@').map(|i| scheme_end + i) else {
+        return raw.to_owned();
+    };
+    match raw[scheme_end..at].find(':').map(|i| scheme_end + i) {
+        Some(colon) => format!("{}:***{}", &raw[..colon], &raw[at..]),
+        None => raw.to_owned(),
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// Failures reaching or preparing the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be made within the connect timeout.
+    #[error("cannot connect to {url} within {} ms: {source}", timeout.as_millis())]
+    Unreachable {
+        /// The redacted URL.
+        url: String,
+        /// The bound that was waited.
+        timeout: Duration,
+        /// What the driver said (or a timeout).
+        source: sqlx::Error,
+    },
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the folder {path} for the SQLite database: {source}")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] MigrateError),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A point-in-time reading of the pool, taken without touching the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PoolStatus {
+    /// Connections open now, idle or in use.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Configured maximum.
+    pub max: u32,
+    /// Configured minimum.
+    pub min: u32,
+}
+
+/// The connected database: a pool plus what is known about its backend.
+#[derive(Clone)]
+pub struct Database {
+    pool: AnyPool,
+    url: DatabaseUrl,
+    settings: PoolSettings,
+}
+
+impl Database {
+    /// Connects, waiting at most `settings.connect_timeout` for the first connection, and
+    /// applies the session settings to every connection the pool opens.
+    pub async fn connect(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        if let DatabaseUrl::Sqlite(path) = url
+            && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        // Built from numbers and an escaped name only, so it is safe to send as raw SQL.
+        let session_sql: Arc<str> = session_settings_sql(url.backend(), settings).into();
+        let options = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(settings.min_connections)
+            .idle_timeout(settings.idle_timeout)
+            .acquire_timeout(settings.connect_timeout)
+            .after_connect(move |conn, _meta| {
+                let sql = AssertSqlSafe(Arc::clone(&session_sql));
+                Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(drop) })
+            });
+        let unreachable = |source| DbError::Unreachable {
+            url: url.to_string(),
+            timeout: settings.connect_timeout,
+            source,
+        };
+        // The pool bounds its own wait, but a peer that accepts TCP and never answers must not
+        // hang start-up either.
+        let pool = tokio::time::timeout(
+            settings.connect_timeout,
+            options.connect(&url.connect_string()),
+        )
+        .await
+        .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
+        .map_err(unreachable)?;
+        Ok(Self {
+            pool,
+            url: url.clone(),
+            settings: settings.clone(),
+        })
+    }
+
+    /// Brings the schema up to date; safe to run on every start.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.backend() {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The backend behind the pool.
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// Where the database is (redacted when displayed).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The sqlx pool. Background tasks must not take connections from it directly.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The pool's counters right now; no database access.
+    pub fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.settings.max_connections,
+            min: self.settings.min_connections,
+        }
+    }
+
+    /// Closes every connection and waits for those in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The statements run on each new connection.
+///
+/// PostgreSQL: name the session after the app and its role, and bound statements by the lease
+/// timeout (closing a socket does not stop a query on the server; `statement_timeout` does), and
+/// sessions left idle inside a transaction. SQLite: WAL so readers never block the writer, a busy
+/// timeout instead of immediate "database is locked" errors, and enforced foreign keys.
+fn session_settings_sql(backend: Backend, settings: &PoolSettings) -> String {
+    match backend {
+        Backend::Postgres => {
+            let statement_ms = settings.lease_timeout.as_millis();
+            let idle_tx_ms = settings.lease_timeout.as_millis();
+            format!(
+                "SET application_name = '{}'; SET statement_timeout = {statement_ms}; \
+                 SET idle_in_transaction_session_timeout = {idle_tx_ms};",
+                settings.application_name.replace('\'', "''")
+            )
+        }
+        Backend::Sqlite => {
+            let busy_ms = settings.connect_timeout.as_millis();
+            format!(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_ms}; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_schemes_and_refuses_others() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@localhost/db")
+                .unwrap()
+                .backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@localhost/db")
+                .unwrap()
+                .backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/x.db").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("data/x.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///abs/x.db?mode=rwc").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("/abs/x.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("mysql://root@localhost/db"),
+            Err(UrlError::UnknownScheme("mysql".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite::memory:"),
+            Err(UrlError::InMemorySqlite)
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://"),
+            Err(UrlError::MissingSqlitePath)
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("not a url"),
+            Err(UrlError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn display_and_debug_hide_the_password() {
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db.example:5432/prod").unwrap();
+        assert_eq!(url.to_string(), "postgres://app:***@db.example:5432/prod");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(url.connect_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn redacts_passwords_even_in_malformed_urls() {
+        assert_eq!(
+            redact_password("postgres://u:p/a@ss@host:bad/db?x=@"),
+            "postgres://u:***@host:bad/db?x=@"
+        );
+        assert_eq!(redact_password("postgres://u@host/db"), "postgres://u@host/db");
+        assert_eq!(redact_password("no scheme:pw@x"), "no scheme:pw@x");
+    }
+
+    #[test]
+    fn application_name_is_quoted() {
+        let settings = PoolSettings {
+            application_name: "it's".into(),
+            ..PoolSettings::default()
+        };
+        let sql = session_settings_sql(Backend::Postgres, &settings);
+        assert!(sql.contains("'it''s'"), "{sql}");
+        assert!(sql.contains("statement_timeout = 30000"), "{sql}");
+    }
+}

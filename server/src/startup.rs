@@ -1,0 +1,147 @@
+//! Start-up: engine, router, listener, graceful shutdown.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::Router;
+use leasewatch_app::{App, api::ssr::AppState, shell};
+use leasewatch_engine::{DbError, Engine};
+use leptos::config::get_configuration;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// Leptos's site options file, read from the working directory.
+const LEPTOS_CONFIG: &str = "Leptos.toml";
+
+/// Why the server could not start. Each message names what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached within `DB_CONNECTION_TIMEOUT`.
+    #[error(
+        "invalid DATABASE_URL=\"{url}\": the database is unreachable within {timeout_ms} ms \
+         (DB_CONNECTION_TIMEOUT): {reason}"
+    )]
+    DatabaseUnreachable {
+        /// Redacted URL.
+        url: String,
+        /// The bound waited.
+        timeout_ms: u128,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// Migrations or the first reads failed.
+    #[error("{0}")]
+    Database(DbError),
+    /// Leptos.toml is missing or invalid.
+    #[error("cannot read the site options in {LEPTOS_CONFIG} (run from the project folder): {0}")]
+    SiteOptions(String),
+    /// The listening socket could not be opened.
+    #[error("invalid BIND_ADDR=\"{addr}\": cannot listen there: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why not.
+        reason: std::io::Error,
+    },
+}
+
+impl From<DbError> for StartupError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Unreachable { url, timeout, source } => Self::DatabaseUnreachable {
+                url,
+                timeout_ms: timeout.as_millis(),
+                reason: source.to_string(),
+            },
+            other => Self::Database(other),
+        }
+    }
+}
+
+/// A server that is bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    engine: Arc<Engine>,
+}
+
+impl Application {
+    /// Starts the engine (connect, migrate, seed in demo mode) and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let mut leptos_options = get_configuration(Some(LEPTOS_CONFIG))
+            .map_err(|err| StartupError::SiteOptions(err.to_string()))?
+            .leptos_options;
+        if let Some(bind) = config.bind {
+            leptos_options.site_addr = bind;
+        }
+        let engine = Arc::new(Engine::start(config.engine).await?);
+        let addr = leptos_options.site_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|reason| StartupError::Bind { addr, reason })?;
+        let router = router(AppState {
+            leptos_options,
+            engine: Arc::clone(&engine),
+        });
+        Ok(Self {
+            listener,
+            router,
+            engine,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then drains requests and closes the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let engine = self.engine;
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("shutting down: closing database connections");
+        engine.shutdown().await;
+        Ok(())
+    }
+}
+
+/// The dashboard (SSR + server functions) and its static files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    Router::new()
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
