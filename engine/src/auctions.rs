@@ -50,7 +50,9 @@ impl AuctionStatus {
 
     /// Parses a `status` column value.
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 }
 

@@ -58,7 +58,9 @@ pub enum UrlError {
     #[error("a SQLite URL needs a file path, as in sqlite://data/leasewatch.db")]
     MissingSqlitePath,
     /// An in-memory SQLite database would be a different empty database per pooled connection.
-    #[error("in-memory SQLite is not supported (each pooled connection would see its own database)")]
+    #[error(
+        "in-memory SQLite is not supported (each pooled connection would see its own database)"
+    )]
     InMemorySqlite,
 }
 
@@ -118,7 +120,10 @@ pub fn redact_password(raw: &str) -> String {
     };
     // The user info ends at the last '@' before any query string (a password may hold '/' or '@').
     let before_query = &raw[..raw.find('?').unwrap_or(raw.len())];
-    let Some(at) = before_query[scheme_end..].rfind('@').map(|i| scheme_end + i) else {
+    let Some(at) = before_query[scheme_end..]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
         return raw.to_owned();
     };
     match raw[scheme_end..at].find(':').map(|i| scheme_end + i) {
@@ -354,7 +359,10 @@ mod tests {
             redact_password("postgres://u:p/a@ss@host:bad/db?x=@"),
             "postgres://u:***@host:bad/db?x=@"
         );
-        assert_eq!(redact_password("postgres://u@host/db"), "postgres://u@host/db");
+        assert_eq!(
+            redact_password("postgres://u@host/db"),
+            "postgres://u@host/db"
+        );
         assert_eq!(redact_password("no scheme:pw@x"), "no scheme:pw@x");
     }
 

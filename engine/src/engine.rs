@@ -51,12 +51,20 @@ impl Engine {
         let db = Database::connect(&config.database, &config.pool).await?;
         db.migrate().await?;
         if config.demo {
-            let seeded = auctions::seed_demo(db.pool(), Utc::now().timestamp_millis(), DEMO_AUCTIONS)
-                .await?;
-            tracing::info!(seeded, "demo auctions seeded; they start over the next two minutes");
+            let seeded =
+                auctions::seed_demo(db.pool(), Utc::now().timestamp_millis(), DEMO_AUCTIONS)
+                    .await?;
+            tracing::info!(
+                seeded,
+                "demo auctions seeded; they start over the next two minutes"
+            );
         }
         let auctions = RwLock::new(read_auctions(&db).await?);
-        Ok(Self { db, config, auctions })
+        Ok(Self {
+            db,
+            config,
+            auctions,
+        })
     }
 
     /// The database and its pool.

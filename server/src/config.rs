@@ -54,9 +54,7 @@ impl Config {
             return Err(ConfigError {
                 var: "DB_MIN_CONNECTIONS",
                 value: min_connections.to_string(),
-                allowed: format!(
-                    "must not exceed DB_MAX_CONNECTIONS ({max_connections})"
-                ),
+                allowed: format!("must not exceed DB_MAX_CONNECTIONS ({max_connections})"),
             });
         }
         let pool = PoolSettings {
@@ -163,7 +161,13 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         (self.0)(var).filter(|value| !value.trim().is_empty())
     }
 
-    fn integer(&self, var: &'static str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+    fn integer(
+        &self,
+        var: &'static str,
+        default: u32,
+        min: u32,
+        max: u32,
+    ) -> Result<u32, ConfigError> {
         let Some(raw) = self.get(var) else {
             return Ok(default);
         };
@@ -178,7 +182,13 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     }
 
     /// The seed's timeouts are plain milliseconds (`DB_IDLE_TIMEOUT=60000`).
-    fn millis(&self, var: &'static str, default_ms: u64, min_ms: u64, max_ms: u64) -> Result<Duration, ConfigError> {
+    fn millis(
+        &self,
+        var: &'static str,
+        default_ms: u64,
+        min_ms: u64,
+        max_ms: u64,
+    ) -> Result<Duration, ConfigError> {
         let Some(raw) = self.get(var) else {
             return Ok(Duration::from_millis(default_ms));
         };
@@ -187,13 +197,21 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             _ => Err(ConfigError {
                 var,
                 value: raw,
-                allowed: format!("must be a whole number of milliseconds from {min_ms} to {max_ms}"),
+                allowed: format!(
+                    "must be a whole number of milliseconds from {min_ms} to {max_ms}"
+                ),
             }),
         }
     }
 
     /// Human durations: `500ms`, `30s`, `15m`, `1h`, `1h30m`, `2d`.
-    fn duration(&self, var: &'static str, default: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        var: &'static str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
         let Some(raw) = self.get(var) else {
             return Ok(default);
         };
@@ -221,13 +239,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let value: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(1),
             "s" => Duration::from_secs(1),
@@ -292,7 +314,10 @@ mod tests {
     fn demo_shortens_only_the_intervals_left_unset() {
         let map: HashMap<&str, &str> = [("TASK_HEALTH_CHECK_INTERVAL", "2h")].into();
         let config = Config::from_lookup(|v| map.get(v).map(|s| (*s).to_owned()), true).unwrap();
-        assert_eq!(config.engine.intervals.status_transitions, TaskIntervals::demo().status_transitions);
+        assert_eq!(
+            config.engine.intervals.status_transitions,
+            TaskIntervals::demo().status_transitions
+        );
         assert_eq!(config.engine.intervals.health_check, secs(7200));
     }
 
@@ -317,17 +342,37 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable_the_value_and_what_is_allowed() {
         let cases: &[(&str, &str, &str)] = &[
-            ("DB_MAX_CONNECTIONS", "twenty", "whole number from 1 to 10000"),
+            (
+                "DB_MAX_CONNECTIONS",
+                "twenty",
+                "whole number from 1 to 10000",
+            ),
             ("DB_MAX_CONNECTIONS", "0", "whole number from 1 to 10000"),
             ("DB_MAX_CONNECTIONS", "-3", "whole number from 1 to 10000"),
-            ("DB_IDLE_TIMEOUT", "1m", "milliseconds from 1000 to 86400000"),
-            ("DB_CONNECTION_TIMEOUT", "abc", "milliseconds from 100 to 600000"),
+            (
+                "DB_IDLE_TIMEOUT",
+                "1m",
+                "milliseconds from 1000 to 86400000",
+            ),
+            (
+                "DB_CONNECTION_TIMEOUT",
+                "abc",
+                "milliseconds from 100 to 600000",
+            ),
             ("LEASE_TIMEOUT", "30", "duration from 1s to 1h"),
-            ("TASK_AUCTION_MONITOR_INTERVAL", "soon", "written like 500ms"),
+            (
+                "TASK_AUCTION_MONITOR_INTERVAL",
+                "soon",
+                "written like 500ms",
+            ),
             ("CLEANUP_INTERVAL", "0s", "duration from 1s to 7d"),
             ("RETRY_FACTOR", "1.5", "whole number from 1 to 10"),
             ("BIND_ADDR", "localhost", "IP address and port"),
-            ("DATABASE_URL", "mysql://root@localhost/db", "postgres://, postgresql:// and sqlite://"),
+            (
+                "DATABASE_URL",
+                "mysql://root@localhost/db",
+                "postgres://, postgresql:// and sqlite://",
+            ),
         ];
         for (var, value, allowed) in cases {
             let err = config(&[(var, value)]).unwrap_err();
@@ -352,7 +397,10 @@ mod tests {
     fn a_bad_url_never_shows_its_password() {
         let err = config(&[("DATABASE_URL", "redis://user:hunter2@cache:6379")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert!(err.to_string().contains("redis://user:***@cache:6379"), "{err}");
+        assert!(
+            err.to_string().contains("redis://user:***@cache:6379"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -366,7 +414,11 @@ mod tests {
             ("1h30m", 5_400_000),
             ("2d", 172_800_000),
         ] {
-            assert_eq!(parse_duration(text), Some(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
         for bad in ["", "15", "m", "1x", "1.5h", "-1s", " 1s"] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");

@@ -49,7 +49,11 @@ pub enum StartupError {
 impl From<DbError> for StartupError {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::Unreachable { url, timeout, source } => Self::DatabaseUnreachable {
+            DbError::Unreachable {
+                url,
+                timeout,
+                source,
+            } => Self::DatabaseUnreachable {
                 url,
                 timeout_ms: timeout.as_millis(),
                 reason: source.to_string(),

@@ -1,0 +1,268 @@
+//! The real `leasewatch` binary, as a user starts it: bad configuration stops it with one clear
+//! line, and a good one serves the dashboard from SQLite or PostgreSQL.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use leasewatch_testkit::TestDatabase;
+
+/// A command for the binary in an empty folder holding only Leptos.toml, with a clean
+/// environment (no stray `RUST_LOG`, `DATABASE_URL`, ...).
+fn leasewatch(dir: &Path) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(root.join("Leptos.toml"), dir.join("Leptos.toml")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leasewatch"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND_ADDR", "127.0.0.1:0");
+    command
+}
+
+/// Runs to completion (bounded: every case here exits on its own within seconds).
+fn run(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the binary did not exit within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn each_bad_value_stops_start_up_with_one_line_and_exit_2() {
+    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        (
+            &[("DB_MAX_CONNECTIONS", "lots")],
+            "DB_MAX_CONNECTIONS=\"lots\"",
+            "whole number from 1 to 10000",
+        ),
+        (
+            &[("DB_MAX_CONNECTIONS", "0")],
+            "DB_MAX_CONNECTIONS=\"0\"",
+            "whole number from 1 to 10000",
+        ),
+        (
+            &[("DB_IDLE_TIMEOUT", "sixty")],
+            "DB_IDLE_TIMEOUT=\"sixty\"",
+            "milliseconds",
+        ),
+        (
+            &[("DB_MAX_CONNECTIONS", "3"), ("DB_MIN_CONNECTIONS", "4")],
+            "DB_MIN_CONNECTIONS=\"4\"",
+            "must not exceed DB_MAX_CONNECTIONS (3)",
+        ),
+        (
+            &[("DATABASE_URL", "mysql://root:hunter2@127.0.0.1/shop")],
+            "DATABASE_URL=\"mysql://root:***@127.0.0.1/shop\"",
+            "allowed are postgres://, postgresql:// and sqlite://",
+        ),
+        (
+            &[("LEASE_TIMEOUT", "30")],
+            "LEASE_TIMEOUT=\"30\"",
+            "like 500ms, 30s",
+        ),
+        (
+            &[("TASK_STATUS_TRANSITIONS_INTERVAL", "often")],
+            "TASK_STATUS_TRANSITIONS_INTERVAL=\"often\"",
+            "like 500ms, 30s",
+        ),
+    ];
+    for (vars, named, allowed) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let output = run(leasewatch(dir.path()).envs(vars.iter().copied()));
+        let lines = stderr_lines(&output);
+        assert_eq!(output.status.code(), Some(2), "{vars:?}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{vars:?}: {lines:?}");
+        assert!(lines[0].contains(named), "{lines:?}");
+        assert!(lines[0].contains(allowed), "{lines:?}");
+        assert!(!lines[0].contains("hunter2"), "{lines:?}");
+        assert!(!dir.path().join("data").exists(), "nothing was created");
+    }
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_after_the_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = run(leasewatch(dir.path())
+        .env("DATABASE_URL", "postgres://app:hunter2@127.0.0.1:1/app")
+        .env("DB_CONNECTION_TIMEOUT", "1000"));
+    let lines = stderr_lines(&output);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(1), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("DATABASE_URL=\"postgres://app:***@127.0.0.1:1/app\""),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("unreachable within 1000 ms (DB_CONNECTION_TIMEOUT)"),
+        "{lines:?}"
+    );
+    assert!(!lines[0].contains("hunter2"), "{lines:?}");
+}
+
+#[test]
+fn unknown_arguments_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(leasewatch(dir.path()).arg("--dmeo"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_lines(&output)[0].contains("unknown argument \"--dmeo\""));
+}
+
+/// A server started in the background, stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = log.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("no ready line within 30 s; log so far: {seen:#?}")
+            });
+            let found = line
+                .split("open ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+            seen.push(line);
+            if let Some(url) = found {
+                break url;
+            }
+        };
+        Self {
+            child,
+            url,
+            log,
+            seen,
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code and the whole log.
+    fn stop(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "no exit within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.seen.extend(self.log.try_iter());
+        (status.code(), std::mem::take(&mut self.seen))
+    }
+}
+
+fn get(url: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = reqwest::get(url).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+#[test]
+fn demo_on_sqlite_serves_the_page_with_real_data_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(leasewatch(dir.path()).arg("--demo"));
+    let (status, html) = get(&server.url);
+    assert_eq!(status, 200);
+    // Server-rendered with the data in it, before any WASM runs.
+    assert!(html.contains("data-metric=\"total\""), "{html}");
+    assert!(
+        html.contains("<tr data-status=\"scheduled\"><th scope=\"row\">scheduled</th><td class=\"num\">12</td>"),
+        "{html}"
+    );
+    assert!(html.contains("sqlite://data/leasewatch.db"), "{html}");
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log:#?}");
+    assert!(dir.path().join("data/leasewatch.db").exists());
+}
+
+#[test]
+fn postgres_with_a_password_is_migrated_and_the_password_never_shown() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(TestDatabase::create()) else {
+        return;
+    };
+    // Trust authentication ignores the password, so it can be any secret.
+    let url = db.url().replacen("postgres@", "postgres:s3cr3t-pw@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(leasewatch(dir.path()).env("DATABASE_URL", &url));
+    let (status, html) = get(&server.url);
+    assert_eq!(status, 200);
+    assert!(html.contains("PostgreSQL"), "{html}");
+    assert!(!html.contains("s3cr3t-pw"));
+    let (code, log) = server.stop();
+    assert_eq!(code, Some(0), "{log:#?}");
+    assert!(
+        log.iter().all(|line| !line.contains("s3cr3t-pw")),
+        "{log:#?}"
+    );
+    let tables: Vec<(String,)> = runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(db.url()).await.unwrap();
+        sqlx::query_as(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_name IN ('auctions', 'bids') ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(tables, [("auctions".to_owned(),), ("bids".to_owned(),)]);
+}
