@@ -128,11 +128,7 @@ fn OverviewPanel(data: Overview, now_ms: ReadSignal<Option<f64>>) -> impl IntoVi
 
 #[component]
 fn PoolCards(pool: PoolView) -> impl IntoView {
-    let utilization = if pool.max == 0 {
-        0
-    } else {
-        pool.active * 100 / pool.max
-    };
+    let utilization = (pool.active * 100).checked_div(pool.max).unwrap_or(0);
     let cards = [
         ("total", "Total", pool.total),
         ("idle", "Idle", pool.idle),

@@ -53,7 +53,9 @@ fn stderr_lines(output: &Output) -> Vec<String> {
 
 #[test]
 fn each_bad_value_stops_start_up_with_one_line_and_exit_2() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    // (environment, what the line quotes, what it says is allowed)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
             &[("DB_MAX_CONNECTIONS", "lots")],
             "DB_MAX_CONNECTIONS=\"lots\"",

@@ -1,0 +1,45 @@
+import { defineConfig } from '@playwright/test';
+
+// One release build (made by scripts/test) serves every test: the server runs in demo mode on
+// its own SQLite file under target/e2e, recreated for each run.
+const port = Number(process.env.E2E_PORT ?? 3217);
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: 'list',
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    browserName: 'chromium',
+    // Debian's Chromium: Playwright's own browser download is not reachable here.
+    launchOptions: {
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    },
+  },
+  webServer: {
+    command: 'rm -rf target/e2e && exec target/release/leasewatch --demo',
+    cwd: '..',
+    url: `http://127.0.0.1:${port}/`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      BIND_ADDR: `127.0.0.1:${port}`,
+      DATABASE_URL: 'sqlite://target/e2e/leasewatch.db',
+      RUST_LOG: 'info,sqlx=warn',
+    },
+  },
+});

@@ -1,0 +1,41 @@
+import { expect, test, type Page } from '@playwright/test';
+
+/** Fails the test on any uncaught error or console error (a hydration panic shows up here). */
+function watchForErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  return errors;
+}
+
+test('the server-rendered page hydrates and reacts to a click', async ({ page }) => {
+  const errors = watchForErrors(page);
+  await page.goto('/');
+  await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'true');
+
+  const asOf = page.locator('.as-of');
+  const before = await asOf.getAttribute('data-taken-at');
+  expect(before).toBeTruthy();
+  // Once hydrated, the data age ticks in the browser.
+  await expect(asOf).toContainText(/s ago/);
+
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await expect(asOf).not.toHaveAttribute('data-taken-at', before!);
+  await expect(page.locator('tr[data-status="scheduled"] td')).toHaveText('12');
+  expect(errors).toEqual([]);
+});
+
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('the page is readable with its real data', async ({ page }) => {
+    await page.goto('/');
+    await expect(page.getByRole('heading', { name: 'Leasewatch' })).toBeVisible();
+    await expect(page.locator('[data-metric="total"] .value')).toHaveText(/^\d+$/);
+    await expect(page.locator('[data-metric="utilization"] .detail')).toContainText('of max 20 (min 5)');
+    await expect(page.locator('tr[data-status="scheduled"] td')).toHaveText('12');
+    await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'false');
+  });
+});
