@@ -7,12 +7,15 @@
 use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 use sqlx::{
-    AnyPool, AssertSqlSafe, Executor,
+    AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor,
     any::AnyPoolOptions,
     migrate::{MigrateError, Migrator},
 };
 
 use crate::settings::PoolSettings;
+
+/// The `application_name` of the connection that terminates backends, outside the pool.
+pub const CONTROL_APPLICATION_NAME: &str = "leasewatch:control";
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -204,6 +207,9 @@ impl Database {
         // Built from numbers and an escaped name only, so it is safe to send as raw SQL.
         let session_sql: Arc<str> = session_settings_sql(url.backend(), settings).into();
         let options = AnyPoolOptions::new()
+            // On PostgreSQL the lease manager's `SELECT pg_backend_pid()` is the liveness check
+            // (it also learns the backend); SQLite keeps the pool's own cheap ping.
+            .test_before_acquire(url.backend() == Backend::Sqlite)
             .max_connections(settings.max_connections)
             .min_connections(settings.min_connections)
             .idle_timeout(settings.idle_timeout)
@@ -266,6 +272,33 @@ impl Database {
             max: self.settings.max_connections,
             min: self.settings.min_connections,
         }
+    }
+
+    /// Opens one connection outside the pool, for control work that must succeed while the
+    /// pool is exhausted (terminating backends). Bounded by the connect timeout.
+    pub async fn connect_control(&self) -> Result<AnyConnection, DbError> {
+        let unreachable = |source| DbError::Unreachable {
+            url: self.url.to_string(),
+            timeout: self.settings.connect_timeout,
+            source,
+        };
+        let mut conn = tokio::time::timeout(
+            self.settings.connect_timeout,
+            AnyConnection::connect(&self.url.connect_string()),
+        )
+        .await
+        .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
+        .map_err(unreachable)?;
+        let control = PoolSettings {
+            application_name: CONTROL_APPLICATION_NAME.to_owned(),
+            ..self.settings.clone()
+        };
+        conn.execute(sqlx::raw_sql(AssertSqlSafe(session_settings_sql(
+            self.backend(),
+            &control,
+        ))))
+        .await?;
+        Ok(conn)
     }
 
     /// Closes every connection and waits for those in use to come back.

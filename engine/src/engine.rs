@@ -1,12 +1,14 @@
 //! The running engine: the database plus the in-process state the dashboard reads.
 
-use std::sync::RwLock;
+use std::{sync::RwLock, time::Duration};
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     auctions::{self, StatusCounts},
     db::{Database, DatabaseUrl, DbError},
+    lease::LeaseManager,
     settings::{PoolSettings, RetryPolicy, TaskIntervals},
 };
 
@@ -37,12 +39,16 @@ pub struct AuctionsView {
 /// Number of auctions `--demo` seeds.
 const DEMO_AUCTIONS: u32 = 12;
 
+/// How often a snapshot goes into the history ring (an hour of them is kept).
+pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
+
 /// The engine. Readers (the dashboard, the API) only ever see in-process state: they never take
 /// a database connection, so watching the pool cannot add to its pressure.
 pub struct Engine {
-    db: Database,
+    leases: LeaseManager,
     config: EngineConfig,
     auctions: RwLock<AuctionsView>,
+    shutdown: CancellationToken,
 }
 
 impl Engine {
@@ -60,16 +66,25 @@ impl Engine {
             );
         }
         let auctions = RwLock::new(read_auctions(&db).await?);
+        let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
+        let shutdown = CancellationToken::new();
+        leases.spawn_maintenance(config.intervals.cleanup, HISTORY_EVERY, shutdown.clone());
         Ok(Self {
-            db,
+            leases,
             config,
             auctions,
+            shutdown,
         })
     }
 
     /// The database and its pool.
     pub fn database(&self) -> &Database {
-        &self.db
+        self.leases.database()
+    }
+
+    /// The lease manager every background task takes its connections from.
+    pub fn leases(&self) -> &LeaseManager {
+        &self.leases
     }
 
     /// The configuration the engine started with.
@@ -87,7 +102,7 @@ impl Engine {
 
     /// Reads the auction counts again (a database read, for the tasks, never for the dashboard).
     pub async fn refresh_auctions(&self) -> Result<(), DbError> {
-        let fresh = read_auctions(&self.db).await?;
+        let fresh = read_auctions(self.database()).await?;
         *self
             .auctions
             .write()
@@ -95,9 +110,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections in use to come back.
+    /// Stops maintenance and closes the pool, waiting for connections in use to come back.
     pub async fn shutdown(&self) {
-        self.db.close().await;
+        self.shutdown.cancel();
+        self.database().close().await;
     }
 }
 

@@ -7,6 +7,10 @@
 //!   status counts).
 //! - [`engine`]: the running engine that owns the database and the in-process state the
 //!   dashboard reads.
+//! - [`lease`]: the connection lease manager — every connection a task holds is a tracked,
+//!   bounded, reclaimable lease; snapshots, history, cleanup and emergency cleanup.
+//! - [`histogram`]: the lock-free latency histogram behind the acquire and hold-time figures.
+//! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
 //! - [`settings`]: the typed settings the engine runs with; the server parses them from the
 //!   environment.
 //!
@@ -16,8 +20,16 @@
 pub mod auctions;
 pub mod db;
 pub mod engine;
+pub mod histogram;
+pub mod lease;
+pub mod server_view;
 pub mod settings;
 
 pub use db::{Backend, Database, DatabaseUrl, DbError, PoolStatus};
 pub use engine::{AuctionsView, Engine, EngineConfig};
+pub use lease::{
+    CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager, PoolSnapshot,
+    RunContext,
+};
+pub use server_view::ServerView;
 pub use settings::{PoolSettings, RetryPolicy, TaskIntervals};

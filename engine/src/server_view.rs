@@ -1,0 +1,100 @@
+//! The database server as a whole, seen from `pg_stat_activity`: how many connections it
+//! allows, who holds them and in what state. Several instances of this app show up side by side
+//! by `application_name`. Read by the health check, never by a dashboard poll.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+/// What the last read of the server showed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServerView {
+    /// Not read yet (the health check has not run).
+    Unknown,
+    /// SQLite is embedded: there is no server to look at.
+    NotApplicable {
+        /// Why, in words for an operator.
+        reason: String,
+    },
+    /// A PostgreSQL server.
+    Postgres(PgServerView),
+}
+
+impl ServerView {
+    /// What SQLite answers.
+    pub fn sqlite() -> Self {
+        Self::NotApplicable {
+            reason: "SQLite is embedded: max_connections, backends and pg_stat_activity do not \
+                     apply"
+                .to_owned(),
+        }
+    }
+}
+
+/// Connection use on a PostgreSQL server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PgServerView {
+    /// When it was read.
+    pub read_at: DateTime<Utc>,
+    /// The server's `max_connections`.
+    pub max_connections: i64,
+    /// Slots only superusers (and `pg_use_reserved_connections`) may take.
+    pub reserved_connections: i64,
+    /// Client connections open now.
+    pub client_connections: i64,
+    /// Client connections per state (`active`, `idle`, `idle in transaction`, ...).
+    pub by_state: Vec<(String, i64)>,
+    /// Sessions idle inside an open transaction: they hold locks and a slot doing nothing.
+    pub idle_in_transaction: i64,
+    /// Client connections per `application_name`, most first.
+    pub by_application: Vec<(String, i64)>,
+}
+
+impl PgServerView {
+    /// Slots ordinary roles can use: `max_connections` less the reserved ones.
+    pub fn usable_connections(&self) -> i64 {
+        self.max_connections - self.reserved_connections
+    }
+}
+
+/// Reads the view through `conn` (three small catalog queries).
+pub async fn read_postgres(conn: &mut AnyConnection) -> Result<PgServerView, sqlx::Error> {
+    // `reserved_connections` exists from PostgreSQL 16; `current_setting(.., true)` is NULL
+    // where it does not.
+    let (max_connections, superuser_reserved, reserved): (i32, i32, i32) = sqlx::query_as(
+        "SELECT current_setting('max_connections')::int, \
+                current_setting('superuser_reserved_connections')::int, \
+                COALESCE(current_setting('reserved_connections', true), '0')::int",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let by_state: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT COALESCE(state, 'unknown'), COUNT(*)::bigint FROM pg_stat_activity \
+         WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC, 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let by_application: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT application_name, COUNT(*)::bigint FROM pg_stat_activity \
+         WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC, 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let count_in = |state: &str| {
+        by_state
+            .iter()
+            .filter(|(s, _)| s.starts_with(state))
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    Ok(PgServerView {
+        read_at: Utc::now(),
+        max_connections: i64::from(max_connections),
+        reserved_connections: i64::from(superuser_reserved) + i64::from(reserved),
+        client_connections: by_state.iter().map(|(_, n)| n).sum(),
+        idle_in_transaction: count_in("idle in transaction"),
+        by_state,
+        by_application,
+    })
+}
