@@ -23,7 +23,9 @@ pub mod ssr {
     use leasewatch_engine::Engine;
     use leptos::config::LeptosOptions;
 
-    use crate::wire::{Overview, PoolView, StatusCount, TaskSchedule};
+    use leasewatch_engine::tasks::{Outcome, TaskState, TaskView};
+
+    use crate::wire::{Overview, PoolView, StatusCount, TaskRow};
 
     /// What every request handler and server function can reach.
     #[derive(Clone, FromRef)]
@@ -39,7 +41,6 @@ pub mod ssr {
         let db = engine.database();
         let pool = db.pool_status();
         let auctions = engine.auctions();
-        let intervals = engine.config().intervals;
         Overview {
             backend: db.backend().to_string(),
             database: db.url().to_string(),
@@ -60,19 +61,32 @@ pub mod ssr {
                 })
                 .collect(),
             auctions_as_of: auctions.as_of,
-            tasks: [
-                ("status_transitions", intervals.status_transitions),
-                ("auction_monitor", intervals.auction_monitor),
-                ("health_check", intervals.health_check),
-                ("cleanup", intervals.cleanup),
-            ]
-            .into_iter()
-            .map(|(task, every)| TaskSchedule {
-                task: task.to_owned(),
-                every_secs: every.as_secs(),
-            })
-            .collect(),
+            tasks: engine.tasks().tasks().into_iter().map(task_row).collect(),
             taken_at: Utc::now(),
+        }
+    }
+
+    fn task_row(task: TaskView) -> TaskRow {
+        let state = match task.state {
+            TaskState::Running { .. } => "running",
+            TaskState::Backoff { .. } => "backoff",
+            TaskState::Idle if task.paused => "paused",
+            TaskState::Idle => "idle",
+        };
+        let (last_outcome, last_detail) = match task.last.as_ref().map(|run| &run.outcome) {
+            None => (None, None),
+            Some(Outcome::Succeeded { detail, .. }) => (Some("succeeded"), Some(detail.clone())),
+            Some(Outcome::Skipped { reason }) => (Some("skipped"), Some(reason.clone())),
+            Some(Outcome::Failed { error }) => (Some("failed"), Some(error.clone())),
+            Some(Outcome::Cancelled { reason }) => (Some("cancelled"), Some(reason.clone())),
+        };
+        TaskRow {
+            task: task.name,
+            every_secs: task.interval_secs,
+            state: state.to_owned(),
+            last_outcome: last_outcome.map(str::to_owned),
+            last_detail,
+            last_run_at: task.last.map(|run| run.started_at),
         }
     }
 }

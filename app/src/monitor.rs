@@ -55,6 +55,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
 #[component]
 fn OverviewPanel(data: Overview, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
     let taken_at = data.taken_at;
+    let total: i64 = data.auctions.iter().map(|row| row.count).sum();
     let age = move || {
         now_ms.get().map(|now| {
             let secs = ((now - taken_at.timestamp_millis() as f64) / 1000.0).max(0.0);
@@ -92,6 +93,12 @@ fn OverviewPanel(data: Overview, now_ms: ReadSignal<Option<f64>>) -> impl IntoVi
                             })
                             .collect_view()}
                     </tbody>
+                    <tfoot>
+                        <tr>
+                            <th scope="row">"total"</th>
+                            <td class="num" data-total="auctions">{total}</td>
+                        </tr>
+                    </tfoot>
                 </table>
                 <p class="note">
                     "Counted at " {data.auctions_as_of.format("%H:%M:%S UTC").to_string()}
@@ -104,6 +111,8 @@ fn OverviewPanel(data: Overview, now_ms: ReadSignal<Option<f64>>) -> impl IntoVi
                         <tr>
                             <th scope="col">"Task"</th>
                             <th scope="col">"Runs every"</th>
+                            <th scope="col">"State"</th>
+                            <th scope="col">"Last run"</th>
                         </tr>
                     </thead>
                     <tbody>
@@ -111,10 +120,23 @@ fn OverviewPanel(data: Overview, now_ms: ReadSignal<Option<f64>>) -> impl IntoVi
                             .tasks
                             .into_iter()
                             .map(|task| {
+                                let outcome = task.last_outcome.clone().unwrap_or_default();
+                                let (name, state) = (task.task.clone(), task.state.clone());
+                                let last = match (&task.last_outcome, task.last_run_at) {
+                                    (Some(outcome), Some(at)) => {
+                                        format!("{} {outcome}", at.format("%H:%M:%S"))
+                                    }
+                                    _ => "not yet".to_owned(),
+                                };
                                 view! {
-                                    <tr>
+                                    <tr data-task=name>
                                         <th scope="row">{task.task}</th>
                                         <td>{human_interval(task.every_secs)}</td>
+                                        <td data-state=state>{task.state}</td>
+                                        <td class="last-run" data-outcome=outcome>
+                                            {last}
+                                            <span class="detail">{task.last_detail}</span>
+                                        </td>
                                     </tr>
                                 }
                             })

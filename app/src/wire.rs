@@ -17,8 +17,8 @@ pub struct Overview {
     pub auctions: Vec<StatusCount>,
     /// When the auction counts were read from the database.
     pub auctions_as_of: DateTime<Utc>,
-    /// Each background task and how often it runs.
-    pub tasks: Vec<TaskSchedule>,
+    /// Each background task: cadence, state and last run.
+    pub tasks: Vec<TaskRow>,
     /// When this overview was taken on the server.
     pub taken_at: DateTime<Utc>,
 }
@@ -47,11 +47,19 @@ pub struct StatusCount {
     pub count: i64,
 }
 
-/// A background task's cadence.
+/// A background task as the overview shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskSchedule {
+pub struct TaskRow {
     /// The task's name, as in logs and metrics.
     pub task: String,
     /// Its interval in seconds.
     pub every_secs: u64,
+    /// "idle", "running", "backoff" or "paused".
+    pub state: String,
+    /// How the last run ended ("succeeded", "skipped", "failed", "cancelled"), if any.
+    pub last_outcome: Option<String>,
+    /// The last run's one-line detail or error.
+    pub last_detail: Option<String>,
+    /// When the last run started.
+    pub last_run_at: Option<DateTime<Utc>>,
 }

@@ -1,6 +1,6 @@
 //! The running engine: the database plus the in-process state the dashboard reads.
 
-use std::{sync::RwLock, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -8,8 +8,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auctions::{self, StatusCounts},
     db::{Database, DatabaseUrl, DbError},
-    lease::LeaseManager,
+    lease::{CleanupReport, LeaseManager},
     settings::{PoolSettings, RetryPolicy, TaskIntervals},
+    tasks::TaskManager,
 };
 
 /// Everything the engine needs to start.
@@ -42,12 +43,17 @@ const DEMO_AUCTIONS: u32 = 12;
 /// How often a snapshot goes into the history ring (an hour of them is kept).
 pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
 
+/// How long a stop (or SIGTERM) waits for runs in flight before cancelling them.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The engine. Readers (the dashboard, the API) only ever see in-process state: they never take
 /// a database connection, so watching the pool cannot add to its pressure.
 pub struct Engine {
     leases: LeaseManager,
+    tasks: TaskManager,
     config: EngineConfig,
-    auctions: RwLock<AuctionsView>,
+    /// The counts read at start-up, until a task reads them again.
+    startup_auctions: AuctionsView,
     shutdown: CancellationToken,
 }
 
@@ -65,14 +71,22 @@ impl Engine {
                 "demo auctions seeded; they start over the next two minutes"
             );
         }
-        let auctions = RwLock::new(read_auctions(&db).await?);
+        let startup_auctions = read_auctions(&db).await?;
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
         leases.spawn_maintenance(config.intervals.cleanup, HISTORY_EVERY, shutdown.clone());
+        let instance = format!(
+            "leasewatch-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        );
+        let tasks = TaskManager::new(leases.clone(), &config.intervals, config.retry, instance);
+        tasks.start();
         Ok(Self {
             leases,
+            tasks,
             config,
-            auctions,
+            startup_auctions,
             shutdown,
         })
     }
@@ -87,31 +101,45 @@ impl Engine {
         &self.leases
     }
 
+    /// The background tasks.
+    pub fn tasks(&self) -> &TaskManager {
+        &self.tasks
+    }
+
+    /// Emergency cleanup: every background lease revoked, their backends ended, the pool down
+    /// to its minimum, and retry series reset; with `dry_run`, what it would do.
+    pub async fn emergency_cleanup(&self, dry_run: bool) -> CleanupReport {
+        let mut report = self.leases.emergency_cleanup(dry_run).await;
+        report.retries_reset = if dry_run {
+            self.tasks
+                .tasks()
+                .into_iter()
+                .filter(|t| matches!(t.state, crate::tasks::TaskState::Backoff { .. }))
+                .map(|t| t.name)
+                .collect()
+        } else {
+            self.tasks.reset_retries().await
+        };
+        report
+    }
+
     /// The configuration the engine started with.
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
 
-    /// The last auction counts read; no database access.
+    /// The last auction counts read (by the tasks, or at start-up); no database access.
     pub fn auctions(&self) -> AuctionsView {
-        self.auctions
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        match self.tasks.latest_counts() {
+            Some((counts, as_of)) => AuctionsView { counts, as_of },
+            None => self.startup_auctions.clone(),
+        }
     }
 
-    /// Reads the auction counts again (a database read, for the tasks, never for the dashboard).
-    pub async fn refresh_auctions(&self) -> Result<(), DbError> {
-        let fresh = read_auctions(self.database()).await?;
-        *self
-            .auctions
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
-        Ok(())
-    }
-
-    /// Stops maintenance and closes the pool, waiting for connections in use to come back.
+    /// Drains the tasks (runs in flight get [`STOP_DEADLINE`]), stops maintenance and closes
+    /// the pool.
     pub async fn shutdown(&self) {
+        self.tasks.stop(STOP_DEADLINE).await;
         self.shutdown.cancel();
         self.database().close().await;
     }

@@ -298,6 +298,8 @@ pub struct CleanupReport {
     pub closed_idle: u32,
     /// Open connections before.
     pub pool_size_before: u32,
+    /// Tasks whose retry series was reset (or would be) by an emergency cleanup.
+    pub retries_reset: Vec<String>,
     /// Things an operator should know (e.g. that SQLite has no backends to terminate).
     pub notes: Vec<String>,
 }
@@ -340,6 +342,13 @@ impl CleanupReport {
                 verb("closed", "would close"),
                 self.closed_idle,
                 if self.closed_idle == 1 { "" } else { "s" }
+            ));
+        }
+        if !self.retries_reset.is_empty() {
+            parts.push(format!(
+                "{} the retries of {}",
+                verb("reset", "would reset"),
+                self.retries_reset.join(", ")
             ));
         }
         parts.join(", ")
@@ -668,12 +677,17 @@ impl LeaseManager {
             })
             .await?;
         let view = ServerView::Postgres(view);
+        self.store_server_view(view.clone());
+        Ok(view)
+    }
+
+    /// Keeps a server-wide view read by a task (the health check).
+    pub fn store_server_view(&self, view: ServerView) {
         *self
             .shared
             .server_view
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = view.clone();
-        Ok(view)
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = view;
     }
 
     /// Revokes stale leases and terminates their backends; with `dry_run`, only reports what
@@ -736,6 +750,7 @@ impl LeaseManager {
             termination_failures: Vec::new(),
             closed_idle: closed_target,
             pool_size_before: pool.size,
+            retries_reset: Vec::new(),
             notes: Vec::new(),
         };
         if shared.db.backend() == Backend::Sqlite && !report.revoked.is_empty() {
@@ -1005,6 +1020,7 @@ mod tests {
             termination_failures: vec![],
             closed_idle: 1,
             pool_size_before: 6,
+            retries_reset: vec![],
             notes: vec![],
         };
         assert_eq!(

@@ -11,6 +11,8 @@
 //!   bounded, reclaimable lease; snapshots, history, cleanup and emergency cleanup.
 //! - [`histogram`]: the lock-free latency histogram behind the acquire and hold-time figures.
 //! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
+//! - [`tasks`]: the task manager — scheduler, the three real jobs, retry with backoff, per-task
+//!   state and history.
 //! - [`settings`]: the typed settings the engine runs with; the server parses them from the
 //!   environment.
 //!
@@ -24,6 +26,7 @@ pub mod histogram;
 pub mod lease;
 pub mod server_view;
 pub mod settings;
+pub mod tasks;
 
 pub use db::{Backend, Database, DatabaseUrl, DbError, PoolStatus};
 pub use engine::{AuctionsView, Engine, EngineConfig};
@@ -33,3 +36,4 @@ pub use lease::{
 };
 pub use server_view::ServerView;
 pub use settings::{PoolSettings, RetryPolicy, TaskIntervals};
+pub use tasks::{TaskManager, TaskView};

@@ -1,0 +1,140 @@
+//! Exponential backoff with full jitter, and which failures deserve a retry.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::{lease::LeaseError, settings::RetryPolicy};
+
+impl RetryPolicy {
+    /// The most the `retry`-th retry (1-based) may wait: `base × factor^(retry−1)`, capped.
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        let growth = self
+            .factor
+            .checked_pow(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.base_delay
+            .checked_mul(growth)
+            .map_or(self.max_delay, |d| d.min(self.max_delay))
+    }
+
+    /// How long to wait before the `retry`-th retry: uniform in `[0, ceiling]` ("full jitter"),
+    /// so instances that failed together do not retry together.
+    pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        let ceiling = self.ceiling(retry);
+        let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(rng.random_range(0..=micros))
+    }
+}
+
+/// Why a task run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// No lease, or the lease was revoked or timed out.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The task's own logic failed: retrying would fail the same way.
+    #[error("{0}")]
+    Logic(String),
+}
+
+impl TaskError {
+    /// Connection errors, timeouts, serialization failures and lease revocation are worth
+    /// another attempt; logic errors are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Lease(err) => err.is_retryable(),
+            Self::Database(err) => is_transient(err),
+            Self::Logic(_) => false,
+        }
+    }
+}
+
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(
+                code.as_ref(),
+                // PostgreSQL: serialization failure, deadlock, statement timeout / cancel,
+                // admin shutdown, crash shutdown, cannot connect now, too many connections,
+                // idle-in-transaction timeout.
+                "40001" | "40P01" | "57014" | "57P01" | "57P02" | "57P03" | "53300" | "25P03"
+                // SQLite: busy, locked, busy snapshot.
+                | "5" | "6" | "517"
+            ) || code.starts_with("08") // PostgreSQL connection exceptions
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_secs(1),
+            factor: 2,
+            max_delay: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn ceilings_grow_by_the_factor_up_to_the_cap() {
+        let p = policy();
+        let secs: Vec<u64> = (1..=8).map(|r| p.ceiling(r).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(p.ceiling(1000), Duration::from_secs(60), "no overflow");
+    }
+
+    #[test]
+    fn delays_stay_within_zero_and_the_ceiling_and_use_the_whole_range() {
+        let p = policy();
+        let mut rng = StdRng::seed_from_u64(7);
+        for retry in 1..=4 {
+            let ceiling = p.ceiling(retry);
+            let delays: Vec<Duration> = (0..2000).map(|_| p.delay(retry, &mut rng)).collect();
+            assert!(delays.iter().all(|d| *d <= ceiling));
+            assert!(
+                delays.iter().any(|d| *d < ceiling / 4),
+                "jitter reaches low"
+            );
+            assert!(
+                delays.iter().any(|d| *d > ceiling * 3 / 4),
+                "jitter reaches high"
+            );
+        }
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        assert!(TaskError::Database(sqlx::Error::PoolTimedOut).is_retryable());
+        assert!(
+            TaskError::Database(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused
+            )))
+            .is_retryable()
+        );
+        assert!(
+            TaskError::Lease(LeaseError::Revoked {
+                task: "t".into(),
+                reason: "stale".into()
+            })
+            .is_retryable()
+        );
+        assert!(!TaskError::Lease(LeaseError::Closed).is_retryable());
+        assert!(!TaskError::Logic("reserve below zero".into()).is_retryable());
+        assert!(!TaskError::Database(sqlx::Error::RowNotFound).is_retryable());
+    }
+}

@@ -1,0 +1,640 @@
+//! The task manager: cadence and retries under paused time with stand-in jobs, then the real
+//! jobs on SQLite and PostgreSQL, two instances on one database, an unreachable server, and
+//! stopping with a run in flight.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use leasewatch_engine::{
+    Database, DatabaseUrl, LeaseManager, PoolSettings, RetryPolicy, ServerView,
+    tasks::{
+        Job, JobContext, JobFuture, JobOutput, Outcome, TaskError, TaskManager, TaskState,
+        jobs::{RUNNING_ELSEWHERE, STATUS_TRANSITIONS_LOCK},
+    },
+};
+use leasewatch_testkit::{ScratchCluster, TestDatabase};
+use sqlx::{AnyConnection, AnyPool, Connection};
+use tokio::time::Instant;
+
+fn retry(base_ms: u64) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(base_ms),
+        factor: 2,
+        max_delay: Duration::from_secs(60),
+    }
+}
+
+async fn database(url: &DatabaseUrl, max: u32, acquire_timeout: Duration) -> Database {
+    let settings = PoolSettings {
+        max_connections: max,
+        min_connections: 0,
+        connect_timeout: acquire_timeout,
+        ..PoolSettings::default()
+    };
+    let db = Database::connect(url, &settings).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+fn leases(db: Database) -> LeaseManager {
+    let timeout = db.pool().options().get_acquire_timeout();
+    LeaseManager::new(db, Duration::from_secs(30), timeout)
+}
+
+/// A stand-in job: records when each attempt starts, works for `work`, fails (retryably)
+/// `failures` times first, or always with a logic error.
+struct StandIn {
+    starts: Mutex<Vec<Instant>>,
+    work: Duration,
+    failures: AtomicU32,
+    logic_error: bool,
+    hold_lease: bool,
+}
+
+impl StandIn {
+    fn new(work: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            starts: Mutex::new(Vec::new()),
+            work,
+            failures: AtomicU32::new(0),
+            logic_error: false,
+            hold_lease: false,
+        })
+    }
+
+    fn starts(&self) -> Vec<Instant> {
+        self.starts.lock().unwrap().clone()
+    }
+}
+
+impl Job for StandIn {
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            self.starts.lock().unwrap().push(Instant::now());
+            let _lease = if self.hold_lease {
+                Some(ctx.leases.acquire(&ctx.run).await?)
+            } else {
+                None
+            };
+            tokio::time::sleep(self.work).await;
+            if self.logic_error {
+                return Err(TaskError::Logic("bad data".into()));
+            }
+            if self
+                .failures
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(TaskError::Database(sqlx::Error::PoolTimedOut));
+            }
+            Ok(JobOutput::done(1, "done"))
+        })
+    }
+}
+
+/// A manager of one stand-in task on a throwaway SQLite database. Time is paused after
+/// set-up, so the test controls the clock.
+async fn stand_in_manager(
+    job: Arc<StandIn>,
+    every: Duration,
+    policy: RetryPolicy,
+) -> (TaskManager, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(dir.path().join("tasks.db"));
+    let db = database(&url, 2, Duration::from_secs(5)).await;
+    let manager = TaskManager::with_jobs(
+        leases(db),
+        vec![("stand_in".to_owned(), every, job as Arc<dyn Job>)],
+        policy,
+        "test".to_owned(),
+    );
+    tokio::time::pause();
+    (manager, dir)
+}
+
+fn offsets(starts: &[Instant]) -> Vec<Duration> {
+    starts.iter().map(|s| *s - starts[0]).collect()
+}
+
+#[tokio::test]
+async fn runs_keep_their_cadence() {
+    let job = StandIn::new(Duration::from_secs(1));
+    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
+    manager.start();
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let secs: Vec<u64> = offsets(&job.starts())
+        .iter()
+        .map(Duration::as_secs)
+        .collect();
+    assert_eq!(secs, [0, 10, 20, 30]);
+    let task = &manager.tasks()[0];
+    assert_eq!(task.counts.succeeded, 4);
+    assert_eq!(task.counts.overlap_skips, 0);
+    assert!(task.next_run_at.is_some());
+}
+
+#[tokio::test]
+async fn a_tick_that_finds_the_task_running_is_skipped_and_counted() {
+    let job = StandIn::new(Duration::from_secs(25));
+    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
+    manager.start();
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let secs: Vec<u64> = offsets(&job.starts())
+        .iter()
+        .map(Duration::as_secs)
+        .collect();
+    assert_eq!(
+        secs,
+        [0, 30],
+        "the ticks at 10 s and 20 s found the first run going"
+    );
+    let task = &manager.tasks()[0];
+    assert_eq!(task.counts.overlap_skips, 2);
+    assert!(matches!(task.state, TaskState::Running { .. }));
+    assert_eq!(
+        manager.run_now("stand_in").unwrap_err().to_string(),
+        format!("stand_in is already running (run 2)")
+    );
+}
+
+#[tokio::test]
+async fn retries_back_off_within_bounds_and_do_not_move_the_cadence() {
+    let job = StandIn::new(Duration::ZERO);
+    job.failures.store(2, Ordering::Relaxed);
+    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
+    manager.start();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let starts = offsets(&job.starts());
+    assert_eq!(
+        starts.len(),
+        4,
+        "three attempts, then the next regular run: {starts:?}"
+    );
+    assert!(starts[1] <= Duration::from_secs(1), "{starts:?}");
+    assert!(
+        starts[2] - starts[1] <= Duration::from_secs(2),
+        "{starts:?}"
+    );
+    assert_eq!(
+        starts[3],
+        Duration::from_secs(10),
+        "the cadence did not move"
+    );
+    let task = &manager.tasks()[0];
+    let first = task.history.last().unwrap();
+    assert_eq!(first.attempts, 3);
+    assert_eq!(first.backoff_ms.len(), 2);
+    assert!(
+        first.backoff_ms[0] <= 1000 && first.backoff_ms[1] <= 2000,
+        "{first:?}"
+    );
+    assert!(matches!(first.outcome, Outcome::Succeeded { .. }));
+    assert_eq!(task.counts.retries, 2);
+}
+
+#[tokio::test]
+async fn retries_stop_after_the_limit() {
+    let job = StandIn::new(Duration::ZERO);
+    job.failures.store(100, Ordering::Relaxed);
+    let (manager, _dir) =
+        stand_in_manager(job.clone(), Duration::from_secs(600), retry(1000)).await;
+    let run = manager.run_now("stand_in").unwrap();
+    let record = manager.wait_for("stand_in", run).await.unwrap();
+    assert_eq!(record.attempts, 4, "one attempt and three retries");
+    for (retry, waited) in record.backoff_ms.iter().enumerate() {
+        assert!(*waited <= 1000 << retry, "{record:?}");
+    }
+    assert!(
+        matches!(&record.outcome, Outcome::Failed { error } if error.contains("timed out")),
+        "{record:?}"
+    );
+}
+
+#[tokio::test]
+async fn logic_errors_are_not_retried() {
+    let logic = Arc::new(StandIn {
+        logic_error: true,
+        ..Arc::into_inner(StandIn::new(Duration::ZERO)).unwrap()
+    });
+    let (manager, _dir) = stand_in_manager(logic, Duration::from_secs(600), retry(1000)).await;
+    let run = manager.run_now("stand_in").unwrap();
+    let record = manager.wait_for("stand_in", run).await.unwrap();
+    assert_eq!(record.attempts, 1);
+    assert_eq!(
+        record.outcome,
+        Outcome::Failed {
+            error: "bad data".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn pause_stops_ticks_and_resume_brings_them_back() {
+    let job = StandIn::new(Duration::ZERO);
+    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
+    manager.pause("stand_in").unwrap();
+    manager.start();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(job.starts().is_empty());
+    assert!(manager.tasks()[0].paused);
+    manager.resume("stand_in").unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(job.starts().len(), 1);
+    assert_eq!(
+        manager.pause("nope").unwrap_err().to_string(),
+        "unknown task \"nope\": the tasks are status_transitions, auction_monitor and health_check"
+    );
+}
+
+/// Stop waits for a run up to its deadline, then cancels it; no lease is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_waits_up_to_the_deadline_then_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(
+        &DatabaseUrl::Sqlite(dir.path().join("t.db")),
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
+    let leases = leases(db);
+    let slow = Arc::new(StandIn {
+        hold_lease: true,
+        ..Arc::into_inner(StandIn::new(Duration::from_secs(60))).unwrap()
+    });
+    let quick = Arc::new(StandIn {
+        hold_lease: true,
+        ..Arc::into_inner(StandIn::new(Duration::from_millis(200))).unwrap()
+    });
+    let manager = TaskManager::with_jobs(
+        leases.clone(),
+        vec![
+            (
+                "slow".to_owned(),
+                Duration::from_secs(600),
+                slow as Arc<dyn Job>,
+            ),
+            (
+                "quick".to_owned(),
+                Duration::from_secs(600),
+                quick as Arc<dyn Job>,
+            ),
+        ],
+        retry(1000),
+        "test".to_owned(),
+    );
+    manager.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while leases.snapshot().leases < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both runs hold a lease"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = std::time::Instant::now();
+    let report = manager.stop(Duration::from_millis(800)).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(report.finished.len(), 1, "{report:?}");
+    assert_eq!(report.cancelled.len(), 1, "{report:?}");
+    assert!(!manager.is_running());
+    let tasks = manager.tasks();
+    assert!(
+        matches!(&tasks[0].last.as_ref().unwrap().outcome, Outcome::Cancelled { reason } if reason.contains("deadline"))
+    );
+    assert!(matches!(
+        tasks[1].last.as_ref().unwrap().outcome,
+        Outcome::Succeeded { .. }
+    ));
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.state == TaskState::Idle && t.next_run_at.is_none())
+    );
+    let s = leases.snapshot();
+    assert_eq!(s.leases, 0, "no lease left behind");
+    assert_eq!(s.issued, s.released + s.revoked);
+}
+
+// ---- The real jobs ----
+
+const HOUR: i64 = 3_600_000;
+
+/// Inserts one auction and returns its id.
+async fn auction(pool: &AnyPool, status: &str, reserve: i64, starts: i64, ends: i64) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO auctions (title, status, reserve_cents, starts_at_ms, ends_at_ms, updated_at_ms) \
+         VALUES ('lot', $1, $2, $3, $4, 0) RETURNING id",
+    )
+    .bind(status.to_owned())
+    .bind(reserve)
+    .bind(starts)
+    .bind(ends)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn bid(pool: &AnyPool, auction: i64, amount: i64, placed: i64) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO bids (auction_id, bidder, amount_cents, placed_at_ms) VALUES ($1, 'b', $2, $3) RETURNING id",
+    )
+    .bind(auction)
+    .bind(amount)
+    .bind(placed)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn status_of(pool: &AnyPool, id: i64) -> (String, Option<i64>) {
+    sqlx::query_as("SELECT status, winning_bid_id FROM auctions WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn events(pool: &AnyPool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM auction_events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn run(manager: &TaskManager, task: &str) -> Outcome {
+    let id = manager.run_now(task).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), manager.wait_for(task, id))
+        .await
+        .expect("the run finishes")
+        .unwrap()
+        .outcome
+}
+
+async fn real_jobs_put_every_auction_where_its_times_and_bids_say(url: DatabaseUrl) {
+    let db = database(&url, 4, Duration::from_secs(5)).await;
+    let pool = db.pool().clone();
+    let now = Utc::now().timestamp_millis();
+    let starting = auction(&pool, "scheduled", 0, now - 60_000, now + HOUR).await;
+    let sold = auction(&pool, "scheduled", 5_000, now - 2 * HOUR, now - HOUR).await;
+    bid(&pool, sold, 6_000, now - 90 * 60_000).await;
+    let winner = bid(&pool, sold, 9_000, now - 80 * 60_000).await;
+    bid(&pool, sold, 9_000, now - 70 * 60_000).await; // same amount, later: loses the tie
+    let unsold = auction(&pool, "scheduled", 50_000, now - 2 * HOUR, now - HOUR).await;
+    bid(&pool, unsold, 10_000, now - 90 * 60_000).await;
+    let future = auction(&pool, "scheduled", 0, now + HOUR, now + 2 * HOUR).await;
+    let late = auction(&pool, "active", 1_000, now - HOUR, now - 10 * 60_000).await;
+    bid(&pool, late, 500, now - 30 * 60_000).await; // below the reserve
+    bid(&pool, late, 90_000, now - 60_000).await; // after the end: does not count
+    let draft = auction(&pool, "draft", 0, now - HOUR, now + HOUR).await;
+
+    let manager = TaskManager::new(
+        leases(db),
+        &Default::default(),
+        retry(100),
+        "test".to_owned(),
+    );
+    // starting 1, sold 2, unsold 2, late 1.
+    assert!(matches!(
+        run(&manager, "status_transitions").await,
+        Outcome::Succeeded { rows: 6, .. }
+    ));
+    let monitor = run(&manager, "auction_monitor").await;
+    let Outcome::Succeeded { rows: 3, detail } = monitor else {
+        panic!("{monitor:?}")
+    };
+    assert_eq!(
+        detail,
+        "1 settled, 2 unsold; anomalies: 0 active past their end, 1 bids after the end"
+    );
+
+    let expected = [
+        (starting, ("active".to_owned(), None)),
+        (sold, ("settled".to_owned(), Some(winner))),
+        (unsold, ("unsold".to_owned(), None)),
+        (future, ("scheduled".to_owned(), None)),
+        (late, ("unsold".to_owned(), None)),
+        (draft, ("draft".to_owned(), None)),
+    ];
+    for (id, want) in &expected {
+        assert_eq!(&status_of(&pool, *id).await, want, "auction {id}");
+    }
+    // starting 1, sold 3, unsold 3, late 2.
+    assert_eq!(events(&pool).await, 9);
+
+    // Twice changes nothing more.
+    assert!(matches!(
+        run(&manager, "status_transitions").await,
+        Outcome::Succeeded { rows: 0, .. }
+    ));
+    assert!(matches!(
+        run(&manager, "auction_monitor").await,
+        Outcome::Succeeded { rows: 0, .. }
+    ));
+    for (id, want) in &expected {
+        assert_eq!(&status_of(&pool, *id).await, want, "auction {id}");
+    }
+    assert_eq!(events(&pool).await, 9);
+    let (counts, _) = manager.latest_counts().unwrap();
+    assert_eq!(counts.total(), 6);
+
+    let health = run(&manager, "health_check").await;
+    assert!(
+        matches!(&health, Outcome::Succeeded { detail, .. } if detail.starts_with("round trip")),
+        "{health:?}"
+    );
+    assert!(manager.latest_round_trip().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_real_jobs_are_correct_and_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    real_jobs_put_every_auction_where_its_times_and_bids_say(DatabaseUrl::Sqlite(
+        dir.path().join("a.db"),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_real_jobs_are_correct_and_idempotent() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    real_jobs_put_every_auction_where_its_times_and_bids_say(DatabaseUrl::parse(db.url()).unwrap())
+        .await;
+}
+
+/// Two instances on one database, started together: every auction moves exactly once, and a
+/// run that finds the other instance holding the task's lock says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_instances_transition_and_settle_each_auction_exactly_once() {
+    let Some(test_db) = TestDatabase::create().await else {
+        return;
+    };
+    let url = DatabaseUrl::parse(test_db.url()).unwrap();
+    let db_a = database(&url, 4, Duration::from_secs(5)).await;
+    let db_b = database(&url, 4, Duration::from_secs(5)).await;
+    let pool = db_a.pool().clone();
+    let now = Utc::now().timestamp_millis();
+    for i in 0..60 {
+        let id = auction(&pool, "scheduled", 1_000, now - 2 * HOUR, now - HOUR - i).await;
+        if i % 3 != 0 {
+            bid(&pool, id, 2_000 + i, now - 90 * 60_000).await;
+        }
+    }
+    let a = TaskManager::new(
+        leases(db_a),
+        &Default::default(),
+        retry(100),
+        "a".to_owned(),
+    );
+    let b = TaskManager::new(
+        leases(db_b),
+        &Default::default(),
+        retry(100),
+        "b".to_owned(),
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        for task in ["status_transitions", "auction_monitor"] {
+            let (x, y) = tokio::join!(run(&a, task), run(&b, task));
+            outcomes.extend([x, y]);
+        }
+    }
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, Outcome::Succeeded { .. })
+                || *outcome
+                    == Outcome::Skipped {
+                        reason: RUNNING_ELSEWHERE.to_owned()
+                    },
+            "{outcome:?}"
+        );
+    }
+    let per_auction: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT auction_id, COUNT(*) FROM auction_events GROUP BY auction_id ORDER BY auction_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(per_auction.len(), 60);
+    assert!(per_auction.iter().all(|(_, n)| *n == 3), "{per_auction:?}");
+    let duplicates: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT auction_id, to_status FROM auction_events \
+         GROUP BY auction_id, to_status HAVING COUNT(*) > 1) d",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicates, 0);
+    let (settled, unsold): (i64, i64) = sqlx::query_as(
+        "SELECT SUM(CASE WHEN status = 'settled' THEN 1 ELSE 0 END), \
+                SUM(CASE WHEN status = 'unsold' THEN 1 ELSE 0 END) FROM auctions",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((settled, unsold), (40, 20));
+
+    // The other instance holds the lock: the run reports the skip.
+    let mut other = AnyConnection::connect(test_db.url()).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(STATUS_TRANSITIONS_LOCK)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(
+        run(&a, "status_transitions").await,
+        Outcome::Skipped {
+            reason: RUNNING_ELSEWHERE.to_owned()
+        }
+    );
+    assert!(a.tasks()[0].counts.elsewhere_skips >= 1);
+    assert_eq!(
+        a.tasks()[0].last.as_ref().unwrap().outcome,
+        Outcome::Skipped {
+            reason: RUNNING_ELSEWHERE.to_owned()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_health_check_refreshes_the_server_view() {
+    let Some(test_db) = TestDatabase::create().await else {
+        return;
+    };
+    let db = database(
+        &DatabaseUrl::parse(test_db.url()).unwrap(),
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
+    let leases = leases(db);
+    let manager = TaskManager::new(leases.clone(), &Default::default(), retry(100), "t".into());
+    assert_eq!(leases.server_view(), ServerView::Unknown);
+    let outcome = run(&manager, "health_check").await;
+    assert!(
+        matches!(&outcome, Outcome::Succeeded { detail, .. } if detail.contains("connections")),
+        "{outcome:?}"
+    );
+    assert!(matches!(leases.server_view(), ServerView::Postgres(_)));
+}
+
+/// The server goes away: runs retry with the policy's delays, then fail with a clear error;
+/// when it is back the next run succeeds without restarting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_fails_runs_after_retries_then_they_recover() {
+    let Some(cluster) = ScratchCluster::start(20) else {
+        return;
+    };
+    let url = DatabaseUrl::parse(&cluster.url("postgres", "postgres")).unwrap();
+    let db = database(&url, 3, Duration::from_millis(500)).await;
+    let manager = TaskManager::new(leases(db), &Default::default(), retry(200), "t".into());
+    assert!(matches!(
+        run(&manager, "status_transitions").await,
+        Outcome::Succeeded { .. }
+    ));
+
+    cluster.stop();
+    let id = manager.run_now("status_transitions").unwrap();
+    let record = tokio::time::timeout(
+        Duration::from_secs(30),
+        manager.wait_for("status_transitions", id),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(record.attempts, 4, "{record:?}");
+    assert_eq!(record.backoff_ms.len(), 3);
+    for (i, waited) in record.backoff_ms.iter().enumerate() {
+        assert!(
+            *waited <= 200 << i,
+            "retry {} waited {waited} ms: {record:?}",
+            i + 1
+        );
+    }
+    let Outcome::Failed { error } = &record.outcome else {
+        panic!("{record:?}")
+    };
+    assert!(
+        error.contains("status_transitions: no connection within"),
+        "{error}"
+    );
+    assert_eq!(manager.tasks()[0].counts.failed, 1);
+
+    cluster.restart();
+    assert!(matches!(
+        run(&manager, "status_transitions").await,
+        Outcome::Succeeded { .. }
+    ));
+}
