@@ -7,15 +7,21 @@
 use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 use sqlx::{
-    AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor,
+    AnyPool, AssertSqlSafe, Executor,
     any::AnyPoolOptions,
     migrate::{MigrateError, Migrator},
 };
 
 use crate::settings::PoolSettings;
 
-/// The `application_name` of the connection that terminates backends, outside the pool.
+/// The `application_name` of the control pool's connections.
 pub const CONTROL_APPLICATION_NAME: &str = "leasewatch:control";
+
+/// Connections the control pool may open.
+const CONTROL_CONNECTIONS: u32 = 2;
+
+/// Control work waits at most this long for a connection.
+const CONTROL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -187,6 +193,9 @@ pub struct PoolStatus {
 #[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
+    /// A small pool of its own for control work that must not wait behind the tasks: ending
+    /// backends, the audit log, readiness probes.
+    control: AnyPool,
     url: DatabaseUrl,
     settings: PoolSettings,
 }
@@ -232,8 +241,26 @@ impl Database {
         .await
         .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
         .map_err(unreachable)?;
+        let control_settings = PoolSettings {
+            application_name: CONTROL_APPLICATION_NAME.to_owned(),
+            ..settings.clone()
+        };
+        let control_sql: Arc<str> = session_settings_sql(url.backend(), &control_settings).into();
+        // Lazy: it opens a connection only when control work needs one.
+        let control = AnyPoolOptions::new()
+            .max_connections(CONTROL_CONNECTIONS)
+            .min_connections(0)
+            .idle_timeout(settings.idle_timeout)
+            .acquire_timeout(settings.connect_timeout.min(CONTROL_ACQUIRE_TIMEOUT))
+            .after_connect(move |conn, _meta| {
+                let sql = AssertSqlSafe(Arc::clone(&control_sql));
+                Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(drop) })
+            })
+            .connect_lazy(&url.connect_string())
+            .map_err(unreachable)?;
         Ok(Self {
             pool,
+            control,
             url: url.clone(),
             settings: settings.clone(),
         })
@@ -274,36 +301,15 @@ impl Database {
         }
     }
 
-    /// Opens one connection outside the pool, for control work that must succeed while the
-    /// pool is exhausted (terminating backends). Bounded by the connect timeout.
-    pub async fn connect_control(&self) -> Result<AnyConnection, DbError> {
-        let unreachable = |source| DbError::Unreachable {
-            url: self.url.to_string(),
-            timeout: self.settings.connect_timeout,
-            source,
-        };
-        let mut conn = tokio::time::timeout(
-            self.settings.connect_timeout,
-            AnyConnection::connect(&self.url.connect_string()),
-        )
-        .await
-        .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
-        .map_err(unreachable)?;
-        let control = PoolSettings {
-            application_name: CONTROL_APPLICATION_NAME.to_owned(),
-            ..self.settings.clone()
-        };
-        conn.execute(sqlx::raw_sql(AssertSqlSafe(session_settings_sql(
-            self.backend(),
-            &control,
-        ))))
-        .await?;
-        Ok(conn)
+    /// The control pool (see [`Database`]).
+    pub fn control(&self) -> &AnyPool {
+        &self.control
     }
 
     /// Closes every connection and waits for those in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.control.close().await;
     }
 }
 

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auctions::{self, StatusCounts},
+    audit::AuditLog,
     db::{Database, DatabaseUrl, DbError},
     lease::{CleanupReport, LeaseManager},
     settings::{PoolSettings, RetryPolicy, TaskIntervals},
@@ -51,6 +52,7 @@ pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Engine {
     leases: LeaseManager,
     tasks: TaskManager,
+    audit: AuditLog,
     config: EngineConfig,
     /// The counts read at start-up, until a task reads them again.
     startup_auctions: AuctionsView,
@@ -72,6 +74,7 @@ impl Engine {
             );
         }
         let startup_auctions = read_auctions(&db).await?;
+        let audit = AuditLog::load(&db).await?;
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
         leases.spawn_maintenance(config.intervals.cleanup, HISTORY_EVERY, shutdown.clone());
@@ -85,6 +88,7 @@ impl Engine {
         Ok(Self {
             leases,
             tasks,
+            audit,
             config,
             startup_auctions,
             shutdown,
@@ -104,6 +108,11 @@ impl Engine {
     /// The background tasks.
     pub fn tasks(&self) -> &TaskManager {
         &self.tasks
+    }
+
+    /// The audit log of control actions.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// Emergency cleanup: every background lease revoked, their backends ended, the pool down

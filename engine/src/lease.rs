@@ -836,7 +836,7 @@ impl LeaseManager {
 /// exhausted. A backend already gone (its lease's connection closed first) counts as ended.
 /// Returns the pids ended and those that could not be, with the reason.
 async fn terminate_backends(db: &Database, pids: &[i32]) -> (Vec<i32>, Vec<(i32, String)>) {
-    let mut conn = match db.connect_control().await {
+    let mut conn = match db.control().acquire().await {
         Ok(conn) => conn,
         Err(err) => {
             let reason = format!("no control connection: {err}");
@@ -852,7 +852,7 @@ async fn terminate_backends(db: &Database, pids: &[i32]) -> (Vec<i32>, Vec<(i32,
         // `false` means no such backend any more: the goal is reached either way.
         match sqlx::query_scalar::<_, bool>("SELECT pg_terminate_backend($1)")
             .bind(*pid)
-            .fetch_one(&mut conn)
+            .fetch_one(&mut *conn)
             .await
         {
             Ok(_) => ended.push(*pid),

@@ -13,6 +13,7 @@
 //! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
 //! - [`tasks`]: the task manager — scheduler, the three real jobs, retry with backoff, per-task
 //!   state and history.
+//! - [`audit`]: the audit log of control actions (database, plus recent entries in memory).
 //! - [`settings`]: the typed settings the engine runs with; the server parses them from the
 //!   environment.
 //!
@@ -20,6 +21,7 @@
 //! only on the server.
 
 pub mod auctions;
+pub mod audit;
 pub mod db;
 pub mod engine;
 pub mod histogram;
