@@ -3,6 +3,8 @@ import { defineConfig } from '@playwright/test';
 // One release build (made by scripts/test) serves every test: the server runs in demo mode on
 // its own SQLite file under target/e2e, recreated for each run.
 const port = Number(process.env.E2E_PORT ?? 3217);
+export const OPERATOR_TOKEN = 'e2e-operator-token-0123456789';
+export const VIEWER_TOKEN = 'e2e-viewer-token-0123456789';
 
 export default defineConfig({
   testDir: './tests',
@@ -40,6 +42,8 @@ export default defineConfig({
       BIND_ADDR: `127.0.0.1:${port}`,
       DATABASE_URL: 'sqlite://target/e2e/leasewatch.db',
       RUST_LOG: 'info,sqlx=warn',
+      LEASEWATCH_OPERATOR_TOKEN: OPERATOR_TOKEN,
+      LEASEWATCH_VIEWER_TOKEN: VIEWER_TOKEN,
     },
   },
 });

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use crate::wire::Overview;
 
 /// The dashboard's overview: pool, auctions and task cadence, from in-process state.
-#[server]
+#[server(endpoint = "overview")]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
     use self::ssr::*;
     let state = expect_context::<AppState>();

@@ -1,4 +1,11 @@
 import { expect, test, type Page } from '@playwright/test';
+import { OPERATOR_TOKEN } from '../playwright.config';
+
+/** Logs in the way the start-up URL does, then lands on the dashboard. */
+async function logIn(page: Page, token = OPERATOR_TOKEN) {
+  await page.goto(`/login?token=${token}`);
+  await expect(page).toHaveURL(/\/$/);
+}
 
 /** Fails the test on any uncaught error or console error (a hydration panic shows up here). */
 function watchForErrors(page: Page): string[] {
@@ -12,7 +19,7 @@ function watchForErrors(page: Page): string[] {
 
 test('the server-rendered page hydrates and reacts to a click', async ({ page }) => {
   const errors = watchForErrors(page);
-  await page.goto('/');
+  await logIn(page);
   await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'true');
 
   const asOf = page.locator('.as-of');
@@ -31,7 +38,7 @@ test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
   test('the page is readable with its real data', async ({ page }) => {
-    await page.goto('/');
+    await logIn(page);
     await expect(page.getByRole('heading', { name: 'Leasewatch' })).toBeVisible();
     await expect(page.locator('[data-metric="total"] .value')).toHaveText(/^\d+$/);
     await expect(page.locator('[data-metric="utilization"] .detail')).toContainText('of max 20 (min 5)');
@@ -40,4 +47,15 @@ test.describe('without JavaScript', () => {
     await expect(page.locator('tr[data-task="health_check"] .last-run')).toHaveAttribute('data-outcome', 'succeeded');
     await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'false');
   });
+});
+
+test('without a session the dashboard sends you to the login page, which logs you in', async ({ page }) => {
+  await page.goto('/');
+  await expect(page).toHaveURL(/\/login$/);
+  await page.getByLabel('Access token').fill('wrong-token-0000000000');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('That token is not valid.');
+  await page.getByLabel('Access token').fill(OPERATOR_TOKEN);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'true');
 });

@@ -16,7 +16,7 @@ use crate::db::Database;
 pub const RECENT: usize = 200;
 
 /// One control action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     /// Its number in the log.
     pub id: i64,

@@ -171,7 +171,7 @@ impl RunContext {
 }
 
 /// A lease as the dashboard and the API show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LeaseInfo {
     /// The lease's number, unique in this process.
     pub id: u64,
@@ -190,7 +190,7 @@ pub struct LeaseInfo {
 }
 
 /// Lease counts for one task, since start.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskLeaseCounts {
     /// The task.
     pub task: String,
@@ -207,7 +207,7 @@ pub struct TaskLeaseCounts {
 }
 
 /// Latency quantiles in milliseconds; `None` before the first observation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Quantiles {
     /// Median.
     pub p50_ms: Option<f64>,
@@ -230,7 +230,7 @@ impl Quantiles {
 
 /// The pool and its leases at one instant. Point-in-time values read one after another:
 /// idle + active may briefly disagree with total.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PoolSnapshot {
     /// When it was taken.
     pub taken_at: DateTime<Utc>,
@@ -269,7 +269,7 @@ pub struct PoolSnapshot {
 }
 
 /// Which cleanup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CleanupKind {
     /// Revoke stale leases only.
@@ -279,7 +279,7 @@ pub enum CleanupKind {
 }
 
 /// What a cleanup did, or with `dry_run`, what it would do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CleanupReport {
     /// Which cleanup.
     pub kind: CleanupKind,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 /// What the last read of the server showed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ServerView {
     /// Not read yet (the health check has not run).
@@ -33,7 +33,7 @@ impl ServerView {
 }
 
 /// Connection use on a PostgreSQL server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PgServerView {
     /// When it was read.
     pub read_at: DateTime<Utc>,

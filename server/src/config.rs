@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use crate::auth::Secret;
 use leasewatch_engine::{
     DatabaseUrl, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals, db::redact_password,
 };
@@ -17,7 +18,23 @@ pub struct Config {
     pub bind: Option<SocketAddr>,
     /// What the engine runs with.
     pub engine: EngineConfig,
+    /// Who may read and act.
+    pub auth: AuthConfig,
 }
+
+/// Tokens and sessions.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `LEASEWATCH_OPERATOR_TOKEN`; generated at start-up when unset.
+    pub operator: Option<Secret>,
+    /// `LEASEWATCH_VIEWER_TOKEN`: read-only access, optional.
+    pub viewer: Option<Secret>,
+    /// How long a browser session lasts (`SESSION_TTL`).
+    pub session_ttl: Duration,
+}
+
+/// Shortest token accepted.
+const MIN_TOKEN: usize = 16;
 
 /// A configuration value that was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -136,8 +153,31 @@ impl Config {
             })
             .transpose()?;
 
+        let operator = env.token("LEASEWATCH_OPERATOR_TOKEN")?;
+        let viewer = env.token("LEASEWATCH_VIEWER_TOKEN")?;
+        if let (Some(op), Some(view)) = (&operator, &viewer)
+            && op == view
+        {
+            return Err(ConfigError {
+                var: "LEASEWATCH_VIEWER_TOKEN",
+                value: "***".into(),
+                allowed: "must differ from LEASEWATCH_OPERATOR_TOKEN".into(),
+            });
+        }
+        let auth = AuthConfig {
+            operator,
+            viewer,
+            session_ttl: env.duration(
+                "SESSION_TTL",
+                secs(12 * 3600),
+                secs(60),
+                secs(30 * 86_400),
+            )?,
+        };
+
         Ok(Self {
             bind,
+            auth,
             engine: EngineConfig {
                 database,
                 pool,
@@ -202,6 +242,23 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                 ),
             }),
         }
+    }
+
+    /// A secret token: long enough, no whitespace. Its value is never echoed.
+    fn token(&self, var: &'static str) -> Result<Option<Secret>, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(None);
+        };
+        if raw.len() < MIN_TOKEN || raw.chars().any(char::is_whitespace) {
+            return Err(ConfigError {
+                var,
+                value: format!("*** ({} characters)", raw.chars().count()),
+                allowed: format!(
+                    "must be at least {MIN_TOKEN} characters without spaces (try: openssl rand -hex 32)"
+                ),
+            });
+        }
+        Ok(Some(Secret::new(raw)))
     }
 
     /// Human durations: `500ms`, `30s`, `15m`, `1h`, `1h30m`, `2d`.
@@ -382,6 +439,27 @@ mod tests {
             assert!(line.contains(allowed), "{line}");
             assert!(!line.contains('\n'), "{line}");
         }
+    }
+
+    #[test]
+    fn tokens_are_checked_and_never_echoed() {
+        let err = config(&[("LEASEWATCH_OPERATOR_TOKEN", "short")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid LEASEWATCH_OPERATOR_TOKEN=\"*** (5 characters)\": must be at least 16 \
+             characters without spaces (try: openssl rand -hex 32)"
+        );
+        let same = "0123456789abcdef0123";
+        let err = config(&[
+            ("LEASEWATCH_OPERATOR_TOKEN", same),
+            ("LEASEWATCH_VIEWER_TOKEN", same),
+        ])
+        .unwrap_err();
+        assert!(!err.to_string().contains(same), "{err}");
+        let ok = config(&[("LEASEWATCH_OPERATOR_TOKEN", same)]).unwrap();
+        assert_eq!(ok.auth.operator, Some(Secret::new(same)));
+        assert!(!format!("{ok:?}").contains(same));
+        assert_eq!(ok.auth.session_ttl, secs(12 * 3600));
     }
 
     #[test]

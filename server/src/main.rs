@@ -55,11 +55,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(
-            database = %database,
-            "Leasewatch is ready: open http://{}/",
-            app.local_addr()
-        );
+        tracing::info!(database = %database, "Leasewatch is ready: open {}", app.login_url());
         match app.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

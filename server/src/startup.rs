@@ -1,15 +1,25 @@
 //! Start-up: engine, router, listener, graceful shutdown.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
 
-use axum::Router;
+use axum::{
+    Router, middleware,
+    routing::{get, post},
+};
 use leasewatch_app::{App, api::ssr::AppState, shell};
 use leasewatch_engine::{DbError, Engine};
 use leptos::config::get_configuration;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::{
+    api::{self, ApiState},
+    auth::{self, Auth, Secret},
+    config::Config,
+};
 
 /// Leptos's site options file, read from the working directory.
 const LEPTOS_CONFIG: &str = "Leptos.toml";
@@ -68,6 +78,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     engine: Arc<Engine>,
+    generated_token: Option<Secret>,
 }
 
 impl Application {
@@ -84,15 +95,42 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|reason| StartupError::Bind { addr, reason })?;
-        let router = router(AppState {
-            leptos_options,
-            engine: Arc::clone(&engine),
-        });
+        // Without an operator token, one is made for this run and shown once, in the login URL.
+        let generated_token = config.auth.operator.is_none().then(Secret::generate);
+        let operator = config
+            .auth
+            .operator
+            .clone()
+            .or_else(|| generated_token.clone())
+            .expect("an operator token, configured or generated");
+        let auth = Auth::new(
+            operator,
+            config.auth.viewer.clone(),
+            config.auth.session_ttl,
+        );
+        let router = router(
+            AppState {
+                leptos_options,
+                engine: Arc::clone(&engine),
+            },
+            auth,
+        );
         Ok(Self {
             listener,
             router,
             engine,
+            generated_token,
         })
+    }
+
+    /// The URL to open: with the generated token when none was configured (it logs the
+    /// browser in once), else the plain address.
+    pub fn login_url(&self) -> String {
+        let addr = self.local_addr();
+        match &self.generated_token {
+            Some(token) => format!("http://{addr}/login?token={}", token.expose()),
+            None => format!("http://{addr}/"),
+        }
     }
 
     /// The address actually bound (useful with port 0).
@@ -105,25 +143,41 @@ impl Application {
     /// Serves until Ctrl-C or SIGTERM, then drains requests and closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let engine = self.engine;
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
         tracing::info!("shutting down: closing database connections");
         engine.shutdown().await;
         Ok(())
     }
 }
 
-/// The dashboard (SSR + server functions) and its static files.
-pub fn router(state: AppState) -> Router {
+/// Everything the server answers: the API, the dashboard (SSR + server functions), the login
+/// page and static files, all behind the authentication middleware.
+pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
+    let api = api::routes(ApiState {
+        engine: Arc::clone(&state.engine),
+        last_emergency: Arc::new(Mutex::new(None)),
+    });
+    let login = Router::new()
+        .route("/login", get(auth::login_page).post(auth::login_submit))
+        .route("/logout", post(auth::logout))
+        .with_state(Arc::clone(&auth));
     let routes = generate_route_list(App);
-    Router::new()
+    let dashboard = Router::new()
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .with_state(state)
+        .with_state(state);
+    api.merge(login)
+        .merge(dashboard)
+        .layer(middleware::from_fn_with_state(auth, auth::authenticate))
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,8 @@ use std::{
 
 use leasewatch_testkit::TestDatabase;
 
+const OPERATOR: &str = "operator-token-for-tests-0001";
+
 /// A command for the binary in an empty folder holding only Leptos.toml, with a clean
 /// environment (no stray `RUST_LOG`, `DATABASE_URL`, ...).
 fn leasewatch(dir: &Path) -> Command {
@@ -21,7 +23,8 @@ fn leasewatch(dir: &Path) -> Command {
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BIND_ADDR", "127.0.0.1:0");
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("LEASEWATCH_OPERATOR_TOKEN", OPERATOR);
     command
 }
 
@@ -212,7 +215,12 @@ fn get(url: &str) -> (u16, String) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let response = reqwest::get(url).await.unwrap();
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     })
 }
@@ -231,6 +239,26 @@ fn demo_on_sqlite_serves_the_page_with_real_data_and_stops_on_sigterm() {
         "{html}"
     );
     assert!(html.contains("sqlite://data/leasewatch.db"), "{html}");
+    // The API on the real listening server: bearer works, nothing else does.
+    let (status, json) = get(&format!("{}api/admin/background-jobs/status", server.url));
+    assert_eq!(status, 200, "{json}");
+    assert!(json.contains("\"scheduler\":{\"running\":true}"), "{json}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}api/admin/background-jobs/status", server.url))
+            .header("content-type", "application/json")
+            .body(r#"{"action":"stop"}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(refused, 401);
     let (code, log) = server.stop();
     assert_eq!(code, Some(0), "{log:#?}");
     assert!(dir.path().join("data/leasewatch.db").exists());

@@ -110,7 +110,7 @@ impl JobOutput {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
     /// The work was done.
@@ -138,7 +138,7 @@ pub enum Outcome {
 }
 
 /// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// Its cadence.
@@ -148,7 +148,7 @@ pub enum Trigger {
 }
 
 /// One finished run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
     /// The run's number (unique in this process).
     pub run_id: u64,
@@ -167,7 +167,7 @@ pub struct RunRecord {
 }
 
 /// Where a task is now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskState {
     /// Waiting for its next tick.
@@ -193,7 +193,7 @@ pub enum TaskState {
 }
 
 /// Everything the dashboard and the API show for one task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskView {
     /// The task's name.
     pub name: String,
@@ -216,7 +216,9 @@ pub struct TaskView {
 }
 
 /// Counters for one task, since start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct TaskCounts {
     /// Runs that did their work.
     pub succeeded: u64,
@@ -246,7 +248,7 @@ pub enum CommandError {
 }
 
 /// What a stop did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StopReport {
     /// Runs that finished within the deadline.
     pub finished: Vec<u64>,

@@ -1,0 +1,700 @@
+//! The HTTP edge, driven in-process through the real router on a real engine: every action,
+//! every bad input, every role on every endpoint, CSRF, metrics, audit.
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Method, Request, StatusCode, header},
+};
+use leasewatch::{
+    auth::{Auth, Secret},
+    startup::router,
+};
+use leasewatch_app::api::ssr::AppState;
+use leasewatch_engine::{
+    DatabaseUrl, Engine, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
+};
+use leasewatch_testkit::TestDatabase;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const OPERATOR: &str = "operator-token-0123456789";
+const VIEWER: &str = "viewer-token-0123456789ab";
+const STATUS: &str = "/api/admin/background-jobs/status";
+
+struct TestApp {
+    router: Router,
+    engine: Arc<Engine>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn engine_config(database: DatabaseUrl) -> EngineConfig {
+    EngineConfig {
+        database,
+        pool: PoolSettings {
+            max_connections: 4,
+            min_connections: 1,
+            connect_timeout: Duration::from_secs(5),
+            ..PoolSettings::default()
+        },
+        intervals: TaskIntervals::default(),
+        retry: RetryPolicy::default(),
+        demo: true,
+    }
+}
+
+fn leptos_options() -> leptos::config::LeptosOptions {
+    leptos::config::get_configuration(Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml")))
+        .unwrap()
+        .leptos_options
+}
+
+async fn app_on(database: DatabaseUrl, dir: Option<tempfile::TempDir>) -> TestApp {
+    let engine = Arc::new(Engine::start(engine_config(database)).await.unwrap());
+    let auth = Auth::new(
+        Secret::new(OPERATOR),
+        Some(Secret::new(VIEWER)),
+        Duration::from_secs(3600),
+    );
+    let router = router(
+        AppState {
+            leptos_options: leptos_options(),
+            engine: Arc::clone(&engine),
+        },
+        auth,
+    );
+    TestApp {
+        router,
+        engine,
+        _dir: dir,
+    }
+}
+
+async fn sqlite_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(dir.path().join("api.db"));
+    app_on(url, Some(dir)).await
+}
+
+/// Who sends a request.
+#[derive(Clone, Copy)]
+enum As<'a> {
+    Nobody,
+    Bearer(&'a str),
+    Cookie(&'a str, Option<&'a str>),
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl TestApp {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        who: As<'_>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "leasewatch.test");
+        match who {
+            As::Nobody => {}
+            As::Bearer(token) => {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"))
+            }
+            As::Cookie(cookie, origin) => {
+                request = request.header(header::COOKIE, cookie);
+                if let Some(origin) = origin {
+                    request = request.header(header::ORIGIN, origin);
+                }
+            }
+        }
+        let body = match body {
+            Some((content_type, bytes)) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                Body::from(bytes)
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    async fn act(&self, who: As<'_>, body: Value) -> Reply {
+        self.send(
+            Method::POST,
+            STATUS,
+            who,
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .await
+    }
+
+    async fn status(&self) -> Value {
+        let reply = self
+            .send(Method::GET, STATUS, As::Bearer(OPERATOR), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.body
+    }
+
+    /// Logs in through the form and returns the session cookie ("name=value").
+    async fn log_in(&self, token: &str) -> String {
+        let form = format!("token={token}");
+        let reply = self
+            .send(
+                Method::POST,
+                "/login",
+                As::Nobody,
+                Some(("application/x-www-form-urlencoded", form.into_bytes())),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+        let cookie = reply.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Strict")
+                && cookie.contains("Max-Age="),
+            "{cookie}"
+        );
+        cookie.split(';').next().unwrap().to_owned()
+    }
+}
+
+fn error_code(reply: &Reply) -> &str {
+    reply.body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {}", reply.text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_works_and_says_what_happened() {
+    let app = sqlite_app().await;
+    let op = As::Bearer(OPERATOR);
+
+    let stop = app.act(op, json!({"action": "stop"})).await;
+    assert_eq!(stop.status, StatusCode::OK, "{}", stop.text);
+    assert!(
+        stop.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("scheduler stopped")
+    );
+    assert_eq!(stop.body["status"]["scheduler"]["running"], false);
+
+    let start = app.act(op, json!({"action": "start"})).await;
+    assert_eq!(start.body["message"], "scheduler started");
+    assert_eq!(start.body["status"]["scheduler"]["running"], true);
+
+    let pause = app
+        .act(op, json!({"action": "pause", "task": "auction_monitor"}))
+        .await;
+    assert_eq!(pause.body["message"], "auction_monitor paused");
+    assert_eq!(pause.body["status"]["tasks"][1]["paused"], true);
+    let resume = app
+        .act(op, json!({"action": "resume", "task": "auction_monitor"}))
+        .await;
+    assert_eq!(resume.body["status"]["tasks"][1]["paused"], false);
+
+    // Let the start-up runs finish so run_now finds the task idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let run = app
+        .act(op, json!({"action": "run_now", "task": "health_check"}))
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    assert!(run.body["details"]["run_id"].as_u64().is_some());
+
+    for action in ["cleanup", "emergency_cleanup"] {
+        let plan = app
+            .act(op, json!({"action": action, "dry_run": true}))
+            .await;
+        assert_eq!(plan.status, StatusCode::OK, "{}", plan.text);
+        assert_eq!(plan.body["details"]["dry_run"], true);
+        assert!(
+            plan.body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("would revoke"),
+            "{}",
+            plan.text
+        );
+        let done = app.act(op, json!({"action": action})).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+        assert_eq!(done.body["details"]["dry_run"], false);
+        assert!(
+            done.body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("revoked"),
+            "{}",
+            done.text
+        );
+    }
+
+    // Each action is in the audit log, in memory and in the database, before its response.
+    let audit = app
+        .send(Method::GET, "/api/admin/audit?limit=100", op, None)
+        .await;
+    let actions: Vec<&str> = audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "emergency_cleanup",
+            "emergency_cleanup",
+            "cleanup",
+            "cleanup",
+            "run_now",
+            "resume",
+            "pause",
+            "start",
+            "stop"
+        ]
+    );
+    assert!(
+        audit
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["role"] == "operator" && e["outcome"] == "ok")
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(app.engine.database().pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_named_4xx_and_changes_nothing() {
+    let app = sqlite_app().await;
+    let op = As::Bearer(OPERATOR);
+    let before = app.status().await;
+    // (content type and body, status, error code, what the message says)
+    type Case<'a> = (Option<(&'a str, Vec<u8>)>, StatusCode, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            Some(("application/json", br#"{"action": "restart"}"#.to_vec())),
+            StatusCode::BAD_REQUEST,
+            "unknown_action",
+            "unknown action \"restart\": allowed are start, stop",
+        ),
+        (
+            Some(("application/json", br#"{"task": "health_check"}"#.to_vec())),
+            StatusCode::BAD_REQUEST,
+            "missing_action",
+            "needs \"action\"",
+        ),
+        (
+            Some(("application/json", br#"{"action": "run_now"}"#.to_vec())),
+            StatusCode::BAD_REQUEST,
+            "missing_task",
+            "run_now needs \"task\"",
+        ),
+        (
+            Some((
+                "application/json",
+                br#"{"action": "pause", "task": "backup"}"#.to_vec(),
+            )),
+            StatusCode::BAD_REQUEST,
+            "unknown_task",
+            "unknown task \"backup\"",
+        ),
+        (
+            Some((
+                "application/json",
+                br#"{"action": "start", "task": "health_check"}"#.to_vec(),
+            )),
+            StatusCode::BAD_REQUEST,
+            "unexpected_task",
+            "start takes no \"task\"",
+        ),
+        (
+            Some((
+                "application/json",
+                br#"{"action": "cleanup", "dry_run": "yes"}"#.to_vec(),
+            )),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "invalid type",
+        ),
+        (
+            Some((
+                "application/json",
+                br#"{"action": "stop", "force": true}"#.to_vec(),
+            )),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "unknown field `force`",
+        ),
+        (
+            Some(("application/json", br#"{"action": "stop""#.to_vec())),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "not valid JSON",
+        ),
+        (
+            Some(("text/plain", br#"{"action": "stop"}"#.to_vec())),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            None,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            Some((
+                "application/json",
+                format!(
+                    r#"{{"action": "stop", "pad": "{}"}}"#,
+                    "x".repeat(17 * 1024)
+                )
+                .into_bytes(),
+            )),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "at most 16384 bytes",
+        ),
+    ];
+    for (body, status, code, says) in cases {
+        let reply = app.send(Method::POST, STATUS, op, body).await;
+        assert_eq!(reply.status, status, "{}", reply.text);
+        assert_eq!(error_code(&reply), code, "{}", reply.text);
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(says),
+            "{}",
+            reply.text
+        );
+    }
+    let after = app.status().await;
+    assert_eq!(before["scheduler"], after["scheduler"]);
+    let paused = |s: &Value| {
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["paused"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(paused(&before), paused(&after));
+    // A state change is never reachable by GET.
+    let get = app
+        .send(Method::GET, &format!("{STATUS}?action=stop"), op, None)
+        .await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert_eq!(app.status().await["scheduler"]["running"], true);
+
+    // A second emergency cleanup within 10 s is refused; a dry run is not.
+    assert_eq!(
+        app.act(op, json!({"action": "emergency_cleanup"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let again = app.act(op, json!({"action": "emergency_cleanup"})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert_eq!(error_code(&again), "too_soon");
+    assert_eq!(
+        app.act(op, json!({"action": "emergency_cleanup", "dry_run": true}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let refused = app.engine.audit().recent(3);
+    assert_eq!(refused[1].outcome, "refused", "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
+    let app = sqlite_app().await;
+    let viewer_cookie = app.log_in(VIEWER).await;
+    let operator_cookie = app.log_in(OPERATOR).await;
+    let same_site = Some("http://leasewatch.test");
+    // (method, path, JSON body)
+    let reads: [(Method, &str); 6] = [
+        (Method::GET, STATUS),
+        (Method::GET, "/api/openapi.json"),
+        (Method::GET, "/api/admin/audit"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/"),
+        (Method::POST, "/api/overview"),
+    ];
+    for (method, path) in &reads {
+        let none = app.send(method.clone(), path, As::Nobody, None).await;
+        if *path == "/" {
+            assert_eq!(none.status, StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(none.headers[header::LOCATION], "/login");
+        } else {
+            assert_eq!(
+                none.status,
+                StatusCode::UNAUTHORIZED,
+                "{path}: {}",
+                none.text
+            );
+            assert_eq!(error_code(&none), "unauthenticated");
+        }
+        let wrong = app
+            .send(method.clone(), path, As::Bearer("not-a-token-at-all"), None)
+            .await;
+        assert_ne!(wrong.status, StatusCode::OK, "{path}");
+        for who in [
+            As::Bearer(VIEWER),
+            As::Bearer(OPERATOR),
+            As::Cookie(&viewer_cookie, same_site),
+            As::Cookie(&operator_cookie, same_site),
+        ] {
+            let reply = app.send(method.clone(), path, who, None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text);
+        }
+    }
+    // Acting: 401 without credentials, 403 for a viewer, 200 for the operator.
+    let body = json!({"action": "start"});
+    assert_eq!(
+        app.act(As::Nobody, body.clone()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    for viewer in [As::Bearer(VIEWER), As::Cookie(&viewer_cookie, same_site)] {
+        let reply = app.act(viewer, body.clone()).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+        assert_eq!(error_code(&reply), "forbidden");
+    }
+    assert_eq!(app.engine.audit().recent(1)[0].outcome, "refused");
+    assert_eq!(
+        app.act(As::Bearer(OPERATOR), body.clone()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.act(As::Cookie(&operator_cookie, same_site), body.clone())
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // A cookie-authenticated state change from another site, or with no origin, is refused.
+    for origin in [Some("http://evil.example"), None] {
+        let reply = app
+            .act(
+                As::Cookie(&operator_cookie, origin),
+                json!({"action": "stop"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+        assert_eq!(error_code(&reply), "cross_origin");
+    }
+    assert_eq!(
+        app.status().await["scheduler"]["running"],
+        true,
+        "nothing was stopped"
+    );
+
+    // Public: the probes and the login page.
+    for path in ["/healthz", "/readyz", "/login"] {
+        assert_eq!(
+            app.send(Method::GET, path, As::Nobody, None).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let bad_login = app
+        .send(
+            Method::POST,
+            "/login",
+            As::Nobody,
+            Some(("application/x-www-form-urlencoded", b"token=nope".to_vec())),
+        )
+        .await;
+    assert_eq!(bad_login.status, StatusCode::UNAUTHORIZED);
+    // Logout ends the session.
+    let logout = app
+        .send(
+            Method::POST,
+            "/logout",
+            As::Cookie(&operator_cookie, same_site),
+            None,
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::SEE_OTHER);
+    let after = app
+        .send(
+            Method::GET,
+            STATUS,
+            As::Cookie(&operator_cookie, same_site),
+            None,
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(dir.path().join("audit.db"));
+    let app = app_on(url.clone(), None).await;
+    let reply = app
+        .act(
+            As::Bearer(OPERATOR),
+            json!({"action": "pause", "task": "health_check"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    app.engine.shutdown().await;
+    drop(app);
+
+    let again = app_on(url, None).await;
+    let audit = again
+        .send(Method::GET, "/api/admin/audit", As::Bearer(VIEWER), None)
+        .await;
+    let entry = &audit.body[0];
+    assert_eq!(entry["action"], "pause");
+    assert_eq!(
+        entry["arguments"],
+        r#"{"dry_run":null,"task":"health_check"}"#
+    );
+    assert_eq!(entry["result"], "health_check paused");
+    assert_eq!(entry["role"], "operator");
+}
+
+/// promtool (Debian's `prometheus` package) accepts a scrape taken while tasks run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool() {
+    let app = sqlite_app().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let scrape = app
+        .send(Method::GET, "/metrics", As::Bearer(VIEWER), None)
+        .await;
+    assert_eq!(scrape.status, StatusCode::OK);
+    for family in [
+        "leasewatch_pool_connections{state=\"idle\"}",
+        "leasewatch_pool_pending_acquires",
+        "leasewatch_leases_stale",
+        "leasewatch_acquire_duration_seconds_bucket{le=\"+Inf\"}",
+        "leasewatch_acquire_timeouts_total",
+        "leasewatch_leases_revoked_total",
+        "leasewatch_task_runs_total{task=\"status_transitions\",outcome=\"succeeded\"}",
+        "leasewatch_task_retries_total{task=\"health_check\"}",
+        "leasewatch_task_skips_total{task=\"auction_monitor\",reason=\"overlap\"}",
+        "leasewatch_task_last_success_timestamp_seconds{task=\"health_check\"}",
+    ] {
+        assert!(
+            scrape.text.contains(family),
+            "{family} missing:\n{}",
+            scrape.text
+        );
+    }
+    let Ok(mut promtool) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is missing and CI=true"
+        );
+        eprintln!("skipping promtool: not installed");
+        return;
+    };
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.text.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        scrape.text
+    );
+}
+
+/// Polling the status hard takes no database connection: the pool and the server's sessions
+/// stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_the_status_never_takes_a_connection() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let app = app_on(DatabaseUrl::parse(db.url()).unwrap(), None).await;
+    app.engine.tasks().stop(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sessions = || async {
+        let pool = sqlx::AnyPool::connect(db.url()).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name LIKE 'leasewatch:%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        n
+    };
+    let before = (app.engine.leases().snapshot(), sessions().await);
+    let polls: Vec<_> = (0..500)
+        .map(|_| {
+            let router = app.router.clone();
+            tokio::spawn(async move {
+                let request = Request::get(STATUS)
+                    .header(header::AUTHORIZATION, format!("Bearer {VIEWER}"))
+                    .body(Body::empty())
+                    .unwrap();
+                router.oneshot(request).await.unwrap().status()
+            })
+        })
+        .collect();
+    for poll in polls {
+        assert_eq!(poll.await.unwrap(), StatusCode::OK);
+    }
+    let after = (app.engine.leases().snapshot(), sessions().await);
+    assert_eq!(after.0.issued, before.0.issued, "no lease was taken");
+    assert_eq!(after.0.total, before.0.total, "the pool did not grow");
+    assert_eq!(after.1, before.1, "no new session on the server");
+}
