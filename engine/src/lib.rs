@@ -14,6 +14,7 @@
 //! - [`tasks`]: the task manager — scheduler, the three real jobs, retry with backoff, per-task
 //!   state and history.
 //! - [`audit`]: the audit log of control actions (database, plus recent entries in memory).
+//! - [`recommend`]: the rules that turn the state into recommendations, with hysteresis.
 //! - [`settings`]: the typed settings the engine runs with; the server parses them from the
 //!   environment.
 //!
@@ -26,6 +27,7 @@ pub mod db;
 pub mod engine;
 pub mod histogram;
 pub mod lease;
+pub mod recommend;
 pub mod server_view;
 pub mod settings;
 pub mod tasks;
