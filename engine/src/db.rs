@@ -17,6 +17,9 @@ use crate::settings::PoolSettings;
 /// The `application_name` of the control pool's connections.
 pub const CONTROL_APPLICATION_NAME: &str = "leasewatch:control";
 
+/// How long closing waits for connections in use.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// Connections the control pool may open.
 const CONTROL_CONNECTIONS: u32 = 2;
 
@@ -306,10 +309,19 @@ impl Database {
         &self.control
     }
 
-    /// Closes every connection and waits for those in use to come back.
+    /// Closes every connection, waiting a few seconds for those in use to come back; a
+    /// holder that never gives its connection back must not hang shutdown.
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.control.close().await;
+        let closing = async {
+            self.pool.close().await;
+            self.control.close().await;
+        };
+        if tokio::time::timeout(CLOSE_WAIT, closing).await.is_err() {
+            tracing::warn!(
+                "connections still in use after {} s; closing without them",
+                CLOSE_WAIT.as_secs()
+            );
+        }
     }
 }
 

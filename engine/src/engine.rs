@@ -1,6 +1,9 @@
 //! The running engine: the database plus the in-process state the dashboard reads.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -10,6 +13,7 @@ use crate::{
     audit::AuditLog,
     db::{Database, DatabaseUrl, DbError},
     lease::{CleanupReport, LeaseManager},
+    recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     settings::{PoolSettings, RetryPolicy, TaskIntervals},
     tasks::TaskManager,
 };
@@ -27,6 +31,8 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Seed demo auctions at start-up.
     pub demo: bool,
+    /// Recommendation thresholds.
+    pub thresholds: Thresholds,
 }
 
 /// Auction counts as last read from the database, and when.
@@ -44,6 +50,13 @@ const DEMO_AUCTIONS: u32 = 12;
 /// How often a snapshot goes into the history ring (an hour of them is kept).
 pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
 
+/// How often the recommendations are evaluated.
+pub const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
+
+/// The prefix of every instance's task-pool `application_name` (`leasewatch:tasks:<instance>`),
+/// by which the rules count instances on one server.
+pub const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
+
 /// How long a stop (or SIGTERM) waits for runs in flight before cancelling them.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -53,6 +66,7 @@ pub struct Engine {
     leases: LeaseManager,
     tasks: TaskManager,
     audit: AuditLog,
+    advisor: Arc<Advisor>,
     config: EngineConfig,
     /// The counts read at start-up, until a task reads them again.
     startup_auctions: AuctionsView,
@@ -61,7 +75,9 @@ pub struct Engine {
 
 impl Engine {
     /// Connects, migrates, seeds demo data when asked, and reads the first auction counts.
-    pub async fn start(config: EngineConfig) -> Result<Self, DbError> {
+    pub async fn start(mut config: EngineConfig) -> Result<Self, DbError> {
+        let instance = format!("{}-{:04x}", std::process::id(), rand::random::<u16>());
+        config.pool.application_name = format!("{TASKS_APPLICATION_PREFIX}:{instance}");
         let db = Database::connect(&config.database, &config.pool).await?;
         db.migrate().await?;
         if config.demo {
@@ -77,18 +93,30 @@ impl Engine {
         let audit = AuditLog::load(&db).await?;
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
-        leases.spawn_maintenance(config.intervals.cleanup, HISTORY_EVERY, shutdown.clone());
-        let instance = format!(
-            "leasewatch-{}-{:04x}",
-            std::process::id(),
-            rand::random::<u16>()
+        let tasks = TaskManager::new(
+            leases.clone(),
+            &config.intervals,
+            config.retry,
+            format!("leasewatch-{instance}"),
         );
-        let tasks = TaskManager::new(leases.clone(), &config.intervals, config.retry, instance);
         tasks.start();
+        let advisor = Arc::new(Advisor {
+            thresholds: config.thresholds,
+            state: Mutex::new((Hysteresis::default(), Vec::new())),
+        });
+        advisor.evaluate(&leases, &tasks);
+        tokio::spawn(maintain(
+            leases.clone(),
+            tasks.clone(),
+            Arc::clone(&advisor),
+            config.intervals.cleanup,
+            shutdown.clone(),
+        ));
         Ok(Self {
             leases,
             tasks,
             audit,
+            advisor,
             config,
             startup_auctions,
             shutdown,
@@ -108,6 +136,11 @@ impl Engine {
     /// The background tasks.
     pub fn tasks(&self) -> &TaskManager {
         &self.tasks
+    }
+
+    /// What the rules recommend now, worst first; no database access.
+    pub fn recommendations(&self) -> Vec<Recommendation> {
+        self.advisor.current()
     }
 
     /// The audit log of control actions.
@@ -159,4 +192,73 @@ async fn read_auctions(db: &Database) -> Result<AuctionsView, DbError> {
         counts: auctions::status_counts(db.pool()).await?,
         as_of: Utc::now(),
     })
+}
+
+/// The recommendation rules and their hysteresis state.
+struct Advisor {
+    thresholds: Thresholds,
+    state: Mutex<(Hysteresis, Vec<Recommendation>)>,
+}
+
+impl Advisor {
+    fn evaluate(&self, leases: &LeaseManager, tasks: &TaskManager) {
+        let snapshot = leases.snapshot();
+        let history = leases.history();
+        let lease_list = leases.leases();
+        let task_views = tasks.tasks();
+        let server = leases.server_view();
+        let now = Utc::now();
+        let findings = recommend::evaluate(
+            &Inputs {
+                now,
+                snapshot: &snapshot,
+                history: &history,
+                leases: &lease_list,
+                tasks: &task_views,
+                scheduler_running: tasks.is_running(),
+                server: &server,
+                round_trip: tasks.latest_round_trip(),
+                app_prefix: TASKS_APPLICATION_PREFIX,
+            },
+            &self.thresholds,
+        );
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.1 = state.0.update(now, findings, &self.thresholds);
+    }
+
+    fn current(&self) -> Vec<Recommendation> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+    }
+}
+
+/// Background upkeep until shutdown: history samples, recommendations, periodic cleanup.
+async fn maintain(
+    leases: LeaseManager,
+    tasks: TaskManager,
+    advisor: Arc<Advisor>,
+    cleanup_every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut sample = tokio::time::interval(HISTORY_EVERY);
+    let mut recommend = tokio::time::interval(RECOMMEND_EVERY);
+    let mut cleanup = tokio::time::interval(cleanup_every);
+    for ticker in [&mut sample, &mut recommend, &mut cleanup] {
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    // An interval's first tick is immediate; a cleanup at start-up has nothing to do.
+    cleanup.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = sample.tick() => leases.record_history(),
+            _ = recommend.tick() => advisor.evaluate(&leases, &tasks),
+            _ = cleanup.tick() => {
+                leases.cleanup(false).await;
+            }
+        }
+    }
 }

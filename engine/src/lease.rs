@@ -802,34 +802,6 @@ impl LeaseManager {
         }
         closed
     }
-
-    /// Runs cleanup every `cleanup_every` and records a history snapshot every
-    /// `sample_every`, until `shutdown` is cancelled.
-    pub fn spawn_maintenance(
-        &self,
-        cleanup_every: Duration,
-        sample_every: Duration,
-        shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
-        let manager = self.clone();
-        tokio::spawn(async move {
-            let mut cleanup = tokio::time::interval(cleanup_every);
-            let mut sample = tokio::time::interval(sample_every);
-            cleanup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            // The first tick of an interval is immediate; cleanup at start-up has nothing to do.
-            cleanup.tick().await;
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    _ = sample.tick() => manager.record_history(),
-                    _ = cleanup.tick() => {
-                        manager.cleanup(false).await;
-                    }
-                }
-            }
-        })
-    }
 }
 
 /// Ends PostgreSQL backends over a connection of its own, so it works when the pool is

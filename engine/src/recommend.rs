@@ -201,10 +201,13 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
     }
     let window_start =
         inputs.now - chrono::Duration::from_std(t.timeout_window).unwrap_or(chrono::TimeDelta::MAX);
+    // Timeouts counted since the last snapshot at or before the window's start (all of them
+    // when the history does not reach back that far).
     let timeouts_before = inputs
         .history
         .iter()
-        .find(|x| x.taken_at >= window_start)
+        .rev()
+        .find(|x| x.taken_at <= window_start)
         .map_or(0, |x| x.acquire_timeouts);
     let recent_timeouts = s.acquire_timeouts.saturating_sub(timeouts_before);
     if recent_timeouts > 0 {

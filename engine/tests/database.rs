@@ -20,6 +20,7 @@ fn config(database: DatabaseUrl, demo: bool) -> EngineConfig {
         intervals: TaskIntervals::default(),
         retry: RetryPolicy::default(),
         demo,
+        thresholds: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ use leasewatch_engine::{
     CleanupReport, Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
     audit::{AuditEntry, NewEntry},
     engine::STOP_DEADLINE,
+    recommend::Recommendation,
     tasks::{CommandError, StopReport},
 };
 use serde::{Deserialize, Serialize};
@@ -124,8 +125,8 @@ pub struct StatusResponse {
     pub pool: PoolSnapshot,
     /// The leases held now.
     pub leases: Vec<LeaseInfo>,
-    /// What the rules recommend (none yet).
-    pub recommendations: Vec<Value>,
+    /// What the rules recommend, worst first.
+    pub recommendations: Vec<Recommendation>,
     /// The server-wide view from the last health check.
     pub server: ServerView,
     /// Auction counts, as last read by a task.
@@ -158,7 +159,7 @@ pub fn status_of(engine: &Engine) -> StatusResponse {
         tasks: engine.tasks().tasks(),
         pool: engine.leases().snapshot(),
         leases: engine.leases().leases(),
-        recommendations: Vec::new(),
+        recommendations: engine.recommendations(),
         server: engine.leases().server_view(),
         auctions: Auctions {
             as_of: auctions.as_of,

@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use crate::auth::Secret;
 use leasewatch_engine::{
     DatabaseUrl, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals, db::redact_password,
+    recommend::Thresholds,
 };
 
 /// The SQLite file used when `DATABASE_URL` is not set.
@@ -175,6 +176,68 @@ impl Config {
             )?,
         };
 
+        let defaults = Thresholds::default();
+        let thresholds = Thresholds {
+            waiting_for: env.duration(
+                "REC_WAITING_FOR",
+                defaults.waiting_for,
+                Duration::ZERO,
+                secs(86_400),
+            )?,
+            timeout_window: env.duration(
+                "REC_TIMEOUT_WINDOW",
+                defaults.timeout_window,
+                secs(1),
+                secs(86_400),
+            )?,
+            stale_critical_age: env.duration(
+                "REC_STALE_CRITICAL_AGE",
+                defaults.stale_critical_age,
+                secs(1),
+                secs(86_400),
+            )?,
+            utilization_warning: env
+                .percent("REC_UTILIZATION_WARNING", defaults.utilization_warning)?,
+            utilization_critical: env
+                .percent("REC_UTILIZATION_CRITICAL", defaults.utilization_critical)?,
+            utilization_for: env.duration(
+                "REC_UTILIZATION_FOR",
+                defaults.utilization_for,
+                Duration::ZERO,
+                secs(86_400),
+            )?,
+            oversized_for: env.duration(
+                "REC_OVERSIZED_FOR",
+                defaults.oversized_for,
+                secs(1),
+                secs(7 * 86_400),
+            )?,
+            server_connections_warning: env.percent(
+                "REC_SERVER_CONNECTIONS_WARNING",
+                defaults.server_connections_warning,
+            )?,
+            slow_round_trip: env.duration(
+                "REC_SLOW_ROUND_TRIP",
+                defaults.slow_round_trip,
+                Duration::from_millis(1),
+                secs(60),
+            )?,
+            failures_in_a_row: env.integer("REC_FAILURES_IN_A_ROW", 3, 1, 50)? as usize,
+            runtime_share: env.percent("REC_RUNTIME_SHARE", defaults.runtime_share)?,
+            hold: env.duration("REC_HOLD", defaults.hold, Duration::ZERO, secs(3600))?,
+            clear: env.duration("REC_CLEAR", defaults.clear, Duration::ZERO, secs(86_400))?,
+        };
+        if thresholds.utilization_critical < thresholds.utilization_warning {
+            return Err(ConfigError {
+                var: "REC_UTILIZATION_CRITICAL",
+                value: env.get("REC_UTILIZATION_CRITICAL").unwrap_or_default(),
+                allowed: format!(
+                    "must be at least REC_UTILIZATION_WARNING ({:.0})",
+                    thresholds.utilization_warning * 100.0
+                ),
+            });
+        }
+
         Ok(Self {
             bind,
             auth,
@@ -184,6 +247,7 @@ impl Config {
                 intervals,
                 retry,
                 demo,
+                thresholds,
             },
         })
     }
@@ -242,6 +306,12 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                 ),
             }),
         }
+    }
+
+    /// A share written as a whole percentage, 1 to 100.
+    fn percent(&self, var: &'static str, default: f64) -> Result<f64, ConfigError> {
+        let default_percent = (default * 100.0).round() as u32;
+        Ok(f64::from(self.integer(var, default_percent, 1, 100)?) / 100.0)
     }
 
     /// A secret token: long enough, no whitespace. Its value is never echoed.
@@ -348,6 +418,10 @@ mod tests {
         Config::from_lookup(|var| map.get(var).cloned(), false)
     }
 
+    fn config_err(vars: &[(&str, &str)]) -> String {
+        config(vars).unwrap_err().to_string()
+    }
+
     #[test]
     fn defaults_are_the_seeds() {
         let config = config(&[]).unwrap();
@@ -365,6 +439,23 @@ mod tests {
             DatabaseUrl::Sqlite(PathBuf::from(DEFAULT_SQLITE_PATH))
         );
         assert_eq!(config.bind, None);
+        assert_eq!(config.engine.thresholds, Thresholds::default());
+    }
+
+    #[test]
+    fn thresholds_are_read_and_checked() {
+        let config = config(&[("REC_HOLD", "0s"), ("REC_UTILIZATION_WARNING", "70")]).unwrap();
+        assert_eq!(config.engine.thresholds.hold, Duration::ZERO);
+        assert!((config.engine.thresholds.utilization_warning - 0.70).abs() < 1e-9);
+        let err = config_err(&[
+            ("REC_UTILIZATION_WARNING", "90"),
+            ("REC_UTILIZATION_CRITICAL", "85"),
+        ]);
+        assert_eq!(
+            err,
+            "invalid REC_UTILIZATION_CRITICAL=\"85\": must be at least REC_UTILIZATION_WARNING (90)"
+        );
+        assert!(config_err(&[("REC_RUNTIME_SHARE", "150")]).contains("whole number from 1 to 100"));
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn engine_config(database: DatabaseUrl) -> EngineConfig {
         intervals: TaskIntervals::default(),
         retry: RetryPolicy::default(),
         demo: true,
+        thresholds: Default::default(),
     }
 }
 
@@ -203,6 +204,16 @@ fn error_code(reply: &Reply) -> &str {
 async fn every_action_works_and_says_what_happened() {
     let app = sqlite_app().await;
     let op = As::Bearer(OPERATOR);
+
+    // The status carries the recommendations, worst first, each with its numbers.
+    let status = app.status().await;
+    let recommendations = status["recommendations"].as_array().unwrap();
+    assert!(!recommendations.is_empty(), "{status}");
+    assert!(
+        recommendations
+            .iter()
+            .all(|r| r["severity"].is_string() && r["detail"].is_string())
+    );
 
     let stop = app.act(op, json!({"action": "stop"})).await;
     assert_eq!(stop.status, StatusCode::OK, "{}", stop.text);

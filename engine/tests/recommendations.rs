@@ -1,0 +1,237 @@
+//! Recommendations from real states of a real PostgreSQL: each appears with its numbers while
+//! the state holds and clears when it is undone.
+
+use std::time::{Duration, Instant};
+
+use leasewatch_engine::{
+    DatabaseUrl, Engine, EngineConfig, PoolSettings, RetryPolicy, RunContext, TaskIntervals,
+    recommend::{Recommendation, Severity, Thresholds},
+};
+use leasewatch_testkit::{ScratchCluster, TestDatabase};
+use sqlx::{AnyConnection, Connection};
+
+fn config(url: &str, max: u32, min: u32) -> EngineConfig {
+    EngineConfig {
+        database: DatabaseUrl::parse(url).unwrap(),
+        pool: PoolSettings {
+            max_connections: max,
+            min_connections: min,
+            connect_timeout: Duration::from_secs(2),
+            lease_timeout: Duration::from_secs(1),
+            ..PoolSettings::default()
+        },
+        intervals: TaskIntervals::default(),
+        retry: RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        },
+        demo: false,
+        thresholds: Thresholds {
+            waiting_for: Duration::from_secs(1),
+            timeout_window: Duration::from_secs(3),
+            hold: Duration::ZERO,
+            clear: Duration::ZERO,
+            ..Thresholds::default()
+        },
+    }
+}
+
+/// Waits (bounded) for a recommendation with this id; `None` if it does not come.
+async fn shown(engine: &Engine, id: &str, within: Duration) -> Option<Recommendation> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(r) = engine.recommendations().into_iter().find(|r| r.id == id) {
+            return Some(r);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn cleared(engine: &Engine, id: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if !engine.recommendations().iter().any(|r| r.id == id) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Stops the scheduler (runs come only from the test from here on) and waits for the
+/// start-up runs' leases to come back.
+async fn settle(engine: &Engine) {
+    engine.tasks().stop(Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.leases().snapshot().leases > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn run_health_check(engine: &Engine) {
+    let tasks = engine.tasks();
+    let id = tasks.run_now("health_check").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), tasks.wait_for("health_check", id))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_exhaustion_with_waiters_then_timeouts() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let engine = Engine::start(config(db.url(), 2, 0)).await.unwrap();
+    settle(&engine).await;
+    let leases = engine.leases();
+    let held = [
+        leases.acquire(&RunContext::new("hog", 1)).await.unwrap(),
+        leases.acquire(&RunContext::new("hog", 2)).await.unwrap(),
+    ];
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let leases = leases.clone();
+            tokio::spawn(async move {
+                leases
+                    .acquire(&RunContext::new("waiter", i))
+                    .await
+                    .map(drop)
+            })
+        })
+        .collect();
+
+    let waiting = shown(&engine, "waiting", Duration::from_secs(5))
+        .await
+        .expect("waiting shows");
+    assert_eq!(waiting.severity, Severity::Warning);
+    assert!(
+        waiting.detail.starts_with("3 acquires waiting now"),
+        "{}",
+        waiting.detail
+    );
+    assert!(
+        waiting
+            .detail
+            .contains("2 of max 2 connections open, 2 in use"),
+        "{}",
+        waiting.detail
+    );
+
+    for waiter in waiters {
+        assert!(
+            waiter.await.unwrap().is_err(),
+            "the pool stays full: each waiter times out"
+        );
+    }
+    let timeouts = shown(&engine, "acquire_timeouts", Duration::from_secs(5))
+        .await
+        .expect("timeouts show");
+    assert_eq!(timeouts.severity, Severity::Critical);
+    assert!(
+        timeouts.detail.starts_with("3 acquires gave up"),
+        "{}",
+        timeouts.detail
+    );
+    assert!(cleared(&engine, "waiting", Duration::from_secs(5)).await);
+
+    drop(held);
+    assert!(
+        cleared(&engine, "acquire_timeouts", Duration::from_secs(15)).await,
+        "clears once out of the window"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_lease_shows_until_cleanup() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let engine = Engine::start(config(db.url(), 3, 0)).await.unwrap();
+    settle(&engine).await;
+    let held = engine
+        .leases()
+        .acquire(&RunContext::new("leaky", 1))
+        .await
+        .unwrap();
+    let stale = shown(&engine, "stale_lease:leaky", Duration::from_secs(5))
+        .await
+        .expect("stale shows");
+    assert_eq!(stale.severity, Severity::Warning);
+    assert!(
+        stale
+            .detail
+            .starts_with("1 lease held by leaky past the lease timeout"),
+        "{}",
+        stale.detail
+    );
+    assert_eq!(
+        stale.action,
+        Some(leasewatch_engine::recommend::Suggested::Cleanup)
+    );
+    let report = engine.leases().cleanup(false).await;
+    assert_eq!(report.revoked.len(), 1);
+    assert!(cleared(&engine, "stale_lease:leaky", Duration::from_secs(5)).await);
+    drop(held);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_idle_in_transaction_shows_until_it_commits() {
+    let Some(cluster) = ScratchCluster::start(30) else {
+        return;
+    };
+    let url = cluster.url("postgres", "postgres");
+    let engine = Engine::start(config(&url, 3, 0)).await.unwrap();
+    settle(&engine).await;
+    let mut other = AnyConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    run_health_check(&engine).await;
+    let idle = shown(&engine, "idle_in_transaction", Duration::from_secs(5))
+        .await
+        .expect("shows");
+    assert!(
+        idle.detail.starts_with("1 session idle in transaction"),
+        "{}",
+        idle.detail
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    run_health_check(&engine).await;
+    assert!(cleared(&engine, "idle_in_transaction", Duration::from_secs(5)).await);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_that_can_exhaust_the_server_show_until_an_instance_leaves() {
+    // 20 slots, 3 reserved: 17 usable. Two instances with a pool max of 10 could take 20.
+    let Some(cluster) = ScratchCluster::start(20) else {
+        return;
+    };
+    let url = cluster.url("postgres", "postgres");
+    let a = Engine::start(config(&url, 10, 1)).await.unwrap();
+    let b = Engine::start(config(&url, 10, 1)).await.unwrap();
+    settle(&a).await;
+    settle(&b).await;
+    run_health_check(&a).await;
+    let found = shown(&a, "pool_can_exhaust_server", Duration::from_secs(5))
+        .await
+        .expect("shows");
+    assert_eq!(found.severity, Severity::Critical);
+    assert!(
+        found.detail.starts_with("2 instances × pool max 10 = 20 connections, but the server allows 17 (20 max_connections − 3 reserved). Lower DB_MAX_CONNECTIONS to at most 8 per instance."),
+        "{}",
+        found.detail
+    );
+    b.shutdown().await;
+    drop(b);
+    run_health_check(&a).await;
+    assert!(cleared(&a, "pool_can_exhaust_server", Duration::from_secs(5)).await);
+    a.shutdown().await;
+}
