@@ -1,31 +1,69 @@
 //! Server functions the dashboard calls. Each body is thin: it reads in-process engine state
-//! through [`ssr`], which exists only on the server.
+//! or hands an action to the engine, through [`ssr`], which exists only on the server. They
+//! sit behind the same authentication as the API (the server's middleware): any logged-in role
+//! may read, only the operator may act.
 
 use leptos::prelude::*;
 
-use crate::wire::Overview;
+use crate::wire::{ControlOutcome, Dashboard};
 
-/// The dashboard's overview: pool, auctions and task cadence, from in-process state.
-#[server(endpoint = "overview")]
-pub async fn get_overview() -> Result<Overview, ServerFnError> {
+/// Everything the dashboard shows, from in-process state.
+#[server(endpoint = "dashboard")]
+pub async fn get_dashboard() -> Result<Dashboard, ServerFnError> {
     use self::ssr::*;
     let state = expect_context::<AppState>();
-    Ok(overview(&state.engine))
+    let role = caller_role().await?;
+    Ok(dashboard(&state, role))
 }
 
-/// Server-only state and the mapping from engine types to wire types.
+/// Takes a control action (`start`, `stop`, `cleanup`, `emergency_cleanup`, `run_now`,
+/// `pause`, `resume`); cleanups with `dry_run` only preview.
+#[server(endpoint = "control")]
+pub async fn control(
+    /// The action's name.
+    action: String,
+    /// The task, for run_now, pause and resume.
+    task: Option<String>,
+    /// Preview only, for the cleanups.
+    dry_run: Option<bool>,
+) -> Result<ControlOutcome, ServerFnError> {
+    use self::ssr::*;
+    let state = expect_context::<AppState>();
+    let role = caller_role().await?;
+    let parsed = Action::parse(&action, task, dry_run).map_err(refused)?;
+    let client = client_address().await;
+    let done = state
+        .engine
+        .perform(&parsed, role, &client)
+        .await
+        .map_err(refused)?;
+    Ok(ControlOutcome {
+        action,
+        dry_run: dry_run.unwrap_or(false),
+        message: done.message,
+    })
+}
+
+/// Server-only state, the caller's identity, and the mapping from engine types to wire types.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use std::sync::Arc;
+    use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-    use axum::extract::FromRef;
+    use axum::{
+        Extension,
+        extract::{ConnectInfo, FromRef},
+    };
     use chrono::Utc;
-    use leasewatch_engine::Engine;
-    use leptos::config::LeptosOptions;
+    pub use leasewatch_engine::control::{Action, ControlError, Role};
+    use leasewatch_engine::{
+        Engine, ServerView,
+        tasks::{Outcome, TaskState, TaskView},
+    };
+    use leptos::{config::LeptosOptions, prelude::ServerFnError};
 
-    use leasewatch_engine::tasks::{Outcome, TaskState, TaskView};
-
-    use crate::wire::{Overview, PoolView, StatusCount, TaskRow};
+    use crate::wire::{
+        Advice, AuditRow, Dashboard, LeaseRow, PoolCard, RunDot, Sample, StatusCount, TaskRow,
+    };
 
     /// What every request handler and server function can reach.
     #[derive(Clone, FromRef)]
@@ -34,23 +72,108 @@ pub mod ssr {
         pub leptos_options: LeptosOptions,
         /// The running engine.
         pub engine: Arc<Engine>,
+        /// How often the dashboard polls.
+        pub poll_every: Duration,
     }
 
-    /// Builds the overview from in-process state only.
-    pub fn overview(engine: &Engine) -> Overview {
+    /// The caller's role, put on the request by the authentication middleware.
+    pub async fn caller_role() -> Result<Role, ServerFnError> {
+        let Extension(role) = leptos_axum::extract::<Extension<Role>>()
+            .await
+            .map_err(|_| ServerFnError::new("not logged in"))?;
+        Ok(role)
+    }
+
+    /// The client's address, for the audit log.
+    pub async fn client_address() -> String {
+        leptos_axum::extract::<Extension<ConnectInfo<SocketAddr>>>()
+            .await
+            .map_or_else(|_| "unknown".to_owned(), |info| info.0.0.to_string())
+    }
+
+    /// A refusal as the dashboard shows it.
+    pub fn refused(err: ControlError) -> ServerFnError {
+        ServerFnError::new(err.to_string())
+    }
+
+    /// How much history the charts show.
+    const CHART_SPAN_MS: i64 = 15 * 60 * 1000;
+
+    /// Builds the dashboard from in-process state only.
+    pub fn dashboard(state: &AppState, role: Role) -> Dashboard {
+        let engine = &state.engine;
         let db = engine.database();
-        let pool = db.pool_status();
+        let leases = engine.leases();
+        let snapshot = leases.snapshot();
+        let now_ms = Utc::now().timestamp_millis();
         let auctions = engine.auctions();
-        Overview {
+        Dashboard {
+            taken_at: snapshot.taken_at,
+            role: role.as_str().to_owned(),
+            poll_ms: u64::try_from(state.poll_every.as_millis()).unwrap_or(2_000),
             backend: db.backend().to_string(),
             database: db.url().to_string(),
-            pool: PoolView {
-                total: pool.size,
-                idle: pool.idle,
-                active: pool.size.saturating_sub(pool.idle),
-                max: pool.max,
-                min: pool.min,
+            scheduler_running: engine.tasks().is_running(),
+            pool: PoolCard {
+                total: snapshot.total,
+                idle: snapshot.idle,
+                active: snapshot.active,
+                waiting: snapshot.waiting,
+                stale: snapshot.stale,
+                max: snapshot.max,
+                min: snapshot.min,
+                acquire_timeouts: snapshot.acquire_timeouts,
+                p95_ms: snapshot.acquire_latency.p95_ms,
             },
+            history: leases
+                .history()
+                .into_iter()
+                .filter(|s| now_ms - s.taken_at.timestamp_millis() <= CHART_SPAN_MS)
+                .map(|s| Sample {
+                    at_ms: s.taken_at.timestamp_millis(),
+                    active: s.active,
+                    idle: s.idle,
+                    waiting: s.waiting,
+                    p95_ms: s.window_p95_ms,
+                })
+                .collect(),
+            leases: leases
+                .leases()
+                .into_iter()
+                .map(|l| LeaseRow {
+                    id: l.id,
+                    task: l.task,
+                    run_id: l.run_id,
+                    backend_pid: l.backend_pid,
+                    held_ms: l.held_ms,
+                    stale: l.stale,
+                })
+                .collect(),
+            tasks: engine.tasks().tasks().into_iter().map(task_row).collect(),
+            recommendations: engine
+                .recommendations()
+                .into_iter()
+                .map(|r| Advice {
+                    id: r.id,
+                    severity: serde_plain(&r.severity),
+                    title: r.title,
+                    detail: r.detail,
+                    action: r.action.map(|a| serde_plain(&a)),
+                })
+                .collect(),
+            audit: engine
+                .audit()
+                .recent(20)
+                .into_iter()
+                .map(|e| AuditRow {
+                    at: e.at,
+                    role: e.role,
+                    action: e.action,
+                    arguments: e.arguments,
+                    outcome: e.outcome,
+                    result: e.result,
+                })
+                .collect(),
             auctions: auctions
                 .counts
                 .0
@@ -60,10 +183,27 @@ pub mod ssr {
                     count: *count,
                 })
                 .collect(),
-            auctions_as_of: auctions.as_of,
-            tasks: engine.tasks().tasks().into_iter().map(task_row).collect(),
-            taken_at: Utc::now(),
+            server: match leases.server_view() {
+                ServerView::Unknown => "not read yet (the health check reads it)".to_owned(),
+                ServerView::NotApplicable { reason } => reason,
+                ServerView::Postgres(v) => format!(
+                    "{} of {} connections in use ({} reserved), {} idle in transaction, read {}",
+                    v.client_connections,
+                    v.max_connections,
+                    v.reserved_connections,
+                    v.idle_in_transaction,
+                    v.read_at.format("%H:%M:%S UTC")
+                ),
+            },
         }
+    }
+
+    /// A unit enum's serde name ("warning", "emergency_cleanup").
+    fn serde_plain<T: serde::Serialize>(value: &T) -> String {
+        serde_json::to_value(value)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     fn task_row(task: TaskView) -> TaskRow {
@@ -73,20 +213,36 @@ pub mod ssr {
             TaskState::Idle if task.paused => "paused",
             TaskState::Idle => "idle",
         };
-        let (last_outcome, last_detail) = match task.last.as_ref().map(|run| &run.outcome) {
-            None => (None, None),
-            Some(Outcome::Succeeded { detail, .. }) => (Some("succeeded"), Some(detail.clone())),
-            Some(Outcome::Skipped { reason }) => (Some("skipped"), Some(reason.clone())),
-            Some(Outcome::Failed { error }) => (Some("failed"), Some(error.clone())),
-            Some(Outcome::Cancelled { reason }) => (Some("cancelled"), Some(reason.clone())),
+        let outcome_name = |o: &Outcome| match o {
+            Outcome::Succeeded { .. } => "succeeded",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Cancelled { .. } => "cancelled",
         };
+        let last = task.last.as_ref();
         TaskRow {
-            task: task.name,
+            task: task.name.clone(),
             every_secs: task.interval_secs,
             state: state.to_owned(),
-            last_outcome: last_outcome.map(str::to_owned),
-            last_detail,
-            last_run_at: task.last.map(|run| run.started_at),
+            paused: task.paused,
+            next_run_at: task.next_run_at,
+            last_outcome: last.map(|r| outcome_name(&r.outcome).to_owned()),
+            last_detail: last.map(|r| match &r.outcome {
+                Outcome::Succeeded { detail, .. } => detail.clone(),
+                Outcome::Skipped { reason } | Outcome::Cancelled { reason } => reason.clone(),
+                Outcome::Failed { error } => error.clone(),
+            }),
+            last_run_at: last.map(|r| r.started_at),
+            last_duration_ms: last.map(|r| r.duration_ms),
+            last_attempts: last.map(|r| r.attempts),
+            runs: task
+                .history
+                .iter()
+                .map(|r| RunDot {
+                    at_ms: r.started_at.timestamp_millis(),
+                    outcome: outcome_name(&r.outcome).to_owned(),
+                })
+                .collect(),
         }
     }
 }

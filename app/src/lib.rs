@@ -7,8 +7,10 @@
 //! - [`api`]: the server functions the dashboard calls; their bodies, and the state they read,
 //!   exist only under `ssr`.
 //! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
+//! - [`charts`]: the SVG charts drawn from the history.
 
 pub mod api;
+pub mod charts;
 pub mod monitor;
 pub mod wire;
 

@@ -1,181 +1,518 @@
-//! `<BackgroundTaskMonitor/>`: the operator's page.
+//! `<BackgroundTaskMonitor/>`: the operator's page. Server-rendered with real data, then
+//! hydrated; it polls every couple of seconds (not while the tab is hidden), shows how old its
+//! data is, and says so plainly when the server cannot be reached. Values update in place, so
+//! buttons keep their focus across polls.
 
 use leptos::prelude::*;
 
 use crate::{
-    api::get_overview,
-    wire::{Overview, PoolView},
+    api::{Control, get_dashboard},
+    charts::{LatencyChart, PoolChart, RunsChart},
+    wire::{ControlOutcome, Dashboard},
 };
 
-/// The dashboard page. Rendered on the server with real data, then hydrated; the refresh button
-/// asks the server again.
+/// The dashboard page.
 #[component]
 pub fn BackgroundTaskMonitor() -> impl IntoView {
-    // Bumped by the refresh button; the overview resource re-runs when it changes.
-    let refreshes = RwSignal::new(0u32);
-    let overview = Resource::new(move || refreshes.get(), |_| get_overview());
-    // Set once the WASM has taken over the page; end-to-end tests wait for it.
+    // Bumped by the poller and after each action; the dashboard resource follows it.
+    let polls = RwSignal::new(0u64);
+    let dashboard = Resource::new(move || polls.get(), |_| get_dashboard());
+    // The last good data stays on screen while the server is unreachable.
+    let data = Memo::new(
+        move |previous: Option<&Option<Dashboard>>| match dashboard.get() {
+            Some(Ok(fresh)) => Some(fresh),
+            _ => previous.cloned().flatten(),
+        },
+    );
+    let error = Signal::derive(move || match dashboard.get() {
+        Some(Err(err)) => Some(err.to_string()),
+        _ => None,
+    });
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     let now_ms = client_clock();
+    poll_while_visible(polls, data);
+
+    let act = ServerAction::<Control>::new();
+    let preview = RwSignal::new(None::<ControlOutcome>);
+    let notice = RwSignal::new(None::<(bool, String)>);
+    Effect::new(move |_| match act.value().get() {
+        Some(Ok(outcome)) if outcome.dry_run => preview.set(Some(outcome)),
+        Some(Ok(outcome)) => {
+            preview.set(None);
+            notice.set(Some((
+                true,
+                format!("{}: {}", label(&outcome.action), outcome.message),
+            )));
+            polls.update(|n| *n += 1);
+        }
+        Some(Err(err)) => notice.set(Some((false, err.to_string()))),
+        None => {}
+    });
+    let controls = Controls { act, preview, data };
 
     view! {
         <main class="monitor" data-hydrated=move || hydrated.get().to_string()>
             <header class="masthead">
                 <h1>"Leasewatch"</h1>
                 <p class="tagline">"Background tasks and the connections they hold"</p>
-                <button
-                    class="refresh"
-                    on:click=move |_| refreshes.update(|n| *n += 1)
-                >
-                    "Refresh"
-                </button>
+                <form method="post" action="/logout">
+                    <button type="submit" class="quiet">"Log out"</button>
+                </form>
             </header>
+            <p class="notice" aria-live="polite" role="status" data-notice=move || notice.get().map(|(ok, _)| if ok { "ok" } else { "error" })>
+                {move || notice.get().map(|(_, text)| text)}
+            </p>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || {
-                    overview
+                    error
                         .get()
-                        .map(|result| match result {
-                            Ok(data) => view! { <OverviewPanel data now_ms/> }.into_any(),
-                            Err(err) => {
-                                view! {
-                                    <p class="banner error" role="alert">
-                                        "The server could not be reached: " {err.to_string()}
-                                    </p>
-                                }
-                                    .into_any()
+                        .map(|err| {
+                            view! {
+                                <div class="banner error" role="alert" data-banner="unreachable">
+                                    <strong>"The server cannot be reached."</strong>
+                                    " The figures below are the last received; this page keeps trying. ("
+                                    {err}
+                                    ")"
+                                </div>
                             }
                         })
                 }}
+                {view! { <StatusLine data now_ms/> }.into_any()}
+                {view! { <Recommendations data controls/> }.into_any()}
+                {view! { <Cards data/> }.into_any()}
+                {view! { <ControlPanel controls/> }.into_any()}
+                {view! { <Charts data now_ms/> }.into_any()}
+                {view! { <LeaseTable data/> }.into_any()}
+                {view! { <TaskTable data controls/> }.into_any()}
+                <div class="columns">
+                    {view! { <AuctionTable data/> }.into_any()}
+                    {view! { <AuditTable data/> }.into_any()}
+                </div>
             </Transition>
         </main>
     }
 }
 
+/// The state the control buttons share.
+#[derive(Clone, Copy)]
+struct Controls {
+    act: ServerAction<Control>,
+    preview: RwSignal<Option<ControlOutcome>>,
+    data: Memo<Option<Dashboard>>,
+}
+
+impl Controls {
+    fn send(self, action: &str, task: Option<String>, dry_run: Option<bool>) {
+        self.act.dispatch(Control {
+            action: action.to_owned(),
+            task,
+            dry_run,
+        });
+    }
+
+    /// Cleanups preview first; everything else acts at once.
+    fn request(self, action: &str, task: Option<String>) {
+        match action {
+            "cleanup" | "emergency_cleanup" => self.send(action, None, Some(true)),
+            _ => self.send(action, task, None),
+        }
+    }
+
+    fn is_operator(self) -> bool {
+        self.data
+            .with(|d| d.as_ref().is_some_and(|d| d.role == "operator"))
+    }
+
+    /// Why a button is off: not an operator, or an action under way.
+    fn disabled(self) -> bool {
+        !self.is_operator() || self.act.pending().get()
+    }
+}
+
+fn label(action: &str) -> String {
+    let mut text = action.replace('_', " ");
+    if let Some(first) = text.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    text
+}
+
+fn field<T: 'static>(
+    data: Memo<Option<Dashboard>>,
+    read: impl Fn(&Dashboard) -> T + Send + Sync + 'static,
+) -> impl Fn() -> Option<T> + Send + Sync + 'static {
+    move || data.with(|d| d.as_ref().map(&read))
+}
+
 #[component]
-fn OverviewPanel(data: Overview, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
-    let taken_at = data.taken_at;
-    let total: i64 = data.auctions.iter().map(|row| row.count).sum();
+fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
     let age = move || {
+        let taken = data.with(|d| d.as_ref().map(|d| d.taken_at.timestamp_millis()))?;
         now_ms.get().map(|now| {
-            let secs = ((now - taken_at.timestamp_millis() as f64) / 1000.0).max(0.0);
-            format!(" · {secs:.0} s ago")
+            format!(
+                "updated {:.0} s ago",
+                ((now - taken as f64) / 1000.0).max(0.0)
+            )
         })
     };
     view! {
-        <p class="as-of" data-taken-at=taken_at.timestamp_millis().to_string()>
-            {data.backend.clone()} " · " <code>{data.database.clone()}</code> " · as of "
-            {taken_at.format("%H:%M:%S UTC").to_string()} {age}
+        <p class="as-of" data-taken-at=field(data, |d| d.taken_at.timestamp_millis().to_string())>
+            {field(data, |d| d.backend.clone())} " · " <code>{field(data, |d| d.database.clone())}</code>
+            " · scheduler "
+            <strong data-scheduler=field(data, |d| if d.scheduler_running { "running" } else { "stopped" })>
+                {field(data, |d| if d.scheduler_running { "running" } else { "stopped" })}
+            </strong>
+            " · " {field(data, |d| format!("as of {}", d.taken_at.format("%H:%M:%S UTC")))}
+            {move || age().map(|a| format!(" · {a}"))}
         </p>
-        <PoolCards pool=data.pool/>
-        <div class="columns">
-            <section aria-labelledby="auctions-title">
-                <h2 id="auctions-title">"Auctions"</h2>
-                <table class="auctions">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Status"</th>
-                            <th scope="col" class="num">"Auctions"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {data
-                            .auctions
-                            .into_iter()
-                            .map(|row| {
-                                let status = row.status.clone();
-                                view! {
-                                    <tr data-status=status>
-                                        <th scope="row">{row.status}</th>
-                                        <td class="num">{row.count}</td>
-                                    </tr>
-                                }
-                            })
-                            .collect_view()}
-                    </tbody>
-                    <tfoot>
-                        <tr>
-                            <th scope="row">"total"</th>
-                            <td class="num" data-total="auctions">{total}</td>
-                        </tr>
-                    </tfoot>
-                </table>
-                <p class="note">
-                    "Counted at " {data.auctions_as_of.format("%H:%M:%S UTC").to_string()}
-                </p>
-            </section>
-            <section aria-labelledby="tasks-title">
-                <h2 id="tasks-title">"Tasks"</h2>
-                <table class="tasks">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Task"</th>
-                            <th scope="col">"Runs every"</th>
-                            <th scope="col">"State"</th>
-                            <th scope="col">"Last run"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {data
-                            .tasks
-                            .into_iter()
-                            .map(|task| {
-                                let outcome = task.last_outcome.clone().unwrap_or_default();
-                                let (name, state) = (task.task.clone(), task.state.clone());
-                                let last = match (&task.last_outcome, task.last_run_at) {
-                                    (Some(outcome), Some(at)) => {
-                                        format!("{} {outcome}", at.format("%H:%M:%S"))
-                                    }
-                                    _ => "not yet".to_owned(),
-                                };
-                                view! {
-                                    <tr data-task=name>
-                                        <th scope="row">{task.task}</th>
-                                        <td>{human_interval(task.every_secs)}</td>
-                                        <td data-state=state>{task.state}</td>
-                                        <td class="last-run" data-outcome=outcome>
-                                            {last}
-                                            <span class="detail">{task.last_detail}</span>
-                                        </td>
-                                    </tr>
-                                }
-                            })
-                            .collect_view()}
-                    </tbody>
-                </table>
-            </section>
-        </div>
+        <p class="note server-view">"Server: " {field(data, |d| d.server.clone())}</p>
     }
 }
 
 #[component]
-fn PoolCards(pool: PoolView) -> impl IntoView {
-    let utilization = (pool.active * 100).checked_div(pool.max).unwrap_or(0);
-    let cards = [
-        ("total", "Total", pool.total),
-        ("idle", "Idle", pool.idle),
-        ("active", "Active", pool.active),
-    ];
+fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+    view! {
+        <section aria-labelledby="advice-title" class="advice">
+            <h2 id="advice-title">"Recommendations"</h2>
+            <ul>
+                <For
+                    each=move || data.with(|d| d.as_ref().map(|d| d.recommendations.clone()).unwrap_or_default())
+                    key=|r| (r.id.clone(), r.detail.clone())
+                    let:advice
+                >
+                    <li class=format!("severity {}", advice.severity) data-recommendation=advice.id.clone()>
+                        <span class="badge">{advice.severity.to_uppercase()}</span>
+                        <strong>{advice.title.clone()}</strong>
+                        <p>{advice.detail.clone()}</p>
+                        {advice.action.clone().map(|action| {
+                            let text = label(&action);
+                            view! {
+                                <button
+                                    on:click=move |_| controls.request(&action, None)
+                                    disabled=move || controls.disabled()
+                                >
+                                    {text}
+                                </button>
+                            }
+                        })}
+                    </li>
+                </For>
+            </ul>
+        </section>
+    }
+}
+
+#[component]
+fn Cards(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    let card = |key: &'static str,
+                name: &'static str,
+                value: fn(&Dashboard) -> u32,
+                warn: fn(&Dashboard) -> bool| {
+        view! {
+            <div class="card" data-metric=key class:alert=field(data, warn).into_signal_bool()>
+                <span class="label">{name}</span>
+                <span class="value">{field(data, value)}</span>
+            </div>
+        }
+    };
+    let utilization = move || {
+        data.with(|d| {
+            d.as_ref().map(|d| {
+                let pct = (d.pool.active * 100).checked_div(d.pool.max).unwrap_or(0);
+                (
+                    pct,
+                    format!(
+                        "{} of max {} (min {})",
+                        d.pool.active, d.pool.max, d.pool.min
+                    ),
+                )
+            })
+        })
+    };
     view! {
         <section class="cards" aria-label="Connection pool">
-            {cards
-                .into_iter()
-                .map(|(key, label, value)| {
-                    view! {
-                        <div class="card" data-metric=key>
-                            <span class="label">{label}</span>
-                            <span class="value">{value}</span>
-                        </div>
-                    }
-                })
-                .collect_view()}
+            {card("total", "Total", |d| d.pool.total, |_| false)}
+            {card("idle", "Idle", |d| d.pool.idle, |_| false)}
+            {card("active", "Active", |d| d.pool.active, |_| false)}
+            {card("waiting", "Waiting", |d| d.pool.waiting, |d| d.pool.waiting > 0)}
+            {card("stale", "Stale", |d| d.pool.stale, |d| d.pool.stale > 0)}
             <div class="card" data-metric="utilization">
                 <span class="label">"Utilization"</span>
-                <span class="value">{format!("{utilization} %")}</span>
-                <span class="detail">
-                    {format!("{} of max {} (min {})", pool.active, pool.max, pool.min)}
-                </span>
+                <span class="value">{move || utilization().map(|(pct, _)| format!("{pct} %"))}</span>
+                <meter min="0" max="100" low="80" high="95" optimum="0" value=move || utilization().map(|(pct, _)| pct)></meter>
+                <span class="detail">{move || utilization().map(|(_, text)| text)}</span>
             </div>
+        </section>
+    }
+}
+
+/// A `bool` signal from an optional reader (false while there is no data).
+trait IntoSignalBool {
+    fn into_signal_bool(self) -> Signal<bool>;
+}
+
+impl<F: Fn() -> Option<bool> + Send + Sync + 'static> IntoSignalBool for F {
+    fn into_signal_bool(self) -> Signal<bool> {
+        Signal::derive(move || self().unwrap_or(false))
+    }
+}
+
+#[component]
+fn ControlPanel(controls: Controls) -> impl IntoView {
+    let running = move || {
+        controls
+            .data
+            .with(|d| d.as_ref().is_some_and(|d| d.scheduler_running))
+    };
+    let busy = controls.act.pending();
+    let button = move |action: &'static str, text: &'static str, off: fn(bool) -> bool| {
+        view! {
+            <button
+                data-control=action
+                on:click=move |_| controls.request(action, None)
+                disabled=move || controls.disabled() || off(running())
+            >
+                {text}
+            </button>
+        }
+    };
+    view! {
+        <section aria-labelledby="controls-title" class="controls">
+            <h2 id="controls-title">"Controls"</h2>
+            <div class="buttons">
+                {button("start", "Start", |running| running)}
+                {button("stop", "Stop", |running| !running)}
+                {button("cleanup", "Cleanup…", |_| false)}
+                {button("emergency_cleanup", "Emergency cleanup…", |_| false)}
+                {move || busy.get().then(|| view! { <span class="busy">"Working…"</span> })}
+            </div>
+            {move || (!controls.is_operator()).then(|| view! {
+                <p class="note" data-readonly="true">
+                    "Read-only: you are logged in as a viewer. Log in with the operator token to act."
+                </p>
+            })}
+            {move || controls.preview.get().map(|plan| {
+                let action = plan.action.clone();
+                let confirm = format!("Confirm {}", label(&plan.action).to_lowercase());
+                view! {
+                    <div class="preview" role="group" aria-label="Preview" data-preview=plan.action.clone()>
+                        <p><strong>{label(&plan.action)} " preview: "</strong> {format!("this {}.", plan.message)}</p>
+                        <button class="danger" on:click=move |_| controls.send(&action, None, Some(false)) disabled=move || controls.disabled()>
+                            {confirm}
+                        </button>
+                        <button class="quiet" on:click=move |_| controls.preview.set(None)>"Cancel"</button>
+                    </div>
+                }
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn Charts(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
+    // Charts are drawn against the server's clock, so they agree with the data.
+    let _ = now_ms;
+    view! {
+        <section class="charts" aria-label="Charts">
+            {move || data.with(|d| d.as_ref().map(|d| {
+                let now = d.taken_at.timestamp_millis();
+                view! {
+                    <PoolChart history=d.history.clone() now_ms=now max=d.pool.max/>
+                    <LatencyChart history=d.history.clone() now_ms=now/>
+                    <RunsChart tasks=d.tasks.clone() now_ms=now/>
+                }
+            }))}
+        </section>
+    }
+}
+
+#[component]
+fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="leases-title">
+            <h2 id="leases-title">"Leases"</h2>
+            <table class="leases">
+                <thead>
+                    <tr>
+                        <th scope="col">"Lease"</th>
+                        <th scope="col">"Task"</th>
+                        <th scope="col">"Run"</th>
+                        <th scope="col">"Backend"</th>
+                        <th scope="col" class="num">"Held"</th>
+                        <th scope="col">"State"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || data.with(|d| d.as_ref().map(|d| d.leases.clone()).unwrap_or_default())
+                        key=|l| (l.id, l.held_ms / 1000, l.stale)
+                        let:lease
+                    >
+                        <tr class:stale=lease.stale data-lease=lease.id data-task=lease.task.clone()>
+                            <td>{format!("#{}", lease.id)}</td>
+                            <td>{lease.task.clone()}</td>
+                            <td>{lease.run_id}</td>
+                            <td>{lease.backend_pid.map_or_else(|| "—".to_owned(), |pid| format!("pid {pid}"))}</td>
+                            <td class="num">{format!("{:.1} s", lease.held_ms as f64 / 1000.0)}</td>
+                            <td>{if lease.stale { "STALE" } else { "ok" }}</td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
+            {move || data.with(|d| d.as_ref().is_some_and(|d| d.leases.is_empty())).then(|| view! { <p class="note">"No connection is leased right now."</p> })}
+        </section>
+    }
+}
+
+#[component]
+fn TaskTable(data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+    view! {
+        <section aria-labelledby="tasks-title">
+            <h2 id="tasks-title">"Tasks"</h2>
+            <table class="tasks">
+                <thead>
+                    <tr>
+                        <th scope="col">"Task"</th>
+                        <th scope="col">"Every"</th>
+                        <th scope="col">"State"</th>
+                        <th scope="col">"Next run"</th>
+                        <th scope="col">"Last run"</th>
+                        <th scope="col" class="num">"Took"</th>
+                        <th scope="col" class="num">"Attempts"</th>
+                        <th scope="col">"Actions"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || data.with(|d| d.as_ref().map(|d| d.tasks.iter().map(|t| t.task.clone()).collect::<Vec<_>>()).unwrap_or_default())
+                        key=|name| name.clone()
+                        let:name
+                    >
+                        <TaskLine name data controls/>
+                    </For>
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// One task row; its cells follow the data, its buttons stay put across polls.
+#[component]
+fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+    let key = name.clone();
+    let task = Memo::new(move |_| {
+        data.with(|d| {
+            d.as_ref()
+                .and_then(|d| d.tasks.iter().find(|t| t.task == key).cloned())
+        })
+    });
+    let paused = move || task.get().is_some_and(|t| t.paused);
+    let (run_name, pause_name) = (name.clone(), name.clone());
+    view! {
+        <tr data-task=name.clone()>
+            <th scope="row">{name.clone()}</th>
+            <td>{move || task.get().map(|t| human_interval(t.every_secs))}</td>
+            <td data-state=move || task.get().map(|t| t.state.clone())>{move || task.get().map(|t| t.state)}</td>
+            <td>{move || task.get().and_then(|t| t.next_run_at).map(|at| at.format("%H:%M:%S").to_string())}</td>
+            <td class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome)>
+                {move || task.get().map(|t| match (t.last_run_at, t.last_outcome) {
+                    (Some(at), Some(outcome)) => format!("{} {outcome}", at.format("%H:%M:%S")),
+                    _ => "not yet".to_owned(),
+                })}
+                <span class="detail">{move || task.get().and_then(|t| t.last_detail)}</span>
+            </td>
+            <td class="num">{move || task.get().and_then(|t| t.last_duration_ms).map(|ms| format!("{:.1} s", ms as f64 / 1000.0))}</td>
+            <td class="num">{move || task.get().and_then(|t| t.last_attempts)}</td>
+            <td class="row-actions">
+                <button
+                    aria-label=format!("Run {name} now")
+                    on:click=move |_| controls.request("run_now", Some(run_name.clone()))
+                    disabled=move || controls.disabled() || task.get().is_some_and(|t| t.state == "running" || t.state == "backoff")
+                >
+                    "Run now"
+                </button>
+                <button
+                    aria-label=move || format!("{} {}", if paused() { "Resume" } else { "Pause" }, pause_name)
+                    on:click={
+                        let name = name.clone();
+                        move |_| controls.request(if paused() { "resume" } else { "pause" }, Some(name.clone()))
+                    }
+                    disabled=move || controls.disabled()
+                >
+                    {move || if paused() { "Resume" } else { "Pause" }}
+                </button>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn AuctionTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="auctions-title">
+            <h2 id="auctions-title">"Auctions"</h2>
+            <table class="auctions">
+                <thead>
+                    <tr>
+                        <th scope="col">"Status"</th>
+                        <th scope="col" class="num">"Auctions"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || data.with(|d| d.as_ref().map(|d| d.auctions.clone()).unwrap_or_default())
+                        key=|row| (row.status.clone(), row.count)
+                        let:row
+                    >
+                        <tr data-status=row.status.clone()>
+                            <th scope="row">{row.status.clone()}</th>
+                            <td class="num">{row.count}</td>
+                        </tr>
+                    </For>
+                </tbody>
+                <tfoot>
+                    <tr>
+                        <th scope="row">"total"</th>
+                        <td class="num" data-total="auctions">
+                            {field(data, |d| d.auctions.iter().map(|r| r.count).sum::<i64>())}
+                        </td>
+                    </tr>
+                </tfoot>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="audit-title">
+            <h2 id="audit-title">"Audit log"</h2>
+            <table class="audit">
+                <thead>
+                    <tr>
+                        <th scope="col">"When"</th>
+                        <th scope="col">"Who"</th>
+                        <th scope="col">"Action"</th>
+                        <th scope="col">"Result"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || data.with(|d| d.as_ref().map(|d| d.audit.clone()).unwrap_or_default())
+                        key=|e| (e.at, e.action.clone())
+                        let:entry
+                    >
+                        <tr data-outcome=entry.outcome.clone()>
+                            <td>{entry.at.format("%H:%M:%S").to_string()}</td>
+                            <td>{entry.role.clone()}</td>
+                            <td>{entry.action.replace('_', " ")} " " <code>{entry.arguments.clone()}</code></td>
+                            <td>{format!("{}: {}", entry.outcome, entry.result)}</td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
         </section>
     }
 }
@@ -207,9 +544,33 @@ fn client_clock() -> ReadSignal<Option<f64>> {
     now
 }
 
+/// Asks for fresh data every `poll_ms` while the tab is visible (hydrated pages only).
+fn poll_while_visible(polls: RwSignal<u64>, data: Memo<Option<Dashboard>>) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        leptos::task::spawn_local(async move {
+            loop {
+                let every = data
+                    .with_untracked(|d| d.as_ref().map(|d| d.poll_ms))
+                    .unwrap_or(2_000);
+                gloo_timers::future::TimeoutFuture::new(u32::try_from(every).unwrap_or(2_000))
+                    .await;
+                let visible = web_sys::window()
+                    .and_then(|w| w.document())
+                    .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+                if visible {
+                    polls.update(|n| *n += 1);
+                }
+            }
+        });
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (polls, data);
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_interval;
+    use super::*;
 
     #[test]
     fn intervals_read_as_an_operator_would_say_them() {
@@ -217,5 +578,11 @@ mod tests {
         assert_eq!(human_interval(3600), "1 h");
         assert_eq!(human_interval(90), "90 s");
         assert_eq!(human_interval(10), "10 s");
+    }
+
+    #[test]
+    fn action_labels_read_as_words() {
+        assert_eq!(label("emergency_cleanup"), "Emergency cleanup");
+        assert_eq!(label("run_now"), "Run now");
     }
 }

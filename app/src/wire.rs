@@ -4,38 +4,160 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Everything the overview shows, read from in-process state (never from the database).
+/// Everything the dashboard shows, read from in-process state (never from the database).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Overview {
+pub struct Dashboard {
+    /// When this was taken on the server.
+    pub taken_at: DateTime<Utc>,
+    /// The caller's role: "operator" acts, "viewer" only reads.
+    pub role: String,
+    /// How often the page asks again, in milliseconds.
+    pub poll_ms: u64,
     /// "PostgreSQL" or "SQLite".
     pub backend: String,
     /// Where the database is, with any password redacted.
     pub database: String,
-    /// The connection pool right now.
-    pub pool: PoolView,
+    /// Whether the scheduler runs.
+    pub scheduler_running: bool,
+    /// The pool now.
+    pub pool: PoolCard,
+    /// Samples over the last 15 minutes, oldest first.
+    pub history: Vec<Sample>,
+    /// Leases held now, oldest first.
+    pub leases: Vec<LeaseRow>,
+    /// The tasks.
+    pub tasks: Vec<TaskRow>,
+    /// What the rules recommend, worst first.
+    pub recommendations: Vec<Advice>,
+    /// Recent control actions, newest first.
+    pub audit: Vec<AuditRow>,
     /// Auctions per status, in life-cycle order.
     pub auctions: Vec<StatusCount>,
-    /// When the auction counts were read from the database.
-    pub auctions_as_of: DateTime<Utc>,
-    /// Each background task: cadence, state and last run.
-    pub tasks: Vec<TaskRow>,
-    /// When this overview was taken on the server.
-    pub taken_at: DateTime<Utc>,
+    /// The server-wide view in a line (PostgreSQL), or why there is none.
+    pub server: String,
 }
 
-/// Pool counters at one instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolView {
+/// The pool at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PoolCard {
     /// Open connections.
     pub total: u32,
-    /// Open connections not in use.
+    /// Open and unused.
     pub idle: u32,
-    /// Connections in use (total − idle at the same instant).
+    /// In use.
     pub active: u32,
+    /// Acquires waiting.
+    pub waiting: u32,
+    /// Leases past the lease timeout.
+    pub stale: u32,
     /// Configured maximum.
     pub max: u32,
     /// Configured minimum.
     pub min: u32,
+    /// Acquires that timed out since start.
+    pub acquire_timeouts: u64,
+    /// Acquire latency p95 since start, in milliseconds.
+    pub p95_ms: Option<f64>,
+}
+
+/// One history sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When, in Unix milliseconds.
+    pub at_ms: i64,
+    /// In use.
+    pub active: u32,
+    /// Open and unused.
+    pub idle: u32,
+    /// Waiting.
+    pub waiting: u32,
+    /// Acquire latency p95 over the interval before this sample, in milliseconds.
+    pub p95_ms: Option<f64>,
+}
+
+/// A lease held now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRow {
+    /// Lease number.
+    pub id: u64,
+    /// Holding task.
+    pub task: String,
+    /// Holding run.
+    pub run_id: u64,
+    /// PostgreSQL backend, if any.
+    pub backend_pid: Option<i32>,
+    /// Held for, in milliseconds.
+    pub held_ms: u64,
+    /// Past the lease timeout.
+    pub stale: bool,
+}
+
+/// A background task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRow {
+    /// The task's name, as in logs and metrics.
+    pub task: String,
+    /// Its interval in seconds.
+    pub every_secs: u64,
+    /// "idle", "running", "backoff" or "paused".
+    pub state: String,
+    /// Paused: ticks start no runs.
+    pub paused: bool,
+    /// The next tick.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// How the last run ended ("succeeded", "skipped", "failed", "cancelled").
+    pub last_outcome: Option<String>,
+    /// The last run's one-line detail or error.
+    pub last_detail: Option<String>,
+    /// When the last run started.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// How long it took, in milliseconds.
+    pub last_duration_ms: Option<u64>,
+    /// Its attempts.
+    pub last_attempts: Option<u32>,
+    /// Recent runs for the outcome chart, newest first.
+    pub runs: Vec<RunDot>,
+}
+
+/// One run on the outcome chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDot {
+    /// When it started, in Unix milliseconds.
+    pub at_ms: i64,
+    /// How it ended.
+    pub outcome: String,
+}
+
+/// A recommendation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advice {
+    /// Rule id.
+    pub id: String,
+    /// "info", "warning" or "critical".
+    pub severity: String,
+    /// What is wrong.
+    pub title: String,
+    /// The numbers and what to do.
+    pub detail: String,
+    /// The control action that helps ("cleanup", "emergency_cleanup", "start"), if any.
+    pub action: Option<String>,
+}
+
+/// An audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (role).
+    pub role: String,
+    /// What.
+    pub action: String,
+    /// With what (JSON).
+    pub arguments: String,
+    /// "ok" or "refused".
+    pub outcome: String,
+    /// What came of it.
+    pub result: String,
 }
 
 /// How many auctions are in one status.
@@ -47,19 +169,13 @@ pub struct StatusCount {
     pub count: i64,
 }
 
-/// A background task as the overview shows it.
+/// What a control action did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskRow {
-    /// The task's name, as in logs and metrics.
-    pub task: String,
-    /// Its interval in seconds.
-    pub every_secs: u64,
-    /// "idle", "running", "backoff" or "paused".
-    pub state: String,
-    /// How the last run ended ("succeeded", "skipped", "failed", "cancelled"), if any.
-    pub last_outcome: Option<String>,
-    /// The last run's one-line detail or error.
-    pub last_detail: Option<String>,
-    /// When the last run started.
-    pub last_run_at: Option<DateTime<Utc>>,
+pub struct ControlOutcome {
+    /// The action.
+    pub action: String,
+    /// Whether it was a preview.
+    pub dry_run: bool,
+    /// What happened (or would), in a line.
+    pub message: String,
 }

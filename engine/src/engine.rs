@@ -15,7 +15,7 @@ use crate::{
     lease::{CleanupReport, LeaseManager},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     settings::{PoolSettings, RetryPolicy, TaskIntervals},
-    tasks::TaskManager,
+    tasks::{self, TaskManager, jobs::LeakyReport},
 };
 
 /// Everything the engine needs to start.
@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub demo: bool,
     /// Recommendation thresholds.
     pub thresholds: Thresholds,
+    /// Demo only: add a `leaky_report` task that holds its connection this long.
+    pub demo_leak: Option<Duration>,
 }
 
 /// Auction counts as last read from the database, and when.
@@ -50,6 +52,9 @@ const DEMO_AUCTIONS: u32 = 12;
 /// How often a snapshot goes into the history ring (an hour of them is kept).
 pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
 
+/// How often the demo's `leaky_report` runs.
+const LEAKY_EVERY: Duration = Duration::from_secs(20);
+
 /// How often the recommendations are evaluated.
 pub const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
 
@@ -63,6 +68,8 @@ pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// The engine. Readers (the dashboard, the API) only ever see in-process state: they never take
 /// a database connection, so watching the pool cannot add to its pressure.
 pub struct Engine {
+    /// When the last emergency cleanup ran (they are rate-limited).
+    pub(crate) last_emergency: Mutex<Option<std::time::Instant>>,
     leases: LeaseManager,
     tasks: TaskManager,
     audit: AuditLog,
@@ -93,9 +100,17 @@ impl Engine {
         let audit = AuditLog::load(&db).await?;
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
-        let tasks = TaskManager::new(
+        let mut jobs = tasks::standard_jobs(&config.intervals);
+        if let Some(hold) = config.demo_leak {
+            jobs.push((
+                "leaky_report".to_owned(),
+                LEAKY_EVERY,
+                Arc::new(LeakyReport { hold }),
+            ));
+        }
+        let tasks = TaskManager::with_jobs(
             leases.clone(),
-            &config.intervals,
+            jobs,
             config.retry,
             format!("leasewatch-{instance}"),
         );
@@ -113,6 +128,7 @@ impl Engine {
             shutdown.clone(),
         ));
         Ok(Self {
+            last_emergency: Mutex::new(None),
             leases,
             tasks,
             audit,

@@ -266,6 +266,9 @@ pub struct PoolSnapshot {
     pub hold_p95_ms: Option<f64>,
     /// Per task, by name.
     pub per_task: Vec<TaskLeaseCounts>,
+    /// On history samples only: acquire latency p95 over the interval since the previous
+    /// sample, in milliseconds (what a latency chart plots).
+    pub window_p95_ms: Option<f64>,
 }
 
 /// Which cleanup.
@@ -380,6 +383,8 @@ struct Shared {
     per_task: Mutex<BTreeMap<String, TaskLeaseCounts>>,
     server_view: RwLock<ServerView>,
     history: Mutex<VecDeque<PoolSnapshot>>,
+    /// The latency histogram as of the last history sample.
+    previous_latency: Mutex<HistogramReading>,
 }
 
 struct Held {
@@ -454,6 +459,7 @@ impl LeaseManager {
                 per_task: Mutex::new(BTreeMap::new()),
                 server_view: RwLock::new(server_view),
                 history: Mutex::new(VecDeque::with_capacity(HISTORY_LEN)),
+                previous_latency: Mutex::new(HistogramReading::default()),
             }),
         }
     }
@@ -624,6 +630,7 @@ impl LeaseManager {
                 .quantile(0.95)
                 .map(|d| d.as_secs_f64() * 1000.0),
             per_task: per_task.into_values().collect(),
+            window_p95_ms: None,
         }
     }
 
@@ -634,7 +641,16 @@ impl LeaseManager {
 
     /// Appends a snapshot to the history ring (oldest dropped past [`HISTORY_LEN`]).
     pub fn record_history(&self) {
-        let snapshot = self.snapshot();
+        let mut snapshot = self.snapshot();
+        let reading = self.shared.acquire_latency.read();
+        {
+            let mut previous = lock(&self.shared.previous_latency);
+            snapshot.window_p95_ms = reading
+                .since(&previous)
+                .quantile(0.95)
+                .map(|d| d.as_secs_f64() * 1000.0);
+            *previous = reading;
+        }
         let mut history = lock(&self.shared.history);
         if history.len() == HISTORY_LEN {
             history.pop_front();

@@ -13,6 +13,8 @@
 //! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
 //! - [`tasks`]: the task manager — scheduler, the three real jobs, retry with backoff, per-task
 //!   state and history.
+//! - [`control`]: the control actions (start, stop, cleanup, ...) as the API and the dashboard
+//!   take them, audited.
 //! - [`audit`]: the audit log of control actions (database, plus recent entries in memory).
 //! - [`recommend`]: the rules that turn the state into recommendations, with hysteresis.
 //! - [`settings`]: the typed settings the engine runs with; the server parses them from the
@@ -23,6 +25,7 @@
 
 pub mod auctions;
 pub mod audit;
+pub mod control;
 pub mod db;
 pub mod engine;
 pub mod histogram;

@@ -589,6 +589,7 @@ mod tests {
             revoked: 0,
             hold_p95_ms: None,
             per_task: vec![],
+            window_p95_ms: None,
         }
     }
 

@@ -21,6 +21,7 @@ fn config(database: DatabaseUrl, demo: bool) -> EngineConfig {
         retry: RetryPolicy::default(),
         demo,
         thresholds: Default::default(),
+        demo_leak: None,
     }
 }
 

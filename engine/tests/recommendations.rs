@@ -33,6 +33,7 @@ fn config(url: &str, max: u32, min: u32) -> EngineConfig {
             clear: Duration::ZERO,
             ..Thresholds::default()
         },
+        demo_leak: None,
     }
 }
 

@@ -249,7 +249,7 @@ async fn pause_stops_ticks_and_resume_brings_them_back() {
     assert_eq!(job.starts().len(), 1);
     assert_eq!(
         manager.pause("nope").unwrap_err().to_string(),
-        "unknown task \"nope\": the tasks are status_transitions, auction_monitor and health_check"
+        "unknown task \"nope\": the tasks are stand_in"
     );
 }
 

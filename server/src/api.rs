@@ -5,11 +5,7 @@
 //! the problem and changes nothing. Every control action is written to the audit log before
 //! the response leaves.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Extension, Json, Router,
@@ -21,22 +17,18 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use leasewatch_engine::{
-    CleanupReport, Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
-    audit::{AuditEntry, NewEntry},
-    engine::STOP_DEADLINE,
+    Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
+    audit::AuditEntry,
+    control::{ACTIONS, Action, ControlError},
     recommend::Recommendation,
-    tasks::{CommandError, StopReport},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
-
-/// A second emergency cleanup within this long of the last is refused (409).
-pub const EMERGENCY_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// The status path (the seed's).
 pub const STATUS_PATH: &str = "/api/admin/background-jobs/status";
@@ -46,8 +38,6 @@ pub const STATUS_PATH: &str = "/api/admin/background-jobs/status";
 pub struct ApiState {
     /// The running engine.
     pub engine: Arc<Engine>,
-    /// When the last emergency cleanup ran.
-    pub last_emergency: Arc<Mutex<Option<Instant>>>,
 }
 
 /// An error as the API reports it: `{"error": {"code", "message"}}` with a 4xx or 5xx.
@@ -191,8 +181,6 @@ pub struct ActionRequest {
     pub dry_run: Option<bool>,
 }
 
-const ACTIONS: &str = "start, stop, cleanup, emergency_cleanup, run_now, pause, resume";
-
 /// What a control action did.
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionResponse {
@@ -214,46 +202,35 @@ async fn act(
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    let request = parse_action(&headers, body)?;
+    let request = parse_body(&headers, body)?;
+    let action =
+        Action::parse(&request.action, request.task, request.dry_run).map_err(ApiError::from)?;
     let client = connect.map_or_else(|| "unknown".to_owned(), |c| c.0.0.to_string());
-    let arguments = json!({"task": request.task, "dry_run": request.dry_run}).to_string();
-    let audit = |outcome: &str, result: String| NewEntry {
-        role: caller.role.as_str().to_owned(),
-        action: request.action.clone(),
-        arguments: arguments.clone(),
-        outcome: outcome.to_owned(),
-        result,
-        client: client.clone(),
-    };
-    if caller.role != Role::Operator {
-        let err = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the viewer role can read but not act; use the operator token",
-        );
-        record(&state.engine, audit("refused", err.message.clone())).await?;
-        return Err(err);
-    }
-    match perform(&state, &request).await {
-        Ok((message, details)) => {
-            record(&state.engine, audit("ok", message.clone())).await?;
-            tracing::info!(action = %request.action, %message, "control action");
-            Ok(Json(ActionResponse {
-                action: request.action,
-                message,
-                details,
-                status: status_of(&state.engine),
-            }))
-        }
-        Err(err) => {
-            record(&state.engine, audit("refused", err.message.clone())).await?;
-            Err(err)
+    let done = state.engine.perform(&action, caller.role, &client).await?;
+    Ok(Json(ActionResponse {
+        action: action.name().to_owned(),
+        message: done.message,
+        details: done.details,
+        status: status_of(&state.engine),
+    }))
+}
+
+impl From<ControlError> for ApiError {
+    fn from(err: ControlError) -> Self {
+        let message = err.to_string();
+        match err {
+            ControlError::Invalid { code, .. } => Self::bad_request(code, message),
+            ControlError::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            ControlError::Conflict { code, .. } => Self::new(StatusCode::CONFLICT, code, message),
+            ControlError::Audit(_) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_failed", message)
+            }
         }
     }
 }
 
-/// Validates the request before anything happens.
-fn parse_action(
+/// Checks size, content type and JSON shape before anything happens.
+fn parse_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<ActionRequest, ApiError> {
@@ -267,11 +244,8 @@ fn parse_action(
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-        });
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
     if !json_type {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -282,142 +256,18 @@ fn parse_action(
     let value: Value = serde_json::from_slice(&body).map_err(|err| {
         ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {err}"))
     })?;
-    match value.get("action") {
-        None => {
-            return Err(ApiError::bad_request(
-                "missing_action",
-                format!("the body needs \"action\": one of {ACTIONS}"),
-            ));
-        }
-        Some(Value::String(action)) if !ACTIONS.split(", ").any(|a| a == action) => {
-            return Err(ApiError::bad_request(
-                "unknown_action",
-                format!("unknown action {action:?}: allowed are {ACTIONS}"),
-            ));
-        }
-        _ => {}
+    if value.get("action").is_none() {
+        return Err(ApiError::bad_request(
+            "missing_action",
+            format!("the body needs \"action\": one of {}", ACTIONS.join(", ")),
+        ));
     }
-    let request: ActionRequest = serde_json::from_value(value).map_err(|err| {
+    serde_json::from_value(value).map_err(|err| {
         ApiError::bad_request(
             "invalid_request",
             format!("the request does not fit: {err}"),
         )
-    })?;
-    let needs_task = matches!(request.action.as_str(), "run_now" | "pause" | "resume");
-    if needs_task && request.task.is_none() {
-        return Err(ApiError::bad_request(
-            "missing_task",
-            format!(
-                "{} needs \"task\": status_transitions, auction_monitor or health_check",
-                request.action
-            ),
-        ));
-    }
-    if !needs_task && request.task.is_some() {
-        return Err(ApiError::bad_request(
-            "unexpected_task",
-            format!("{} takes no \"task\"", request.action),
-        ));
-    }
-    let takes_dry_run = matches!(request.action.as_str(), "cleanup" | "emergency_cleanup");
-    if !takes_dry_run && request.dry_run.is_some() {
-        return Err(ApiError::bad_request(
-            "unexpected_dry_run",
-            format!("{} takes no \"dry_run\"", request.action),
-        ));
-    }
-    Ok(request)
-}
-
-async fn perform(state: &ApiState, request: &ActionRequest) -> Result<(String, Value), ApiError> {
-    let engine = &state.engine;
-    let tasks = engine.tasks();
-    let dry_run = request.dry_run.unwrap_or(false);
-    let task = request.task.as_deref().unwrap_or_default();
-    let command_error = |err: CommandError| match err {
-        CommandError::UnknownTask(_) => ApiError::bad_request("unknown_task", err.to_string()),
-        CommandError::AlreadyRunning(..) => {
-            ApiError::new(StatusCode::CONFLICT, "already_running", err.to_string())
-        }
-    };
-    Ok(match request.action.as_str() {
-        "start" => {
-            let message = if tasks.start() {
-                "scheduler started"
-            } else {
-                "scheduler was already running"
-            };
-            (message.to_owned(), Value::Null)
-        }
-        "stop" => {
-            let report: StopReport = tasks.stop(STOP_DEADLINE).await;
-            let message = format!(
-                "scheduler stopped: {} run(s) finished, {} cancelled at the deadline",
-                report.finished.len(),
-                report.cancelled.len()
-            );
-            (message, json!(report))
-        }
-        "cleanup" => {
-            let report = engine.leases().cleanup(dry_run).await;
-            (report.summary(), json!(report))
-        }
-        "emergency_cleanup" => {
-            if !dry_run {
-                let mut last = state
-                    .last_emergency
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                if let Some(at) = *last
-                    && at.elapsed() < EMERGENCY_COOLDOWN
-                {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "too_soon",
-                        format!(
-                            "an emergency cleanup ran {:.1} s ago; wait {} s between them",
-                            at.elapsed().as_secs_f64(),
-                            EMERGENCY_COOLDOWN.as_secs()
-                        ),
-                    ));
-                }
-                *last = Some(Instant::now());
-            }
-            let report: CleanupReport = engine.emergency_cleanup(dry_run).await;
-            (report.summary(), json!(report))
-        }
-        "run_now" => {
-            let run_id = tasks.run_now(task).map_err(command_error)?;
-            (
-                format!("{task} run {run_id} started"),
-                json!({"run_id": run_id}),
-            )
-        }
-        "pause" => {
-            tasks.pause(task).map_err(command_error)?;
-            (format!("{task} paused"), Value::Null)
-        }
-        "resume" => {
-            tasks.resume(task).map_err(command_error)?;
-            (format!("{task} resumed"), Value::Null)
-        }
-        other => unreachable!("parse_action admits only known actions, not {other}"),
     })
-}
-
-async fn record(engine: &Engine, entry: NewEntry) -> Result<AuditEntry, ApiError> {
-    engine
-        .audit()
-        .record(engine.database(), entry)
-        .await
-        .map_err(|err| {
-            tracing::error!(%err, "audit write failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "audit_failed",
-                format!("the audit log could not be written: {err}"),
-            )
-        })
 }
 
 /// `?limit=` for the audit log.

@@ -1,5 +1,7 @@
 //! Authentication at the edge: an operator token and an optional read-only viewer token.
-//! Browsers log in once and carry an HttpOnly, SameSite=Strict session cookie; scripts send
+//! Browsers log in once and carry an HttpOnly, SameSite=Strict session cookie (signed with a
+//! key derived from the operator token, so sessions survive a restart and die with a new
+//! token); scripts send
 //! `Authorization: Bearer <token>`. A state change authenticated by cookie must come from this
 //! site (`Origin` or `Referer` matching `Host`). Tokens are compared in constant time and
 //! never logged.
@@ -8,8 +10,11 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
 
 use axum::{
     Form,
@@ -20,30 +25,12 @@ use axum::{
 };
 use serde::Deserialize;
 
+use leasewatch_engine::control::Role;
+
 use crate::api::ApiError;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "leasewatch_session";
-
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything, changes nothing.
-    Viewer,
-    /// Reads and acts.
-    Operator,
-}
-
-impl Role {
-    /// "viewer" or "operator".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-        }
-    }
-}
 
 /// Who made a request and how they proved it; put in the request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,12 +82,21 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The tokens and the live sessions.
+/// The tokens, and what is needed to issue and check session cookies.
 pub struct Auth {
     operator: Secret,
     viewer: Option<Secret>,
     session_ttl: Duration,
-    sessions: Mutex<HashMap<String, (Role, Instant)>>,
+    /// Sessions ended by logout before their expiry (kept until they would have expired).
+    logged_out: Mutex<HashMap<String, u64>>,
+}
+
+type Mac = Hmac<Sha256>;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Auth {
@@ -110,12 +106,12 @@ impl Auth {
             operator,
             viewer,
             session_ttl,
-            sessions: Mutex::new(HashMap::new()),
+            logged_out: Mutex::new(HashMap::new()),
         })
     }
 
-    fn sessions(&self) -> MutexGuard<'_, HashMap<String, (Role, Instant)>> {
-        self.sessions
+    fn logged_out(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.logged_out
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -131,25 +127,46 @@ impl Auth {
         }
     }
 
+    /// `role.expiry.nonce`, signed.
+    fn sign(&self, payload: &str) -> String {
+        let mut mac = Mac::new_from_slice(self.operator.expose().as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"leasewatch-session:");
+        mac.update(payload.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     fn start_session(&self, role: Role) -> String {
-        let id = Secret::generate().0;
-        let mut sessions = self.sessions();
-        let now = Instant::now();
-        sessions.retain(|_, (_, expires)| *expires > now);
-        sessions.insert(id.clone(), (role, now + self.session_ttl));
-        id
+        let expires = unix_now() + self.session_ttl.as_secs();
+        let payload = format!("{}.{expires}.{:016x}", role.as_str(), rand::random::<u64>());
+        format!("{payload}.{}", self.sign(&payload))
     }
 
-    fn session_role(&self, id: &str) -> Option<Role> {
-        let sessions = self.sessions();
-        sessions
-            .get(id)
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(role, _)| *role)
+    fn session_role(&self, cookie: &str) -> Option<Role> {
+        let (payload, signature) = cookie.rsplit_once('.')?;
+        if !Secret::new(self.sign(payload)).matches(signature) {
+            return None;
+        }
+        let mut parts = payload.split('.');
+        let role = match parts.next()? {
+            "operator" => Role::Operator,
+            "viewer" => Role::Viewer,
+            _ => return None,
+        };
+        let expires: u64 = parts.next()?.parse().ok()?;
+        let live = expires > unix_now() && !self.logged_out().contains_key(cookie);
+        live.then_some(role)
     }
 
-    fn end_session(&self, id: &str) {
-        self.sessions().remove(id);
+    fn end_session(&self, cookie: &str) {
+        let now = unix_now();
+        let mut logged_out = self.logged_out();
+        logged_out.retain(|_, expires| *expires > now);
+        logged_out.insert(cookie.to_owned(), now + self.session_ttl.as_secs());
     }
 
     /// Who is calling, from a bearer token or a session cookie.
@@ -244,6 +261,8 @@ pub async fn authenticate(
         .into_response();
     }
     request.extensions_mut().insert(caller);
+    // The dashboard's server functions read the role alone.
+    request.extensions_mut().insert(caller.role);
     next.run(request).await
 }
 
@@ -368,9 +387,28 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire() {
-        let auth = Auth::new(Secret::new("o".repeat(16)), None, Duration::ZERO);
-        let id = auth.start_session(Role::Operator);
-        assert_eq!(auth.session_role(&id), None);
+    fn sessions_are_signed_expire_and_end_at_logout() {
+        let auth = Auth::new(Secret::new("o".repeat(16)), None, Duration::from_secs(60));
+        let cookie = auth.start_session(Role::Viewer);
+        assert_eq!(auth.session_role(&cookie), Some(Role::Viewer));
+        let forged = cookie.replacen("viewer", "operator", 1);
+        assert_eq!(
+            auth.session_role(&forged),
+            None,
+            "the signature covers the role"
+        );
+        let restarted = Auth::new(Secret::new("o".repeat(16)), None, Duration::from_secs(60));
+        assert_eq!(
+            restarted.session_role(&cookie),
+            Some(Role::Viewer),
+            "survives a restart"
+        );
+        let other = Auth::new(Secret::new("p".repeat(16)), None, Duration::from_secs(60));
+        assert_eq!(other.session_role(&cookie), None, "not with another token");
+        auth.end_session(&cookie);
+        assert_eq!(auth.session_role(&cookie), None);
+        let expired = Auth::new(Secret::new("o".repeat(16)), None, Duration::ZERO);
+        let cookie = expired.start_session(Role::Operator);
+        assert_eq!(expired.session_role(&cookie), None);
     }
 }

@@ -21,6 +21,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Who may read and act.
     pub auth: AuthConfig,
+    /// How often the dashboard polls (`DASHBOARD_POLL_INTERVAL`).
+    pub dashboard_poll: Duration,
 }
 
 /// Tokens and sessions.
@@ -238,9 +240,28 @@ impl Config {
             });
         }
 
+        let demo_leak = match env.get("DEMO_LEAK_HOLD") {
+            Some(raw) if !demo => {
+                return Err(ConfigError {
+                    var: "DEMO_LEAK_HOLD",
+                    value: raw,
+                    allowed: "only with --demo (it adds a task that leaks its connection)".into(),
+                });
+            }
+            Some(_) => Some(env.duration("DEMO_LEAK_HOLD", secs(60), secs(1), secs(3600))?),
+            None => None,
+        };
+        let dashboard_poll = env.duration(
+            "DASHBOARD_POLL_INTERVAL",
+            secs(2),
+            Duration::from_millis(500),
+            secs(300),
+        )?;
+
         Ok(Self {
             bind,
             auth,
+            dashboard_poll,
             engine: EngineConfig {
                 database,
                 pool,
@@ -248,6 +269,7 @@ impl Config {
                 retry,
                 demo,
                 thresholds,
+                demo_leak,
             },
         })
     }

@@ -1,9 +1,6 @@
 //! Start-up: engine, router, listener, graceful shutdown.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router, middleware,
@@ -112,6 +109,7 @@ impl Application {
             AppState {
                 leptos_options,
                 engine: Arc::clone(&engine),
+                poll_every: config.dashboard_poll,
             },
             auth,
         );
@@ -161,7 +159,6 @@ impl Application {
 pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     let api = api::routes(ApiState {
         engine: Arc::clone(&state.engine),
-        last_emergency: Arc::new(Mutex::new(None)),
     });
     let login = Router::new()
         .route("/login", get(auth::login_page).post(auth::login_submit))

@@ -26,6 +26,35 @@ pub struct AuctionMonitor;
 /// `health_check`: round-trip latency and, on PostgreSQL, the server-wide connection view.
 pub struct HealthCheck;
 
+/// `leaky_report` (demo only): written the careless way the seed's tasks were — it takes a
+/// connection, reads, then keeps the connection while it "formats" for `hold`. It is there
+/// to show the lease manager catching and reclaiming a leak.
+pub struct LeakyReport {
+    /// How long it sits on its connection.
+    pub hold: std::time::Duration,
+}
+
+impl Job for LeakyReport {
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            let mut lease = ctx.leases.acquire(&ctx.run).await?;
+            let total = lease
+                .run(|conn| {
+                    Box::pin(async move {
+                        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auctions")
+                            .fetch_one(&mut *conn)
+                            .await?;
+                        Ok::<_, TaskError>(total)
+                    })
+                })
+                .await?;
+            tokio::time::sleep(self.hold).await;
+            drop(lease);
+            Ok(JobOutput::done(0, format!("reported on {total} auctions")))
+        })
+    }
+}
+
 /// PostgreSQL advisory lock key of `status_transitions` (fixed and distinct per task, so
 /// every instance agrees).
 pub const STATUS_TRANSITIONS_LOCK: i64 = 0x4C57_0001;

@@ -237,11 +237,9 @@ pub struct TaskCounts {
 /// Why a control command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
-    /// No task by that name.
-    #[error(
-        "unknown task {0:?}: the tasks are status_transitions, auction_monitor and health_check"
-    )]
-    UnknownTask(String),
+    /// No task by that name (and the names there are).
+    #[error("unknown task {0:?}: the tasks are {1}")]
+    UnknownTask(String, String),
     /// The task is running already.
     #[error("{0} is already running (run {1})")]
     AlreadyRunning(String, u64),
@@ -254,6 +252,30 @@ pub struct StopReport {
     pub finished: Vec<u64>,
     /// Runs cancelled at the deadline.
     pub cancelled: Vec<u64>,
+}
+
+/// A named job on its cadence, as [`TaskManager::with_jobs`] takes them.
+pub type JobSpec = (String, Duration, Arc<dyn Job>);
+
+/// The three real tasks at `intervals`.
+pub fn standard_jobs(intervals: &TaskIntervals) -> Vec<JobSpec> {
+    vec![
+        (
+            "status_transitions".to_owned(),
+            intervals.status_transitions,
+            Arc::new(jobs::StatusTransitions) as Arc<dyn Job>,
+        ),
+        (
+            "auction_monitor".to_owned(),
+            intervals.auction_monitor,
+            Arc::new(jobs::AuctionMonitor),
+        ),
+        (
+            "health_check".to_owned(),
+            intervals.health_check,
+            Arc::new(jobs::HealthCheck),
+        ),
+    ]
 }
 
 /// Runs the background tasks. Cheap to clone.
@@ -319,34 +341,13 @@ impl TaskManager {
         retry: RetryPolicy,
         instance: String,
     ) -> Self {
-        Self::with_jobs(
-            leases,
-            vec![
-                (
-                    "status_transitions".to_owned(),
-                    intervals.status_transitions,
-                    Arc::new(jobs::StatusTransitions) as Arc<dyn Job>,
-                ),
-                (
-                    "auction_monitor".to_owned(),
-                    intervals.auction_monitor,
-                    Arc::new(jobs::AuctionMonitor),
-                ),
-                (
-                    "health_check".to_owned(),
-                    intervals.health_check,
-                    Arc::new(jobs::HealthCheck),
-                ),
-            ],
-            retry,
-            instance,
-        )
+        Self::with_jobs(leases, standard_jobs(intervals), retry, instance)
     }
 
     /// Any set of jobs: `(name, interval, job)`.
     pub fn with_jobs(
         leases: LeaseManager,
-        jobs: Vec<(String, Duration, Arc<dyn Job>)>,
+        jobs: Vec<JobSpec>,
         retry: RetryPolicy,
         instance: String,
     ) -> Self {
@@ -538,7 +539,10 @@ impl TaskManager {
             .slots
             .iter()
             .position(|slot| slot.name == task)
-            .ok_or_else(|| CommandError::UnknownTask(task.to_owned()))
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.inner.slots.iter().map(|s| s.name.as_str()).collect();
+                CommandError::UnknownTask(task.to_owned(), known.join(", "))
+            })
     }
 }
 
