@@ -5,10 +5,19 @@ import { defineConfig } from '@playwright/test';
 const port = Number(process.env.E2E_PORT ?? 3217);
 export const OPERATOR_TOKEN = 'e2e-operator-token-0123456789';
 export const VIEWER_TOKEN = 'e2e-viewer-token-0123456789';
+/** Fast polling, a demo task that leaks its connection, and short lines, so states show in seconds. */
+export const E2E_ENV = {
+  DASHBOARD_POLL_INTERVAL: '1s',
+  DEMO_LEAK_HOLD: '60s',
+  LEASE_TIMEOUT: '3s',
+  CLEANUP_INTERVAL: '1h',
+  REC_HOLD: '0s',
+  REC_CLEAR: '2s',
+};
 
 export default defineConfig({
   testDir: './tests',
-  timeout: 30_000,
+  timeout: 60_000,
   expect: { timeout: 10_000 },
   fullyParallel: false,
   workers: 1,
@@ -44,6 +53,7 @@ export default defineConfig({
       RUST_LOG: 'info,sqlx=warn',
       LEASEWATCH_OPERATOR_TOKEN: OPERATOR_TOKEN,
       LEASEWATCH_VIEWER_TOKEN: VIEWER_TOKEN,
+      ...E2E_ENV,
     },
   },
 });

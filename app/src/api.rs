@@ -91,8 +91,18 @@ pub mod ssr {
             .map_or_else(|_| "unknown".to_owned(), |info| info.0.0.to_string())
     }
 
-    /// A refusal as the dashboard shows it.
+    /// A refusal as the dashboard shows it, with the HTTP status the API would give.
     pub fn refused(err: ControlError) -> ServerFnError {
+        use axum::http::StatusCode;
+        let status = match &err {
+            ControlError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ControlError::Forbidden => StatusCode::FORBIDDEN,
+            ControlError::Conflict { .. } => StatusCode::CONFLICT,
+            ControlError::Audit(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(status);
+        }
         ServerFnError::new(err.to_string())
     }
 

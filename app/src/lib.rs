@@ -9,6 +9,8 @@
 //! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
 //! - [`charts`]: the SVG charts drawn from the history.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod charts;
 pub mod monitor;

@@ -25,11 +25,15 @@ test('the server-rendered page hydrates and reacts to a click', async ({ page })
   const asOf = page.locator('.as-of');
   const before = await asOf.getAttribute('data-taken-at');
   expect(before).toBeTruthy();
-  // Once hydrated, the data age ticks in the browser.
-  await expect(asOf).toContainText(/s ago/);
-
-  await page.getByRole('button', { name: 'Refresh' }).click();
+  // Once hydrated, the data age ticks and the page polls by itself.
+  await expect(asOf).toContainText(/updated \d+ s ago/);
   await expect(asOf).not.toHaveAttribute('data-taken-at', before!);
+
+  const row = page.locator('tr[data-task="health_check"]');
+  await row.getByRole('button', { name: 'Pause health_check' }).click();
+  await expect(row.locator('td[data-state]')).toHaveText('paused');
+  await row.getByRole('button', { name: 'Resume health_check' }).click();
+  await expect(row.locator('td[data-state]')).not.toHaveText('paused');
   await expect(page.locator('[data-total="auctions"]')).toHaveText('12');
   expect(errors).toEqual([]);
 });

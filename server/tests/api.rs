@@ -527,6 +527,54 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
         StatusCode::OK
     );
 
+    // The dashboard's control server function follows the same rules.
+    let form = |body: &str| {
+        Some((
+            "application/x-www-form-urlencoded",
+            body.as_bytes().to_vec(),
+        ))
+    };
+    assert_eq!(
+        app.send(
+            Method::POST,
+            "/api/control",
+            As::Nobody,
+            form("action=start")
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    for viewer in [As::Bearer(VIEWER), As::Cookie(&viewer_cookie, same_site)] {
+        let reply = app
+            .send(Method::POST, "/api/control", viewer, form("action=start"))
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    }
+    let reply = app
+        .send(
+            Method::POST,
+            "/api/control",
+            As::Cookie(&operator_cookie, same_site),
+            form("action=start"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert!(
+        reply.text.contains("scheduler was already running"),
+        "{}",
+        reply.text
+    );
+    let cross = app
+        .send(
+            Method::POST,
+            "/api/control",
+            As::Cookie(&operator_cookie, Some("http://evil.example")),
+            form("action=stop"),
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+
     // A cookie-authenticated state change from another site, or with no origin, is refused.
     for origin in [Some("http://evil.example"), None] {
         let reply = app
