@@ -55,7 +55,7 @@ fn axes(max: f64, unit: &'static str) -> impl IntoView {
         <line x1=LEFT x2=WIDTH - 8.0 y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM class="axis"></line>
         <text x=LEFT - 4.0 y=TOP + 4.0 text-anchor="end" class="tick">{format!("{max}")}</text>
         <text x=LEFT - 4.0 y=HEIGHT - BOTTOM text-anchor="end" class="tick">"0"</text>
-        <text x=4.0 y=TOP + 4.0 class="unit">{unit}</text>
+        <text x=LEFT - 4.0 y=TOP + 16.0 text-anchor="end" class="unit">{unit}</text>
     }
 }
 
