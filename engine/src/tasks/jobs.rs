@@ -68,121 +68,109 @@ pub const RUNNING_ELSEWHERE: &str = "running on another instance";
 
 impl Job for StatusTransitions {
     fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
-        Box::pin(async move {
-            let mut lease = ctx.leases.acquire(&ctx.run).await?;
-            let backend = ctx.leases.database().backend();
-            let (now, instance) = (ctx.now_ms, ctx.instance.clone());
-            lease
-                .run(move |conn| {
-                    Box::pin(async move {
-                        let mut tx = conn.begin().await?;
-                        if !take_task_lock(&mut tx, backend, STATUS_TRANSITIONS_LOCK).await? {
-                            return Ok(JobOutput::skipped(RUNNING_ELSEWHERE));
-                        }
-                        let (start, end) = match backend {
-                            Backend::Postgres => (PG_START, PG_END),
-                            Backend::Sqlite => (SQLITE_START, SQLITE_END),
-                        };
-                        let started = transition(
-                            &mut tx,
-                            start,
-                            now,
-                            &instance,
-                            AuctionStatus::Scheduled,
-                            AuctionStatus::Active,
-                        )
-                        .await?;
-                        let ended = transition(
-                            &mut tx,
-                            end,
-                            now,
-                            &instance,
-                            AuctionStatus::Active,
-                            AuctionStatus::Ended,
-                        )
-                        .await?;
-                        let counts = auctions::status_counts(&mut *tx).await?;
-                        tx.commit().await?;
-                        Ok(JobOutput::done(
-                            started + ended,
-                            format!("{started} started, {ended} ended"),
-                        )
-                        .with_counts(counts))
-                    })
+        let backend = ctx.leases.database().backend();
+        let (now, instance) = (ctx.now_ms, ctx.instance.clone());
+        Box::pin(in_locked_transaction(
+            ctx,
+            STATUS_TRANSITIONS_LOCK,
+            move |tx| {
+                Box::pin(async move {
+                    let (start, end) = match backend {
+                        Backend::Postgres => (PG_START, PG_END),
+                        Backend::Sqlite => (SQLITE_START, SQLITE_END),
+                    };
+                    let started = transition(
+                        tx,
+                        start,
+                        now,
+                        &instance,
+                        AuctionStatus::Scheduled,
+                        AuctionStatus::Active,
+                    )
+                    .await?;
+                    let ended = transition(
+                        tx,
+                        end,
+                        now,
+                        &instance,
+                        AuctionStatus::Active,
+                        AuctionStatus::Ended,
+                    )
+                    .await?;
+                    let counts = auctions::status_counts(&mut **tx).await?;
+                    Ok(JobOutput::done(
+                        started + ended,
+                        format!("{started} started, {ended} ended"),
+                    )
+                    .with_counts(counts))
                 })
-                .await
-        })
+            },
+        ))
     }
 }
 
 impl Job for AuctionMonitor {
     fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
-        Box::pin(async move {
-            let mut lease = ctx.leases.acquire(&ctx.run).await?;
-            let backend = ctx.leases.database().backend();
-            let (now, instance) = (ctx.now_ms, ctx.instance.clone());
-            lease
-                .run(move |conn| {
-                    Box::pin(async move {
-                        let mut tx = conn.begin().await?;
-                        if !take_task_lock(&mut tx, backend, AUCTION_MONITOR_LOCK).await? {
-                            return Ok(JobOutput::skipped(RUNNING_ELSEWHERE));
-                        }
-                        let settle = match backend {
-                            Backend::Postgres => PG_SETTLE,
-                            Backend::Sqlite => SQLITE_SETTLE,
-                        };
-                        let (mut settled, mut unsold) = (0u64, 0u64);
-                        loop {
-                            let rows: Vec<(i64, String)> = sqlx::query_as(settle)
-                                .bind(now)
-                                .bind(BATCH)
-                                .fetch_all(&mut *tx)
-                                .await?;
-                            for (id, status) in &rows {
-                                record_event(&mut tx, *id, "ended", status, now, &instance).await?;
-                                match AuctionStatus::parse(status) {
-                                    Some(AuctionStatus::Settled) => settled += 1,
-                                    Some(AuctionStatus::Unsold) => unsold += 1,
-                                    _ => {
-                                        return Err(TaskError::Logic(format!(
-                                            "auction {id} settled into unexpected status {status:?}"
-                                        )));
-                                    }
+        let backend = ctx.leases.database().backend();
+        let (now, instance) = (ctx.now_ms, ctx.instance.clone());
+        Box::pin(in_locked_transaction(
+            ctx,
+            AUCTION_MONITOR_LOCK,
+            move |tx| {
+                Box::pin(async move {
+                    let settle = match backend {
+                        Backend::Postgres => PG_SETTLE,
+                        Backend::Sqlite => SQLITE_SETTLE,
+                    };
+                    let (mut settled, mut unsold) = (0u64, 0u64);
+                    loop {
+                        let rows: Vec<(i64, String)> = sqlx::query_as(settle)
+                            .bind(now)
+                            .bind(BATCH)
+                            .fetch_all(&mut **tx)
+                            .await?;
+                        for (id, status) in &rows {
+                            record_event(tx, *id, "ended", status, now, &instance).await?;
+                            match AuctionStatus::parse(status) {
+                                Some(AuctionStatus::Settled) => settled += 1,
+                                Some(AuctionStatus::Unsold) => unsold += 1,
+                                _ => {
+                                    return Err(TaskError::Logic(format!(
+                                        "auction {id} settled into unexpected status {status:?}"
+                                    )));
                                 }
                             }
-                            if (rows.len() as i64) < BATCH {
-                                break;
-                            }
                         }
-                        // Anomalies: an auction still active a minute past its end means the
-                        // transitions task is not keeping up; a bid after the end means the
-                        // bidding path does not check the end time.
-                        let (overdue,): (i64,) = sqlx::query_as(
-                            "SELECT COUNT(*) FROM auctions WHERE status = 'active' AND ends_at_ms < $1",
-                        )
-                        .bind(now - 60_000)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        let (late_bids,): (i64,) = sqlx::query_as(
-                            "SELECT COUNT(*) FROM bids b JOIN auctions a ON a.id = b.auction_id \
+                        if (rows.len() as i64) < BATCH {
+                            break;
+                        }
+                    }
+                    // Anomalies: an auction still active a minute past its end means the
+                    // transitions task is not keeping up; a bid after the end means the
+                    // bidding path does not check the end time.
+                    let (overdue,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM auctions WHERE status = 'active' AND ends_at_ms < $1",
+                    )
+                    .bind(now - 60_000)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let (late_bids,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM bids b JOIN auctions a ON a.id = b.auction_id \
                              WHERE b.placed_at_ms > a.ends_at_ms",
-                        )
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        let counts = auctions::status_counts(&mut *tx).await?;
-                        tx.commit().await?;
-                        let mut detail = format!("{settled} settled, {unsold} unsold");
-                        if overdue > 0 || late_bids > 0 {
-                            detail.push_str(&format!(
+                    )
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let counts = auctions::status_counts(&mut **tx).await?;
+                    let mut detail = format!("{settled} settled, {unsold} unsold");
+                    if overdue > 0 || late_bids > 0 {
+                        detail.push_str(&format!(
                                 "; anomalies: {overdue} active past their end, {late_bids} bids after the end"
                             ));
-                        }
-                        Ok(JobOutput::done(settled + unsold, detail).with_counts(counts))
-                    })
+                    }
+                    Ok(JobOutput::done(settled + unsold, detail).with_counts(counts))
                 })
-                .await
-        })
+            },
+        ))
     }
 }
 
@@ -230,6 +218,33 @@ impl Job for HealthCheck {
             Ok(JobOutput::done(0, detail).with_round_trip(round_trip))
         })
     }
+}
+
+/// What the status transitions and the monitor share: one lease, one transaction, and on
+/// PostgreSQL the task's advisory lock first; a run that finds the lock taken is skipped.
+async fn in_locked_transaction<F>(
+    ctx: &JobContext,
+    key: i64,
+    work: F,
+) -> Result<JobOutput, TaskError>
+where
+    F: for<'c, 't> FnOnce(&'t mut Transaction<'c, Any>) -> JobFuture<'t> + Send + 'static,
+{
+    let mut lease = ctx.leases.acquire(&ctx.run).await?;
+    let backend = ctx.leases.database().backend();
+    lease
+        .run(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn.begin().await?;
+                if !take_task_lock(&mut tx, backend, key).await? {
+                    return Ok(JobOutput::skipped(RUNNING_ELSEWHERE));
+                }
+                let output = work(&mut tx).await?;
+                tx.commit().await?;
+                Ok(output)
+            })
+        })
+        .await
 }
 
 /// On PostgreSQL, the task's transaction-scoped advisory lock (released at commit or
