@@ -63,3 +63,17 @@ test('without a session the dashboard sends you to the login page, which logs yo
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'true');
 });
+
+test('built assets have hashed names, are compressed and cached for a year', async ({ page, request }) => {
+  await logIn(page);
+  const wasm = await page.locator('link[rel="preload"][as="fetch"]').getAttribute('href');
+  const css = await page.locator('link#leptos').getAttribute('href');
+  expect(wasm).toMatch(/^\/pkg\/leasewatch\.[\w-]+\.wasm$/);
+  expect(css).toMatch(/^\/pkg\/leasewatch\.[\w-]+\.css$/);
+  for (const path of [wasm!, css!]) {
+    const response = await request.get(path, { headers: { 'Accept-Encoding': 'gzip, br' } });
+    expect(response.status()).toBe(200);
+    expect(response.headers()['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(['gzip', 'br']).toContain(response.headers()['content-encoding']);
+  }
+});

@@ -84,6 +84,8 @@ impl fmt::Debug for Secret {
 
 /// The tokens, and what is needed to issue and check session cookies.
 pub struct Auth {
+    /// The `<link>` to the (hashed) stylesheet, for the login page.
+    stylesheet: String,
     operator: Secret,
     viewer: Option<Secret>,
     session_ttl: Duration,
@@ -102,7 +104,18 @@ fn unix_now() -> u64 {
 impl Auth {
     /// With these tokens; sessions last `session_ttl`.
     pub fn new(operator: Secret, viewer: Option<Secret>, session_ttl: Duration) -> Arc<Self> {
+        Self::with_stylesheet(operator, viewer, session_ttl, String::new())
+    }
+
+    /// The same, with the login page's stylesheet link.
+    pub fn with_stylesheet(
+        operator: Secret,
+        viewer: Option<Secret>,
+        session_ttl: Duration,
+        stylesheet: String,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            stylesheet,
             operator,
             viewer,
             session_ttl,
@@ -286,7 +299,7 @@ pub async fn login_page(
 ) -> Response {
     match query.token {
         Some(token) => log_in(&auth, &headers, &token),
-        None => login_form(None, StatusCode::OK),
+        None => login_form(&auth, None, StatusCode::OK),
     }
 }
 
@@ -311,7 +324,11 @@ pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Respon
 fn log_in(auth: &Auth, headers: &HeaderMap, token: &str) -> Response {
     let Some(role) = auth.role_of_token(token.trim()) else {
         tracing::warn!("login refused: wrong token");
-        return login_form(Some("That token is not valid."), StatusCode::UNAUTHORIZED);
+        return login_form(
+            auth,
+            Some("That token is not valid."),
+            StatusCode::UNAUTHORIZED,
+        );
     };
     let id = auth.start_session(role);
     // Secure when the client reached us over HTTPS (through a TLS-terminating proxy).
@@ -328,14 +345,15 @@ fn log_in(auth: &Auth, headers: &HeaderMap, token: &str) -> Response {
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-fn login_form(error: Option<&str>, status: StatusCode) -> Response {
+fn login_form(auth: &Auth, error: Option<&str>, status: StatusCode) -> Response {
+    let stylesheet = &auth.stylesheet;
     let error = error
         .map(|e| format!(r#"<p class="banner error" role="alert">{e}</p>"#))
         .unwrap_or_default();
     let page = format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log in · Leasewatch</title><link rel="stylesheet" href="/pkg/leasewatch.css">
+<title>Log in · Leasewatch</title>{stylesheet}
 <link rel="icon" href="/favicon.svg" type="image/svg+xml"></head>
 <body><main class="monitor login"><h1>Leasewatch</h1>{error}
 <form method="post" action="/login"><label for="token">Access token</label>

@@ -11,6 +11,7 @@ use leasewatch_engine::{DbError, Engine};
 use leptos::config::get_configuration;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
 
 use crate::{
     api::{self, ApiState},
@@ -175,6 +176,24 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     api.merge(login)
         .merge(dashboard)
         .layer(middleware::from_fn_with_state(auth, auth::authenticate))
+        .layer(middleware::from_fn(cache_assets))
+        .layer(CompressionLayer::new())
+}
+
+/// Built assets carry a content hash in their names: browsers may keep them for a year.
+async fn cache_assets(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let immutable = request.uri().path().starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    if immutable && response.status().is_success() {
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
+    response
 }
 
 async fn shutdown_signal() {
