@@ -8,7 +8,7 @@ use axum::{
 };
 use leasewatch_app::{App, api::ssr::AppState, shell};
 use leasewatch_engine::{DbError, Engine};
-use leptos::config::get_configuration;
+use leptos::config::{LeptosOptions, get_configuration};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
@@ -89,6 +89,7 @@ impl Application {
             leptos_options.site_addr = bind;
         }
         let engine = Arc::new(Engine::start(config.engine).await?);
+        check_hash_file(&mut leptos_options);
         let addr = leptos_options.site_addr;
         let listener = TcpListener::bind(addr)
             .await
@@ -158,6 +159,7 @@ impl Application {
 /// Everything the server answers: the API, the dashboard (SSR + server functions), the login
 /// page and static files, all behind the authentication middleware.
 pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
+    let state_hashed = state.leptos_options.hash_files;
     let api = api::routes(ApiState {
         engine: Arc::clone(&state.engine),
     });
@@ -176,16 +178,17 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     api.merge(login)
         .merge(dashboard)
         .layer(middleware::from_fn_with_state(auth, auth::authenticate))
-        .layer(middleware::from_fn(cache_assets))
+        .layer(middleware::from_fn_with_state(state_hashed, cache_assets))
         .layer(CompressionLayer::new())
 }
 
 /// Built assets carry a content hash in their names: browsers may keep them for a year.
 async fn cache_assets(
+    axum::extract::State(hashed): axum::extract::State<bool>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    let immutable = request.uri().path().starts_with("/pkg/");
+    let immutable = hashed && request.uri().path().starts_with("/pkg/");
     let mut response = next.run(request).await;
     if immutable && response.status().is_success() {
         response.headers_mut().insert(
@@ -194,6 +197,25 @@ async fn cache_assets(
         );
     }
     response
+}
+
+/// Hashed asset names come from `hash.txt` beside the binary (`cargo leptos build --release`
+/// writes it). Without it, serve plain names rather than fail every page.
+fn check_hash_file(options: &mut LeptosOptions) {
+    if !options.hash_files {
+        return;
+    }
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(options.hash_file.as_ref())));
+    if !beside_binary.as_ref().is_some_and(|path| path.exists()) {
+        tracing::warn!(
+            "hash-files is on but {} is not beside the binary: serving unhashed asset names \
+             (build with `cargo leptos build --release`, deploy hash.txt with the binary)",
+            options.hash_file
+        );
+        options.hash_files = false;
+    }
 }
 
 async fn shutdown_signal() {

@@ -53,9 +53,15 @@ fn engine_config(database: DatabaseUrl) -> EngineConfig {
 }
 
 fn leptos_options() -> leptos::config::LeptosOptions {
-    leptos::config::get_configuration(Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml")))
-        .unwrap()
-        .leptos_options
+    let mut options = leptos::config::get_configuration(Some(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../Leptos.toml"
+    )))
+    .unwrap()
+    .leptos_options;
+    // A test binary has no hash.txt beside it (the server turns hashing off the same way).
+    options.hash_files = false;
+    options
 }
 
 async fn app_on(database: DatabaseUrl, dir: Option<tempfile::TempDir>) -> TestApp {
