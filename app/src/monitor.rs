@@ -82,7 +82,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                 {view! { <Recommendations data controls/> }.into_any()}
                 {view! { <Cards data/> }.into_any()}
                 {view! { <ControlPanel controls/> }.into_any()}
-                {view! { <Charts data now_ms/> }.into_any()}
+                {view! { <Charts data/> }.into_any()}
                 {view! { <LeaseTable data/> }.into_any()}
                 {view! { <TaskTable data controls/> }.into_any()}
                 <div class="columns">
@@ -310,9 +310,8 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
 }
 
 #[component]
-fn Charts(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
+fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
     // Charts are drawn against the server's clock, so they agree with the data.
-    let _ = now_ms;
     view! {
         <section class="charts" aria-label="Charts">
             {move || data.with(|d| d.as_ref().map(|d| {

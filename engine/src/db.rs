@@ -216,20 +216,14 @@ impl Database {
                 source,
             })?;
         }
-        // Built from numbers and an escaped name only, so it is safe to send as raw SQL.
-        let session_sql: Arc<str> = session_settings_sql(url.backend(), settings).into();
-        let options = AnyPoolOptions::new()
+        let options = pool_options(url.backend(), settings)
             // On PostgreSQL the lease manager's `SELECT pg_backend_pid()` is the liveness check
             // (it also learns the backend); SQLite keeps the pool's own cheap ping.
             .test_before_acquire(url.backend() == Backend::Sqlite)
             .max_connections(settings.max_connections)
             .min_connections(settings.min_connections)
             .idle_timeout(settings.idle_timeout)
-            .acquire_timeout(settings.connect_timeout)
-            .after_connect(move |conn, _meta| {
-                let sql = AssertSqlSafe(Arc::clone(&session_sql));
-                Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(drop) })
-            });
+            .acquire_timeout(settings.connect_timeout);
         let unreachable = |source| DbError::Unreachable {
             url: url.to_string(),
             timeout: settings.connect_timeout,
@@ -248,17 +242,12 @@ impl Database {
             application_name: CONTROL_APPLICATION_NAME.to_owned(),
             ..settings.clone()
         };
-        let control_sql: Arc<str> = session_settings_sql(url.backend(), &control_settings).into();
         // Lazy: it opens a connection only when control work needs one.
-        let control = AnyPoolOptions::new()
+        let control = pool_options(url.backend(), &control_settings)
             .max_connections(CONTROL_CONNECTIONS)
             .min_connections(0)
             .idle_timeout(settings.idle_timeout)
             .acquire_timeout(settings.connect_timeout.min(CONTROL_ACQUIRE_TIMEOUT))
-            .after_connect(move |conn, _meta| {
-                let sql = AssertSqlSafe(Arc::clone(&control_sql));
-                Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(drop) })
-            })
             .connect_lazy(&url.connect_string())
             .map_err(unreachable)?;
         Ok(Self {
@@ -323,6 +312,16 @@ impl Database {
             );
         }
     }
+}
+
+/// Pool options that run the session settings on every connection the pool opens.
+fn pool_options(backend: Backend, settings: &PoolSettings) -> AnyPoolOptions {
+    // Built from numbers and an escaped name only, so it is safe to send as raw SQL.
+    let sql: Arc<str> = session_settings_sql(backend, settings).into();
+    AnyPoolOptions::new().after_connect(move |conn, _meta| {
+        let sql = AssertSqlSafe(Arc::clone(&sql));
+        Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(drop) })
+    })
 }
 
 /// The statements run on each new connection.
