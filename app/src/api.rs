@@ -98,7 +98,6 @@ pub mod ssr {
             ControlError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ControlError::Forbidden => StatusCode::FORBIDDEN,
             ControlError::Conflict { .. } => StatusCode::CONFLICT,
-            ControlError::Audit(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(status);

@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{Engine, audit::NewEntry, engine::STOP_DEADLINE, tasks::CommandError};
+use crate::{
+    Engine,
+    audit::{NewEntry, Recorded},
+    engine::STOP_DEADLINE,
+    tasks::CommandError,
+};
 
 /// A second emergency cleanup within this long of the last is refused.
 pub const EMERGENCY_COOLDOWN: Duration = Duration::from_secs(10);
@@ -90,9 +95,6 @@ pub enum ControlError {
         /// Why.
         message: String,
     },
-    /// The audit log could not be written.
-    #[error("the audit log could not be written: {0}")]
-    Audit(String),
 }
 
 impl Action {
@@ -185,7 +187,8 @@ pub struct Done {
 
 impl Engine {
     /// Performs `action` for `role` from `client`, writes the audit row (also for refusals),
-    /// and only then returns.
+    /// and only then returns. While the database is unreachable the action still happens and
+    /// its row is queued (the message says so), to be written when the database is back.
     pub async fn perform(
         &self,
         action: &Action,
@@ -209,14 +212,20 @@ impl Engine {
             result,
             client: client.to_owned(),
         };
-        if let Err(err) = self.audit().record(self.database(), entry).await {
-            tracing::error!(%err, "audit write failed");
-            return Err(ControlError::Audit(err.to_string()));
-        }
-        if let Ok(done) = &outcome {
+        let queued = match self.audit().record(self.database(), entry).await {
+            Recorded::Written(_) => None,
+            Recorded::Queued(reason) => Some(reason),
+        };
+        outcome.map(|mut done| {
             tracing::info!(action = action.name(), message = %done.message, "control action");
-        }
-        outcome
+            if let Some(reason) = queued {
+                done.message.push_str(&format!(
+                    " (audit entry queued: the database is unreachable ({reason}); it is \
+                     written when the database is back)"
+                ));
+            }
+            done
+        })
     }
 
     async fn act(&self, action: &Action) -> Result<Done, ControlError> {

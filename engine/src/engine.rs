@@ -72,7 +72,7 @@ pub struct Engine {
     pub(crate) last_emergency: Mutex<Option<std::time::Instant>>,
     leases: LeaseManager,
     tasks: TaskManager,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
     advisor: Arc<Advisor>,
     config: EngineConfig,
     /// The counts read at start-up, until a task reads them again.
@@ -97,7 +97,8 @@ impl Engine {
             );
         }
         let startup_auctions = read_auctions(&db).await?;
-        let audit = AuditLog::load(&db).await?;
+        let audit = Arc::new(AuditLog::load(&db).await?);
+        let db_for_audit = db.clone();
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
         let mut jobs = tasks::standard_jobs(&config.intervals);
@@ -120,6 +121,11 @@ impl Engine {
             state: Mutex::new((Hysteresis::default(), Vec::new())),
         });
         advisor.evaluate(&leases, &tasks);
+        tokio::spawn(flush_audit(
+            Arc::clone(&audit),
+            db_for_audit,
+            shutdown.clone(),
+        ));
         tokio::spawn(maintain(
             leases.clone(),
             tasks.clone(),
@@ -194,11 +200,18 @@ impl Engine {
         }
     }
 
-    /// Drains the tasks (runs in flight get [`STOP_DEADLINE`]), stops maintenance and closes
-    /// the pool.
+    /// Drains the tasks (runs in flight get [`STOP_DEADLINE`]), stops maintenance, makes a
+    /// last attempt at writing queued audit entries, and closes the pool.
     pub async fn shutdown(&self) {
         self.tasks.stop(STOP_DEADLINE).await;
         self.shutdown.cancel();
+        let lost = self.audit.flush(self.database()).await;
+        if lost > 0 {
+            tracing::error!(
+                lost,
+                "audit entries could not be written before exit: the database is unreachable"
+            );
+        }
         self.database().close().await;
     }
 }
@@ -248,6 +261,23 @@ impl Advisor {
             .unwrap_or_else(|p| p.into_inner())
             .1
             .clone()
+    }
+}
+
+/// How often queued audit entries are retried while the database is unreachable.
+const AUDIT_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Writes queued audit entries once the database is back. A task of its own: a write waits up
+/// to the control pool's acquire timeout, which must not hold up the maintenance loop.
+async fn flush_audit(audit: Arc<AuditLog>, db: Database, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(AUDIT_FLUSH_EVERY) => {}
+        }
+        if audit.queued() > 0 {
+            audit.flush(&db).await;
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     lease::{LeaseInfo, PoolSnapshot},
     server_view::ServerView,
-    tasks::{Outcome, TaskView},
+    tasks::{Outcome, RunRecord, TaskView},
 };
 
 /// How bad.
@@ -328,9 +328,10 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
                 Severity::Warning,
                 "Sessions are idle inside open transactions",
                 format!(
-                    "{} session{} idle in transaction: each holds a connection and its locks doing nothing. Find them in pg_stat_activity; idle_in_transaction_session_timeout ends them.",
+                    "{} session{} idle in transaction for over {} s: each holds a connection and its locks doing nothing. Find them in pg_stat_activity; idle_in_transaction_session_timeout ends them.",
                     view.idle_in_transaction,
-                    if view.idle_in_transaction == 1 { "" } else { "s" }
+                    if view.idle_in_transaction == 1 { "" } else { "s" },
+                    crate::server_view::IDLE_IN_TRANSACTION_AFTER.as_secs()
                 ),
                 None,
             ));
@@ -351,6 +352,7 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
     }
 
     // Tasks.
+    let mut slots_refused = false;
     for task in inputs.tasks {
         let recent: Vec<&Outcome> = task
             .history
@@ -364,7 +366,22 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
             && let Outcome::Failed { error } = &last.outcome
         {
             let unreachable = task.name == "health_check" && is_connection_error(error);
-            if unreachable {
+            if is_slot_refusal(error) {
+                // One line for the server, however many tasks it refused.
+                if !slots_refused {
+                    slots_refused = true;
+                    found.push(finding(
+                        "server_slots_exhausted",
+                        Severity::Critical,
+                        "PostgreSQL refuses new connections: no free slots",
+                        format!(
+                            "{} could not get a connection after {} attempts: {error}. Some client holds every slot: look in pg_stat_activity by usename and application_name, end what should not be there, and keep every pool's maximum, summed over instances, under max_connections.",
+                            task.name, last.attempts
+                        ),
+                        None,
+                    ));
+                }
+            } else if unreachable {
                 found.push(finding(
                     "database_unreachable",
                     Severity::Critical,
@@ -398,6 +415,34 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
                     None,
                 ));
             }
+        }
+        // Successes that needed retries: transient faults the retries absorbed. Told for the
+        // whole window, so an operator who looks later still learns of them.
+        let retried: Vec<&RunRecord> = task
+            .history
+            .iter()
+            .filter(|r| {
+                r.started_at >= window_start
+                    && r.retried_after.is_some()
+                    && matches!(r.outcome, Outcome::Succeeded { .. })
+            })
+            .collect();
+        if let Some(latest) = retried.first() {
+            found.push(finding(
+                format!("retried:{}", task.name),
+                Severity::Info,
+                format!("{} needed retries", task.name),
+                format!(
+                    "{} run{} in the last {} succeeded only after retries; the latest, run {}, after {} attempts: {}. Transient database errors (a restart, ended sessions) are retried by themselves; if this keeps showing, read the database's log.",
+                    retried.len(),
+                    if retried.len() == 1 { "" } else { "s" },
+                    secs(t.timeout_window),
+                    latest.run_id,
+                    latest.attempts,
+                    latest.retried_after.as_deref().unwrap_or_default()
+                ),
+                None,
+            ));
         }
         if let Some(last) = task.history.first()
             && task.interval_secs > 0
@@ -463,6 +508,11 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
 
 /// The id of the line that says nothing is wrong.
 pub const ALL_CLEAR: &str = "all_clear";
+
+/// PostgreSQL's refusals when its connection slots are all taken (SQLSTATE 53300).
+fn is_slot_refusal(error: &str) -> bool {
+    error.contains("too many clients") || error.contains("remaining connection slots are reserved")
+}
 
 fn is_connection_error(error: &str) -> bool {
     [
@@ -891,6 +941,7 @@ mod tests {
                     duration_ms,
                     attempts,
                     backoff_ms: vec![],
+                    retried_after: (attempts > 1).then(|| "connection reset".to_owned()),
                     outcome,
                 })
                 .collect(),
@@ -959,6 +1010,46 @@ mod tests {
             )],
         )];
         assert_eq!(w.one("database_unreachable").severity, Severity::Critical);
+    }
+
+    #[test]
+    fn refused_connection_slots_are_one_critical_line_naming_the_error() {
+        let mut w = World::new();
+        let refused = "error returned from database: sorry, too many clients already";
+        w.tasks = vec![
+            task("status_transitions", 900, vec![(failed(refused), 4, 10)]),
+            task("health_check", 3600, vec![(failed(refused), 4, 10)]),
+        ];
+        assert_eq!(w.ids(), ["server_slots_exhausted"]);
+        let f = w.one("server_slots_exhausted");
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(
+            f.detail
+                .contains("status_transitions could not get a connection after 4 attempts")
+        );
+        assert!(f.detail.contains(refused));
+    }
+
+    #[test]
+    fn a_success_after_retries_is_told_with_the_error_it_overcame() {
+        let mut w = World::new();
+        w.tasks = vec![task("health_check", 3600, vec![(ok(), 1, 10)])];
+        assert_eq!(w.ids(), ["all_clear"]);
+        w.tasks = vec![task("health_check", 3600, vec![(ok(), 3, 10)])];
+        let f = w.one("retried:health_check");
+        assert_eq!(f.severity, Severity::Info);
+        assert!(
+            f.detail.starts_with(
+                "1 run in the last 300 s succeeded only after retries; the latest, run 10, after 3 attempts: connection reset."
+            ),
+            "{}",
+            f.detail
+        );
+        w.now = at(590 + 301);
+        assert!(
+            !w.ids().contains(&"retried:health_check".to_owned()),
+            "told for the window only"
+        );
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub struct PgServerView {
     pub client_connections: i64,
     /// Client connections per state (`active`, `idle`, `idle in transaction`, ...).
     pub by_state: Vec<(String, i64)>,
-    /// Sessions idle inside an open transaction: they hold locks and a slot doing nothing.
+    /// Sessions idle inside an open transaction for over [`IDLE_IN_TRANSACTION_AFTER`]: they
+    /// hold locks and a slot doing nothing.
     pub idle_in_transaction: i64,
     /// Client connections per `application_name`, most first.
     pub by_application: Vec<(String, i64)>,
@@ -58,7 +59,11 @@ impl PgServerView {
     }
 }
 
-/// Reads the view through `conn` (three small catalog queries).
+/// How long a session must have been idle in its transaction to count: a busy client (a task
+/// between two statements of its transaction) is idle in transaction for milliseconds.
+pub const IDLE_IN_TRANSACTION_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the view through `conn` (four small catalog queries).
 pub async fn read_postgres(conn: &mut AnyConnection) -> Result<PgServerView, sqlx::Error> {
     // `reserved_connections` exists from PostgreSQL 16; `current_setting(.., true)` is NULL
     // where it does not.
@@ -81,19 +86,20 @@ pub async fn read_postgres(conn: &mut AnyConnection) -> Result<PgServerView, sql
     )
     .fetch_all(&mut *conn)
     .await?;
-    let count_in = |state: &str| {
-        by_state
-            .iter()
-            .filter(|(s, _)| s.starts_with(state))
-            .map(|(_, n)| n)
-            .sum::<i64>()
-    };
+    let idle_in_transaction: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*)::bigint FROM pg_stat_activity \
+         WHERE backend_type = 'client backend' AND state LIKE 'idle in transaction%' \
+         AND state_change < clock_timestamp() - make_interval(secs => $1)",
+    )
+    .bind(IDLE_IN_TRANSACTION_AFTER.as_secs_f64())
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(PgServerView {
         read_at: Utc::now(),
         max_connections: i64::from(max_connections),
         reserved_connections: i64::from(superuser_reserved) + i64::from(reserved),
         client_connections: by_state.iter().map(|(_, n)| n).sum(),
-        idle_in_transaction: count_in("idle in transaction"),
+        idle_in_transaction,
         by_state,
         by_application,
     })

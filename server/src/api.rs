@@ -222,9 +222,6 @@ impl From<ControlError> for ApiError {
             ControlError::Invalid { code, .. } => Self::bad_request(code, message),
             ControlError::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             ControlError::Conflict { code, .. } => Self::new(StatusCode::CONFLICT, code, message),
-            ControlError::Audit(_) => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_failed", message)
-            }
         }
     }
 }

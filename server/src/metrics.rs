@@ -183,6 +183,14 @@ pub fn render(engine: &Engine) -> String {
         u8::from(engine.tasks().is_running()),
     );
 
+    Family::new(
+        &mut out,
+        "leasewatch_audit_queued",
+        "gauge",
+        "Audit entries waiting for the database (written when it is back).",
+    )
+    .sample("leasewatch_audit_queued", &[], engine.audit().queued());
+
     let tasks = engine.tasks().tasks();
     per_task(
         &mut out,

@@ -1,32 +1,15 @@
 //! The real `leasewatch` binary, as a user starts it: bad configuration stops it with one clear
 //! line, and a good one serves the dashboard from SQLite or PostgreSQL.
 
+mod support;
+
 use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Output, Stdio},
-    sync::mpsc,
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use leasewatch_testkit::TestDatabase;
-
-const OPERATOR: &str = "operator-token-for-tests-0001";
-
-/// A command for the binary in an empty folder holding only Leptos.toml, with a clean
-/// environment (no stray `RUST_LOG`, `DATABASE_URL`, ...).
-fn leasewatch(dir: &Path) -> Command {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::copy(root.join("Leptos.toml"), dir.join("Leptos.toml")).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_leasewatch"));
-    command
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("LEASEWATCH_OPERATOR_TOKEN", OPERATOR);
-    command
-}
+use support::{OPERATOR, Server, leasewatch};
 
 /// Runs to completion (bounded: every case here exits on its own within seconds).
 fn run(command: &mut Command) -> Output {
@@ -140,73 +123,6 @@ fn unknown_arguments_are_refused() {
     let output = run(leasewatch(dir.path()).arg("--dmeo"));
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_lines(&output)[0].contains("unknown argument \"--dmeo\""));
-}
-
-/// A server started in the background, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    log: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Server {
-    fn start(command: &mut Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = log.recv_timeout(left).unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("no ready line within 30 s; log so far: {seen:#?}")
-            });
-            let found = line
-                .split("open ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_owned);
-            seen.push(line);
-            if let Some(url) = found {
-                break url;
-            }
-        };
-        Self {
-            child,
-            url,
-            log,
-            seen,
-        }
-    }
-
-    /// Sends SIGTERM and returns the exit code and the whole log.
-    fn stop(mut self) -> (Option<i32>, Vec<String>) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "no exit within 20 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        self.seen.extend(self.log.try_iter());
-        (status.code(), std::mem::take(&mut self.seen))
-    }
 }
 
 fn get(url: &str) -> (u16, String) {

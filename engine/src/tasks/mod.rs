@@ -162,6 +162,9 @@ pub struct RunRecord {
     pub attempts: u32,
     /// The backoff waited before each retry, in milliseconds.
     pub backoff_ms: Vec<u64>,
+    /// When it needed retries: the error of the last attempt that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_after: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
 }
@@ -324,6 +327,7 @@ struct Current {
     started_at: DateTime<Utc>,
     state: TaskState,
     backoff_ms: Vec<u64>,
+    retried_after: Option<String>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -595,6 +599,7 @@ impl Inner {
                 started_at,
             },
             backoff_ms: Vec::new(),
+            retried_after: None,
             handle: Some(handle),
         });
         Ok(run_id)
@@ -636,6 +641,7 @@ impl Inner {
             .unwrap_or(0),
             attempts,
             backoff_ms: current.backoff_ms,
+            retried_after: current.retried_after,
             outcome,
         };
         if state.history.len() == HISTORY_LEN {
@@ -710,6 +716,7 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                     current
                         .backoff_ms
                         .push(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                    current.retried_after = Some(err.to_string());
                     current.state = TaskState::Backoff {
                         run_id,
                         next_attempt: attempt + 1,

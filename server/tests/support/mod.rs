@@ -1,0 +1,122 @@
+//! The real `leasewatch` binary, started as a user starts it, for the tests that need a
+//! listening server: a clean environment in a folder of its own, the URL read from its log,
+//! SIGTERM to stop it (and a kill if a test fails first).
+
+#![allow(dead_code)] // each test file uses its own part of this
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+/// The operator token every test server is started with.
+pub const OPERATOR: &str = "operator-token-for-tests-0001";
+
+/// A command for the binary in `dir`, holding only Leptos.toml, with a clean environment (no
+/// stray `RUST_LOG`, `DATABASE_URL`, ...), on a free port.
+pub fn leasewatch(dir: &Path) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(root.join("Leptos.toml"), dir.join("Leptos.toml")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leasewatch"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("LEASEWATCH_OPERATOR_TOKEN", OPERATOR);
+    command
+}
+
+/// A server started in the background.
+pub struct Server {
+    child: Child,
+    /// Its base URL, ending in `/`.
+    pub url: String,
+    log: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    /// Starts it and waits (up to 30 s) for the line that gives its URL.
+    pub fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = log.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("no ready line within 30 s; log so far: {seen:#?}")
+            });
+            let found = line
+                .split("open ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+            seen.push(line);
+            if let Some(url) = found {
+                break url;
+            }
+        };
+        Self {
+            child,
+            url,
+            log,
+            seen,
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&mut self) -> &[String] {
+        self.seen.extend(self.log.try_iter());
+        &self.seen
+    }
+
+    /// Sends SIGTERM and returns the exit code and the whole log; fails after 20 s.
+    pub fn stop(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "no exit within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The reader thread ends with the pipe; wait for it so no line is missed.
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.code(), std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Still running only when a test failed before stopping it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
