@@ -33,8 +33,31 @@ pub struct EngineConfig {
     pub demo: bool,
     /// Recommendation thresholds.
     pub thresholds: Thresholds,
-    /// Demo only: add a `leaky_report` task that holds its connection this long.
-    pub demo_leak: Option<Duration>,
+    /// Demo only: add a `leaky_report` task that holds its connection too long.
+    pub demo_leak: Option<DemoLeak>,
+}
+
+/// The demo's `leaky_report` task: how often it runs and how long each run sits on its
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoLeak {
+    /// How often it runs.
+    pub every: Duration,
+    /// How long each run keeps its connection.
+    pub hold: Duration,
+}
+
+impl DemoLeak {
+    /// How often the demo's `leaky_report` runs (`DEMO_LEAK_HOLD` sets only the hold).
+    pub const EVERY: Duration = Duration::from_secs(20);
+
+    /// The demo's leak: every [`DemoLeak::EVERY`], holding its connection for `hold`.
+    pub fn holding(hold: Duration) -> Self {
+        Self {
+            every: Self::EVERY,
+            hold,
+        }
+    }
 }
 
 /// Auction counts as last read from the database, and when.
@@ -51,9 +74,6 @@ const DEMO_AUCTIONS: u32 = 12;
 
 /// How often a snapshot goes into the history ring (an hour of them is kept).
 pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
-
-/// How often the demo's `leaky_report` runs.
-const LEAKY_EVERY: Duration = Duration::from_secs(20);
 
 /// How often the recommendations are evaluated.
 pub const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
@@ -102,10 +122,10 @@ impl Engine {
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
         let mut jobs = tasks::standard_jobs(&config.intervals);
-        if let Some(hold) = config.demo_leak {
+        if let Some(DemoLeak { every, hold }) = config.demo_leak {
             jobs.push((
                 "leaky_report".to_owned(),
-                LEAKY_EVERY,
+                every,
                 Arc::new(LeakyReport { hold }),
             ));
         }

@@ -36,7 +36,7 @@ pub mod settings;
 pub mod tasks;
 
 pub use db::{Backend, Database, DatabaseUrl, DbError, PoolStatus};
-pub use engine::{AuctionsView, Engine, EngineConfig};
+pub use engine::{AuctionsView, DemoLeak, Engine, EngineConfig};
 pub use lease::{
     CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager, PoolSnapshot,
     RunContext,

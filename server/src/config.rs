@@ -5,8 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use crate::auth::Secret;
 use leasewatch_engine::{
-    DatabaseUrl, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals, db::redact_password,
-    recommend::Thresholds,
+    DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
+    db::redact_password, recommend::Thresholds,
 };
 
 /// The SQLite file used when `DATABASE_URL` is not set.
@@ -248,7 +248,12 @@ impl Config {
                     allowed: "only with --demo (it adds a task that leaks its connection)".into(),
                 });
             }
-            Some(_) => Some(env.duration("DEMO_LEAK_HOLD", secs(60), secs(1), secs(3600))?),
+            Some(_) => Some(DemoLeak::holding(env.duration(
+                "DEMO_LEAK_HOLD",
+                secs(60),
+                secs(1),
+                secs(3600),
+            )?)),
             None => None,
         };
         let dashboard_poll = env.duration(

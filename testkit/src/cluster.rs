@@ -58,6 +58,12 @@ impl ScratchCluster {
         format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// The server's log file (what `pg_ctl -l` writes): refused connections and other server
+    /// errors, as the server saw them.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+
     /// Stops the server (fast: sessions are cut).
     pub fn stop(&self) {
         run(as_postgres("pg_ctl")
