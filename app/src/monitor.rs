@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use crate::{
     api::{Control, get_dashboard},
     charts::{LatencyChart, PoolChart, RunsChart},
-    wire::{ControlOutcome, Dashboard},
+    wire::{ControlOutcome, Dashboard, clock_utc},
 };
 
 /// The dashboard page.
@@ -148,7 +148,7 @@ fn field<T: 'static>(
 #[component]
 fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
     let age = move || {
-        let taken = data.with(|d| d.as_ref().map(|d| d.taken_at.timestamp_millis()))?;
+        let taken = data.with(|d| d.as_ref().map(|d| d.taken_at_ms))?;
         now_ms.get().map(|now| {
             format!(
                 "updated {:.0} s ago",
@@ -157,13 +157,13 @@ fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) ->
         })
     };
     view! {
-        <p class="as-of" data-taken-at=field(data, |d| d.taken_at.timestamp_millis().to_string())>
+        <p class="as-of" data-taken-at=field(data, |d| d.taken_at_ms.to_string())>
             {field(data, |d| d.backend.clone())} " · " <code>{field(data, |d| d.database.clone())}</code>
             " · scheduler "
             <strong data-scheduler=field(data, |d| if d.scheduler_running { "running" } else { "stopped" })>
                 {field(data, |d| if d.scheduler_running { "running" } else { "stopped" })}
             </strong>
-            " · " {field(data, |d| format!("as of {}", d.taken_at.format("%H:%M:%S UTC")))}
+            " · " {field(data, |d| format!("as of {} UTC", clock_utc(d.taken_at_ms)))}
             {move || age().map(|a| format!(" · {a}"))}
         </p>
         <p class="note server-view">"Server: " {field(data, |d| d.server.clone())}</p>
@@ -315,7 +315,7 @@ fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
     view! {
         <section class="charts" aria-label="Charts">
             {move || data.with(|d| d.as_ref().map(|d| {
-                let now = d.taken_at.timestamp_millis();
+                let now = d.taken_at_ms;
                 view! {
                     <PoolChart history=d.history.clone() now_ms=now max=d.pool.max/>
                     <LatencyChart history=d.history.clone() now_ms=now/>
@@ -413,10 +413,10 @@ fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> 
             <th scope="row">{name.clone()}</th>
             <td>{move || task.get().map(|t| human_interval(t.every_secs))}</td>
             <td data-state=move || task.get().map(|t| t.state.clone())>{move || task.get().map(|t| t.state)}</td>
-            <td>{move || task.get().and_then(|t| t.next_run_at).map(|at| at.format("%H:%M:%S").to_string())}</td>
+            <td>{move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}</td>
             <td class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome)>
-                {move || task.get().map(|t| match (t.last_run_at, t.last_outcome) {
-                    (Some(at), Some(outcome)) => format!("{} {outcome}", at.format("%H:%M:%S")),
+                {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
+                    (Some(at), Some(outcome)) => format!("{} {outcome}", clock_utc(at)),
                     _ => "not yet".to_owned(),
                 })}
                 <span class="detail">{move || task.get().and_then(|t| t.last_detail)}</span>
@@ -500,11 +500,11 @@ fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                 <tbody>
                     <For
                         each=move || data.with(|d| d.as_ref().map(|d| d.audit.clone()).unwrap_or_default())
-                        key=|e| (e.at, e.action.clone())
+                        key=|e| (e.at_ms, e.action.clone())
                         let:entry
                     >
                         <tr data-outcome=entry.outcome.clone()>
-                            <td>{entry.at.format("%H:%M:%S").to_string()}</td>
+                            <td>{clock_utc(entry.at_ms)}</td>
                             <td>{entry.role.clone()}</td>
                             <td>{entry.action.replace('_', " ")} " " <code>{entry.arguments.clone()}</code></td>
                             <td>{format!("{}: {}", entry.outcome, entry.result)}</td>
