@@ -78,20 +78,36 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                             }
                         })
                 }}
-                {view! { <StatusLine data now_ms/> }.into_any()}
-                {view! { <Recommendations data controls/> }.into_any()}
-                {view! { <Cards data/> }.into_any()}
-                {view! { <ControlPanel controls/> }.into_any()}
-                {view! { <Charts data/> }.into_any()}
-                {view! { <LeaseTable data/> }.into_any()}
-                {view! { <TaskTable data controls/> }.into_any()}
+                {section(view! { <StatusLine data now_ms/> })}
+                {section(view! { <Recommendations data controls/> })}
+                {section(view! { <Cards data/> })}
+                {section(view! { <ControlPanel controls/> })}
+                {section(view! { <Charts data/> })}
+                {section(view! { <LeaseTable data/> })}
+                {section(view! { <TaskTable data controls/> })}
                 <div class="columns">
-                    {view! { <AuctionTable data/> }.into_any()}
-                    {view! { <AuditTable data/> }.into_any()}
+                    {section(view! { <AuctionTable data/> })}
+                    {section(view! { <AuditTable data/> })}
                 </div>
             </Transition>
         </main>
     }
+}
+
+/// A section of the page, type-erased on the server only. There, erasing keeps the rendering
+/// futures small (the whole page as one type overflows a debug build's stack). In the WASM,
+/// each `into_any()` would keep four copies of the section's rendering code (build, rebuild,
+/// hydrate and hydrate_async, the last never called), so the browser keeps the plain type.
+/// Either way the HTML is the same.
+#[cfg(feature = "ssr")]
+fn section(view: impl IntoView + 'static) -> AnyView {
+    view.into_any()
+}
+
+/// See the server's [`section`]: the browser keeps the plain type.
+#[cfg(not(feature = "ssr"))]
+fn section(view: impl IntoView) -> impl IntoView {
+    view
 }
 
 /// The state the control buttons share.
