@@ -198,7 +198,7 @@ fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl In
                     let:advice
                 >
                     <li class=format!("severity {}", advice.severity) data-recommendation=advice.id.clone()>
-                        <span class="badge">{advice.severity.to_uppercase()}</span>
+                        <span class="badge">{advice.severity.to_ascii_uppercase()}</span>
                         <strong>{advice.title.clone()}</strong>
                         <p>{advice.detail.clone()}</p>
                         {advice.action.clone().map(|action| {
@@ -310,7 +310,7 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
             })}
             {move || controls.preview.get().map(|plan| {
                 let action = plan.action.clone();
-                let confirm = format!("Confirm {}", label(&plan.action).to_lowercase());
+                let confirm = format!("Confirm {}", label(&plan.action).to_ascii_lowercase());
                 view! {
                     <div class="preview" role="group" aria-label="Preview" data-preview=plan.action.clone()>
                         <p><strong>{label(&plan.action)} " preview: "</strong> {format!("this {}.", plan.message)}</p>
