@@ -3,7 +3,11 @@
 //! data is, and says so plainly when the server cannot be reached. Values update in place, so
 //! buttons keep their focus across polls.
 
-use leptos::prelude::*;
+use leptos::{
+    prelude::*,
+    server::codee::{Decoder, Encoder},
+};
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     api::{Control, get_dashboard},
@@ -16,7 +20,8 @@ use crate::{
 pub fn BackgroundTaskMonitor() -> impl IntoView {
     // Bumped by the poller and after each action; the dashboard resource follows it.
     let polls = RwSignal::new(0u64);
-    let dashboard = Resource::new(move || polls.get(), |_| get_dashboard());
+    let dashboard: Resource<_, JsonSliceCodec> =
+        Resource::new_with_options(move || polls.get(), |_| get_dashboard(), false);
     // The last good data stays on screen while the server is unreachable.
     let data = Memo::new(
         move |previous: Option<&Option<Dashboard>>| match dashboard.get() {
@@ -91,6 +96,30 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                 </div>
             </Transition>
         </main>
+    }
+}
+
+/// JSON for the dashboard resource's data, sent in the page for hydration. Leptos's default
+/// codec decodes it with `serde_json::from_str`, the server function's replies with
+/// `from_slice`: the WASM would hold every wire type's deserialiser twice. This one decodes
+/// with `from_slice` too.
+pub struct JsonSliceCodec;
+
+impl<T: Serialize> Encoder<T> for JsonSliceCodec {
+    type Error = serde_json::Error;
+    type Encoded = String;
+
+    fn encode(value: &T) -> Result<String, serde_json::Error> {
+        serde_json::to_string(value)
+    }
+}
+
+impl<T: DeserializeOwned> Decoder<T> for JsonSliceCodec {
+    type Error = serde_json::Error;
+    type Encoded = str;
+
+    fn decode(encoded: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(encoded.as_bytes())
     }
 }
 
