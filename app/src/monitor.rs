@@ -11,7 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     api::{Control, get_dashboard},
-    charts::{LatencyChart, PoolChart, RunsChart},
+    charts,
     wire::{ControlOutcome, Dashboard, clock_utc},
 };
 
@@ -356,18 +356,14 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
 
 #[component]
 fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
-    // Charts are drawn against the server's clock, so they agree with the data.
+    // Charts are drawn against the server's clock, so they agree with the data. They are
+    // markup, set whole on each poll (see `charts`).
     view! {
-        <section class="charts" aria-label="Charts">
-            {move || data.with(|d| d.as_ref().map(|d| {
-                let now = d.taken_at_ms;
-                view! {
-                    <PoolChart history=d.history.clone() now_ms=now max=d.pool.max/>
-                    <LatencyChart history=d.history.clone() now_ms=now/>
-                    <RunsChart tasks=d.tasks.clone() now_ms=now/>
-                }
-            }))}
-        </section>
+        <section
+            class="charts"
+            aria-label="Charts"
+            inner_html=move || data.with(|d| d.as_ref().map(charts::markup).unwrap_or_default())
+        ></section>
     }
 }
 
