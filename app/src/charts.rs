@@ -1,13 +1,15 @@
 //! Small SVG charts drawn from the history: no chart library, so the WASM stays small and the
 //! server renders them too.
 //!
-//! The charts are written as markup ([`markup`]) and set as the charts section's inner HTML:
-//! they have nothing to click, and as Leptos views each element and attribute would add its
-//! own building, updating and hydrating code to the WASM (about 50 KB for the three charts).
+//! The charts are written as markup ([`markup`]) and set as the charts section's inner HTML
+//! (see [`crate::markup`] for why).
 
 use std::fmt::Write;
 
-use crate::wire::{Dashboard, Sample, TaskRow};
+use crate::{
+    markup::escaped,
+    wire::{Dashboard, Sample, TaskRow},
+};
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 160.0;
@@ -37,19 +39,6 @@ fn nice_max(value: f64) -> f64 {
             }
         }
         step *= 10.0;
-    }
-}
-
-/// Writes `text` with `&`, `<`, `>` and `"` escaped, for SVG text and attribute values.
-fn escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
     }
 }
 

@@ -8,11 +8,13 @@
 //!   exist only under `ssr`.
 //! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
 //! - [`charts`]: the SVG charts drawn from the history.
+//! - [`markup`]: the read-only parts written as HTML (charts, table rows).
 
 #![recursion_limit = "256"]
 
 pub mod api;
 pub mod charts;
+pub mod markup;
 pub mod monitor;
 pub mod wire;
 

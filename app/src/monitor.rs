@@ -11,7 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     api::{Control, get_dashboard},
-    charts,
+    charts, markup,
     wire::{ControlOutcome, Dashboard, clock_utc},
 };
 
@@ -190,6 +190,11 @@ fn field<T: 'static>(
     move || data.with(|d| d.as_ref().map(&read))
 }
 
+/// Markup from the data (empty while there is none), for an element's inner HTML.
+fn rows(data: Memo<Option<Dashboard>>, write: impl Fn(&Dashboard) -> String) -> String {
+    data.with(|d| d.as_ref().map(write).unwrap_or_default())
+}
+
 #[component]
 fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
     let age = move || {
@@ -362,7 +367,7 @@ fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
         <section
             class="charts"
             aria-label="Charts"
-            inner_html=move || data.with(|d| d.as_ref().map(charts::markup).unwrap_or_default())
+            inner_html=move || rows(data, charts::markup)
         ></section>
     }
 }
@@ -383,22 +388,7 @@ fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col">"State"</th>
                     </tr>
                 </thead>
-                <tbody>
-                    <For
-                        each=move || data.with(|d| d.as_ref().map(|d| d.leases.clone()).unwrap_or_default())
-                        key=|l| (l.id, l.held_ms / 1000, l.stale)
-                        let:lease
-                    >
-                        <tr class:stale=lease.stale data-lease=lease.id data-task=lease.task.clone()>
-                            <td>{format!("#{}", lease.id)}</td>
-                            <td>{lease.task.clone()}</td>
-                            <td>{lease.run_id}</td>
-                            <td>{lease.backend_pid.map_or_else(|| "—".to_owned(), |pid| format!("pid {pid}"))}</td>
-                            <td class="num">{format!("{:.1} s", lease.held_ms as f64 / 1000.0)}</td>
-                            <td>{if lease.stale { "STALE" } else { "ok" }}</td>
-                        </tr>
-                    </For>
-                </tbody>
+                <tbody inner_html=move || rows(data, |d| markup::lease_rows(&d.leases))></tbody>
             </table>
             {move || data.with(|d| d.as_ref().is_some_and(|d| d.leases.is_empty())).then(|| view! { <p class="note">"No connection is leased right now."</p> })}
         </section>
@@ -499,18 +489,7 @@ fn AuctionTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col" class="num">"Auctions"</th>
                     </tr>
                 </thead>
-                <tbody>
-                    <For
-                        each=move || data.with(|d| d.as_ref().map(|d| d.auctions.clone()).unwrap_or_default())
-                        key=|row| (row.status.clone(), row.count)
-                        let:row
-                    >
-                        <tr data-status=row.status.clone()>
-                            <th scope="row">{row.status.clone()}</th>
-                            <td class="num">{row.count}</td>
-                        </tr>
-                    </For>
-                </tbody>
+                <tbody inner_html=move || rows(data, |d| markup::auction_rows(&d.auctions))></tbody>
                 <tfoot>
                     <tr>
                         <th scope="row">"total"</th>
@@ -538,20 +517,7 @@ fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col">"Result"</th>
                     </tr>
                 </thead>
-                <tbody>
-                    <For
-                        each=move || data.with(|d| d.as_ref().map(|d| d.audit.clone()).unwrap_or_default())
-                        key=|e| (e.at_ms, e.action.clone())
-                        let:entry
-                    >
-                        <tr data-outcome=entry.outcome.clone()>
-                            <td>{clock_utc(entry.at_ms)}</td>
-                            <td>{entry.role.clone()}</td>
-                            <td>{entry.action.replace('_', " ")} " " <code>{entry.arguments.clone()}</code></td>
-                            <td>{format!("{}: {}", entry.outcome, entry.result)}</td>
-                        </tr>
-                    </For>
-                </tbody>
+                <tbody inner_html=move || rows(data, |d| markup::audit_rows(&d.audit))></tbody>
             </table>
         </section>
     }
