@@ -1,5 +1,6 @@
 //! Read-only parts of the page written as HTML markup, set as an element's inner HTML: the
-//! charts ([`crate::charts`]) and the rows of the lease, auction and audit tables.
+//! status line, the pool's cards, the charts ([`crate::charts`]) and the rows of the lease,
+//! auction and audit tables.
 //!
 //! They have nothing to click. As Leptos views, each element and attribute brings its own
 //! building, updating and hydrating code into the WASM; as markup they cost one string each.
@@ -7,7 +8,7 @@
 
 use std::fmt::Write;
 
-use crate::wire::{AuditRow, LeaseRow, StatusCount, clock_utc};
+use crate::wire::{AuditRow, Dashboard, LeaseRow, PoolCard, StatusCount, clock_utc};
 
 /// Writes `text` with `&`, `<`, `>` and `"` escaped, for text and attribute values.
 pub fn escaped(out: &mut String, text: &str) {
@@ -20,6 +21,64 @@ pub fn escaped(out: &mut String, text: &str) {
             c => out.push(c),
         }
     }
+}
+
+/// The status line: backend, database, scheduler, when the data was taken and, once the
+/// browser's clock is known (`now_ms`), how long ago.
+pub fn status_line(dashboard: &Dashboard, now_ms: Option<f64>) -> String {
+    let mut out = String::new();
+    escaped(&mut out, &dashboard.backend);
+    out.push_str(" · <code>");
+    escaped(&mut out, &dashboard.database);
+    let scheduler = if dashboard.scheduler_running {
+        "running"
+    } else {
+        "stopped"
+    };
+    let _ = write!(
+        out,
+        r#"</code> · scheduler <strong data-scheduler="{scheduler}">{scheduler}</strong> · as of {} UTC"#,
+        clock_utc(dashboard.taken_at_ms)
+    );
+    if let Some(now) = now_ms {
+        let age_s = ((now - dashboard.taken_at_ms as f64) / 1000.0).max(0.0);
+        let _ = write!(out, " · updated {age_s:.0} s ago");
+    }
+    out
+}
+
+/// The pool's cards: the counts (waiting and stale ones flagged when not zero) and the
+/// utilization against the maximum.
+pub fn cards(pool: &PoolCard) -> String {
+    let mut out = String::new();
+    for (key, name, value, alert) in [
+        ("total", "Total", pool.total, false),
+        ("idle", "Idle", pool.idle, false),
+        ("active", "Active", pool.active, false),
+        ("waiting", "Waiting", pool.waiting, pool.waiting > 0),
+        ("stale", "Stale", pool.stale, pool.stale > 0),
+    ] {
+        let class = if alert { "card alert" } else { "card" };
+        let _ = write!(
+            out,
+            r#"<div class="{class}" data-metric="{key}"><span class="label">{name}</span><span class="value">{value}</span></div>"#
+        );
+    }
+    let pct = (pool.active * 100).checked_div(pool.max).unwrap_or(0);
+    let _ = write!(
+        out,
+        concat!(
+            r#"<div class="card" data-metric="utilization"><span class="label">Utilization</span>"#,
+            r#"<span class="value">{pct} %</span>"#,
+            r#"<meter min="0" max="100" low="80" high="95" optimum="0" value="{pct}"></meter>"#,
+            r#"<span class="detail">{active} of max {max} (min {min})</span></div>"#,
+        ),
+        pct = pct,
+        active = pool.active,
+        max = pool.max,
+        min = pool.min,
+    );
+    out
 }
 
 /// The lease table's rows.
@@ -94,6 +153,32 @@ mod tests {
         let mut out = String::new();
         escaped(&mut out, r#"<a href="x">&</a>"#);
         assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn cards_flag_waiting_and_stale_and_show_utilization() {
+        let pool = PoolCard {
+            total: 5,
+            idle: 2,
+            active: 3,
+            waiting: 1,
+            stale: 0,
+            max: 20,
+            min: 5,
+            acquire_timeouts: 0,
+            p95_ms: None,
+        };
+        let html = cards(&pool);
+        assert!(html.starts_with(concat!(
+            r#"<div class="card" data-metric="total"><span class="label">Total</span>"#,
+            r#"<span class="value">5</span></div>"#
+        )));
+        assert!(html.contains(r#"<div class="card alert" data-metric="waiting">"#));
+        assert!(html.contains(r#"<div class="card" data-metric="stale">"#));
+        assert!(html.ends_with(concat!(
+            r#"<span class="value">15 %</span><meter min="0" max="100" low="80" high="95" "#,
+            r#"optimum="0" value="15"></meter><span class="detail">3 of max 20 (min 5)</span></div>"#
+        )));
     }
 
     #[test]

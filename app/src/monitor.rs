@@ -191,31 +191,18 @@ fn field<T: 'static>(
 }
 
 /// Markup from the data (empty while there is none), for an element's inner HTML.
-fn rows(data: Memo<Option<Dashboard>>, write: impl Fn(&Dashboard) -> String) -> String {
+fn markup_from(data: Memo<Option<Dashboard>>, write: impl Fn(&Dashboard) -> String) -> String {
     data.with(|d| d.as_ref().map(write).unwrap_or_default())
 }
 
 #[component]
 fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
-    let age = move || {
-        let taken = data.with(|d| d.as_ref().map(|d| d.taken_at_ms))?;
-        now_ms.get().map(|now| {
-            format!(
-                "updated {:.0} s ago",
-                ((now - taken as f64) / 1000.0).max(0.0)
-            )
-        })
-    };
     view! {
-        <p class="as-of" data-taken-at=field(data, |d| d.taken_at_ms.to_string())>
-            {field(data, |d| d.backend.clone())} " · " <code>{field(data, |d| d.database.clone())}</code>
-            " · scheduler "
-            <strong data-scheduler=field(data, |d| if d.scheduler_running { "running" } else { "stopped" })>
-                {field(data, |d| if d.scheduler_running { "running" } else { "stopped" })}
-            </strong>
-            " · " {field(data, |d| format!("as of {} UTC", clock_utc(d.taken_at_ms)))}
-            {move || age().map(|a| format!(" · {a}"))}
-        </p>
+        <p
+            class="as-of"
+            data-taken-at=field(data, |d| d.taken_at_ms.to_string())
+            inner_html=move || markup_from(data, |d| markup::status_line(d, now_ms.get()))
+        ></p>
         <p class="note server-view">"Server: " {field(data, |d| d.server.clone())}</p>
     }
 }
@@ -255,56 +242,12 @@ fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl In
 
 #[component]
 fn Cards(data: Memo<Option<Dashboard>>) -> impl IntoView {
-    let card = |key: &'static str,
-                name: &'static str,
-                value: fn(&Dashboard) -> u32,
-                warn: fn(&Dashboard) -> bool| {
-        view! {
-            <div class="card" data-metric=key class:alert=field(data, warn).into_signal_bool()>
-                <span class="label">{name}</span>
-                <span class="value">{field(data, value)}</span>
-            </div>
-        }
-    };
-    let utilization = move || {
-        data.with(|d| {
-            d.as_ref().map(|d| {
-                let pct = (d.pool.active * 100).checked_div(d.pool.max).unwrap_or(0);
-                (
-                    pct,
-                    format!(
-                        "{} of max {} (min {})",
-                        d.pool.active, d.pool.max, d.pool.min
-                    ),
-                )
-            })
-        })
-    };
     view! {
-        <section class="cards" aria-label="Connection pool">
-            {card("total", "Total", |d| d.pool.total, |_| false)}
-            {card("idle", "Idle", |d| d.pool.idle, |_| false)}
-            {card("active", "Active", |d| d.pool.active, |_| false)}
-            {card("waiting", "Waiting", |d| d.pool.waiting, |d| d.pool.waiting > 0)}
-            {card("stale", "Stale", |d| d.pool.stale, |d| d.pool.stale > 0)}
-            <div class="card" data-metric="utilization">
-                <span class="label">"Utilization"</span>
-                <span class="value">{move || utilization().map(|(pct, _)| format!("{pct} %"))}</span>
-                <meter min="0" max="100" low="80" high="95" optimum="0" value=move || utilization().map(|(pct, _)| pct)></meter>
-                <span class="detail">{move || utilization().map(|(_, text)| text)}</span>
-            </div>
-        </section>
-    }
-}
-
-/// A `bool` signal from an optional reader (false while there is no data).
-trait IntoSignalBool {
-    fn into_signal_bool(self) -> Signal<bool>;
-}
-
-impl<F: Fn() -> Option<bool> + Send + Sync + 'static> IntoSignalBool for F {
-    fn into_signal_bool(self) -> Signal<bool> {
-        Signal::derive(move || self().unwrap_or(false))
+        <section
+            class="cards"
+            aria-label="Connection pool"
+            inner_html=move || markup_from(data, |d| markup::cards(&d.pool))
+        ></section>
     }
 }
 
@@ -367,7 +310,7 @@ fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
         <section
             class="charts"
             aria-label="Charts"
-            inner_html=move || rows(data, charts::markup)
+            inner_html=move || markup_from(data, charts::markup)
         ></section>
     }
 }
@@ -388,7 +331,7 @@ fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col">"State"</th>
                     </tr>
                 </thead>
-                <tbody inner_html=move || rows(data, |d| markup::lease_rows(&d.leases))></tbody>
+                <tbody inner_html=move || markup_from(data, |d| markup::lease_rows(&d.leases))></tbody>
             </table>
             {move || data.with(|d| d.as_ref().is_some_and(|d| d.leases.is_empty())).then(|| view! { <p class="note">"No connection is leased right now."</p> })}
         </section>
@@ -489,7 +432,7 @@ fn AuctionTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col" class="num">"Auctions"</th>
                     </tr>
                 </thead>
-                <tbody inner_html=move || rows(data, |d| markup::auction_rows(&d.auctions))></tbody>
+                <tbody inner_html=move || markup_from(data, |d| markup::auction_rows(&d.auctions))></tbody>
                 <tfoot>
                     <tr>
                         <th scope="row">"total"</th>
@@ -517,7 +460,7 @@ fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col">"Result"</th>
                     </tr>
                 </thead>
-                <tbody inner_html=move || rows(data, |d| markup::audit_rows(&d.audit))></tbody>
+                <tbody inner_html=move || markup_from(data, |d| markup::audit_rows(&d.audit))></tbody>
             </table>
         </section>
     }
