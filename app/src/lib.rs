@@ -19,7 +19,7 @@ pub mod monitor;
 pub mod wire;
 
 use leptos::prelude::*;
-use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
+use leptos_meta::HashedStylesheet;
 
 pub use monitor::BackgroundTaskMonitor;
 
@@ -34,7 +34,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
-                <MetaTags/>
+                // Static: a `leptos_meta` <Title/> would bring its client-side code into the WASM.
+                <title>"Leasewatch"</title>
             </head>
             <body>
                 <App/>
@@ -65,16 +66,12 @@ pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The root component: title and the dashboard, the app's only page.
+/// The root component: the dashboard, the app's only page.
 ///
 /// There is no client-side router: the server answers `/` with this page (rendered with its
 /// data before it is sent) and any other path with [`not_found_shell`], so the router's code
 /// stays out of the WASM.
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
-    view! {
-        <Title text="Leasewatch"/>
-        <BackgroundTaskMonitor/>
-    }
+    view! { <BackgroundTaskMonitor/> }
 }
