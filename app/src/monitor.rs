@@ -29,10 +29,10 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
             _ => previous.cloned().flatten(),
         },
     );
-    let error = Signal::derive(move || match dashboard.get() {
+    let error = move || match dashboard.get() {
         Some(Err(err)) => Some(err.to_string()),
         _ => None,
-    });
+    };
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     let now_ms = client_clock();
@@ -70,8 +70,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
             </p>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || {
-                    error
-                        .get()
+                    error()
                         .map(|err| {
                             view! {
                                 <div class="banner error" role="alert" data-banner="unreachable">
