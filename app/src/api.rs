@@ -117,7 +117,7 @@ pub mod ssr {
         let now_ms = Utc::now().timestamp_millis();
         let auctions = engine.auctions();
         Dashboard {
-            taken_at: snapshot.taken_at,
+            taken_at_ms: snapshot.taken_at.timestamp_millis(),
             role: role.as_str().to_owned(),
             poll_ms: u64::try_from(state.poll_every.as_millis()).unwrap_or(2_000),
             backend: db.backend().to_string(),
@@ -175,7 +175,7 @@ pub mod ssr {
                 .recent(20)
                 .into_iter()
                 .map(|e| AuditRow {
-                    at: e.at,
+                    at_ms: e.at.timestamp_millis(),
                     role: e.role,
                     action: e.action,
                     arguments: e.arguments,
@@ -234,14 +234,14 @@ pub mod ssr {
             every_secs: task.interval_secs,
             state: state.to_owned(),
             paused: task.paused,
-            next_run_at: task.next_run_at,
+            next_run_at_ms: task.next_run_at.map(|at| at.timestamp_millis()),
             last_outcome: last.map(|r| outcome_name(&r.outcome).to_owned()),
             last_detail: last.map(|r| match &r.outcome {
                 Outcome::Succeeded { detail, .. } => detail.clone(),
                 Outcome::Skipped { reason } | Outcome::Cancelled { reason } => reason.clone(),
                 Outcome::Failed { error } => error.clone(),
             }),
-            last_run_at: last.map(|r| r.started_at),
+            last_run_at_ms: last.map(|r| r.started_at.timestamp_millis()),
             last_duration_ms: last.map(|r| r.duration_ms),
             last_attempts: last.map(|r| r.attempts),
             runs: task

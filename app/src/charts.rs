@@ -1,9 +1,15 @@
 //! Small SVG charts drawn from the history: no chart library, so the WASM stays small and the
 //! server renders them too.
+//!
+//! The charts are written as markup ([`markup`]) and set as the charts section's inner HTML
+//! (see [`crate::markup`] for why).
 
-use leptos::prelude::*;
+use std::fmt::Write;
 
-use crate::wire::{Sample, TaskRow};
+use crate::{
+    markup::escaped,
+    wire::{Dashboard, Sample, TaskRow},
+};
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 160.0;
@@ -36,50 +42,66 @@ fn nice_max(value: f64) -> f64 {
     }
 }
 
-/// Time axis: "−15 min" … "now", and the value axis's top and zero.
-fn axes(max: f64, unit: &'static str) -> impl IntoView {
-    let ticks = [15, 10, 5, 0].map(|min| {
-        let x = x_of(-(min as i64) * 60_000, 0);
-        let label = if min == 0 {
-            "now".to_owned()
-        } else {
-            format!("−{min} min")
-        };
-        view! {
-            <line x1=x x2=x y1=TOP y2=HEIGHT - BOTTOM class="grid"></line>
-            <text x=x y=HEIGHT - 6.0 text-anchor="middle" class="tick">{label}</text>
-        }
-    });
-    view! {
-        {ticks.into_iter().collect_view()}
-        <line x1=LEFT x2=WIDTH - 8.0 y1=HEIGHT - BOTTOM y2=HEIGHT - BOTTOM class="axis"></line>
-        <text x=LEFT - 4.0 y=TOP + 4.0 text-anchor="end" class="tick">{format!("{max}")}</text>
-        <text x=LEFT - 4.0 y=HEIGHT - BOTTOM text-anchor="end" class="tick">"0"</text>
-        <text x=LEFT - 4.0 y=TOP + 16.0 text-anchor="end" class="unit">{unit}</text>
-    }
+/// The three charts, as the markup of the charts section.
+pub fn markup(dashboard: &Dashboard) -> String {
+    let now_ms = dashboard.taken_at_ms;
+    let mut out = String::with_capacity(8 * 1024);
+    pool_chart(&mut out, &dashboard.history, now_ms, dashboard.pool.max);
+    latency_chart(&mut out, &dashboard.history, now_ms);
+    runs_chart(&mut out, &dashboard.tasks, now_ms);
+    out
 }
 
-fn polyline(points: &[(i64, f64)], now_ms: i64, max: f64) -> String {
-    points
-        .iter()
-        .map(|(at, v)| format!("{:.1},{:.1}", x_of(*at, now_ms), y_of(*v, max)))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// `<svg>`'s opening tag.
+fn svg_open(out: &mut String, height: f64, label: &str) {
+    let _ = write!(
+        out,
+        r#"<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{label}">"#
+    );
+}
+
+/// Time axis: "−15 min" … "now", and the value axis's top and zero.
+fn axes(out: &mut String, max: f64, unit: &str) {
+    for min in [15, 10, 5, 0] {
+        let x = x_of(-(min as i64) * 60_000, 0);
+        let _ = write!(
+            out,
+            r#"<line x1="{x}" x2="{x}" y1="{TOP}" y2="{}" class="grid"></line><text x="{x}" y="{}" text-anchor="middle" class="tick">"#,
+            HEIGHT - BOTTOM,
+            HEIGHT - 6.0,
+        );
+        if min == 0 {
+            out.push_str("now");
+        } else {
+            let _ = write!(out, "−{min} min");
+        }
+        out.push_str("</text>");
+    }
+    let (axis_y, label_x) = (HEIGHT - BOTTOM, LEFT - 4.0);
+    let _ = write!(
+        out,
+        r#"<line x1="{LEFT}" x2="{}" y1="{axis_y}" y2="{axis_y}" class="axis"></line><text x="{label_x}" y="{}" text-anchor="end" class="tick">{max}</text><text x="{label_x}" y="{axis_y}" text-anchor="end" class="tick">0</text><text x="{label_x}" y="{}" text-anchor="end" class="unit">{unit}</text>"#,
+        WIDTH - 8.0,
+        TOP + 4.0,
+        TOP + 16.0,
+    );
+}
+
+/// A `<polyline>` through `points`.
+fn polyline(out: &mut String, class: &str, points: &[(i64, f64)], now_ms: i64, max: f64) {
+    let _ = write!(out, r#"<polyline class="series {class}" points=""#);
+    for (i, (at, v)) in points.iter().enumerate() {
+        let sep = if i == 0 { "" } else { " " };
+        let _ = write!(out, "{sep}{:.1},{:.1}", x_of(*at, now_ms), y_of(*v, max));
+    }
+    out.push_str(r#""></polyline>"#);
 }
 
 /// A line's CSS class and how to read its value from a sample.
 type Series = (&'static str, fn(&Sample) -> f64);
 
-/// Connections in use, idle and waiting over the last 15 minutes.
-#[component]
-pub fn PoolChart(
-    /// Samples, oldest first.
-    history: Vec<Sample>,
-    /// The right edge ("now"), in Unix milliseconds.
-    now_ms: i64,
-    /// The pool's maximum, drawn as a line.
-    max: u32,
-) -> impl IntoView {
+/// Connections in use, idle and waiting over the last 15 minutes, and the pool's maximum.
+fn pool_chart(out: &mut String, history: &[Sample], now_ms: i64, max: u32) {
     let peak = history
         .iter()
         .map(|s| (s.active + s.idle).max(s.waiting))
@@ -92,115 +114,110 @@ pub fn PoolChart(
         ("idle", |s| f64::from(s.idle)),
         ("waiting", |s| f64::from(s.waiting)),
     ];
-    let lines = series.map(|(class, value)| {
-        let points: Vec<(i64, f64)> = history.iter().map(|s| (s.at_ms, value(s))).collect();
-        view! { <polyline class=format!("series {class}") points=polyline(&points, now_ms, top)></polyline> }
-    });
     let max_y = y_of(f64::from(max), top);
-    view! {
-        <figure class="chart">
-            <figcaption>"Connections, last 15 minutes"</figcaption>
-            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label="Connections in use, idle and waiting over the last 15 minutes">
-                {axes(top, "conns")}
-                <line x1=LEFT x2=WIDTH - 8.0 y1=max_y y2=max_y class="limit"></line>
-                <text x=WIDTH - 10.0 y=max_y - 3.0 text-anchor="end" class="tick">{format!("max {max}")}</text>
-                {lines.into_iter().collect_view()}
-            </svg>
-            <p class="legend">
-                <span class="key active">"in use"</span>
-                <span class="key idle">"idle"</span>
-                <span class="key waiting">"waiting"</span>
-            </p>
-        </figure>
+    out.push_str(r#"<figure class="chart"><figcaption>Connections, last 15 minutes</figcaption>"#);
+    svg_open(
+        out,
+        HEIGHT,
+        "Connections in use, idle and waiting over the last 15 minutes",
+    );
+    axes(out, top, "conns");
+    let _ = write!(
+        out,
+        r#"<line x1="{LEFT}" x2="{}" y1="{max_y}" y2="{max_y}" class="limit"></line><text x="{}" y="{}" text-anchor="end" class="tick">max {max}</text>"#,
+        WIDTH - 8.0,
+        WIDTH - 10.0,
+        max_y - 3.0,
+    );
+    for (class, value) in series {
+        let points: Vec<(i64, f64)> = history.iter().map(|s| (s.at_ms, value(s))).collect();
+        polyline(out, class, &points, now_ms, top);
     }
+    out.push_str(concat!(
+        r#"</svg><p class="legend"><span class="key active">in use</span>"#,
+        r#"<span class="key idle">idle</span><span class="key waiting">waiting</span></p></figure>"#,
+    ));
 }
 
 /// Acquire latency (p95 per 5-second interval) over the last 15 minutes.
-#[component]
-pub fn LatencyChart(
-    /// Samples, oldest first.
-    history: Vec<Sample>,
-    /// The right edge ("now"), in Unix milliseconds.
-    now_ms: i64,
-) -> impl IntoView {
+fn latency_chart(out: &mut String, history: &[Sample], now_ms: i64) {
     let points: Vec<(i64, f64)> = history
         .iter()
         .filter_map(|s| s.p95_ms.map(|v| (s.at_ms, v)))
         .collect();
     let top = nice_max(points.iter().map(|(_, v)| *v).fold(1.0, f64::max));
-    let dots = points
-        .iter()
-        .map(|(at, v)| {
-            view! {
-                <circle cx=x_of(*at, now_ms) cy=y_of(*v, top) r="2.5" class="series latency">
-                    <title>{format!("{v:.1} ms")}</title>
-                </circle>
-            }
-        })
-        .collect_view();
-    view! {
-        <figure class="chart">
-            <figcaption>"Acquire latency p95, last 15 minutes"</figcaption>
-            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label="Acquire latency 95th percentile per 5-second interval">
-                {axes(top, "ms")}
-                <polyline class="series latency" points=polyline(&points, now_ms, top)></polyline>
-                {dots}
-            </svg>
-            {points.is_empty().then(|| view! { <p class="note">"No acquires in the last 15 minutes."</p> })}
-        </figure>
+    out.push_str(
+        r#"<figure class="chart"><figcaption>Acquire latency p95, last 15 minutes</figcaption>"#,
+    );
+    svg_open(
+        out,
+        HEIGHT,
+        "Acquire latency 95th percentile per 5-second interval",
+    );
+    axes(out, top, "ms");
+    polyline(out, "latency", &points, now_ms, top);
+    for (at, v) in &points {
+        let _ = write!(
+            out,
+            r#"<circle cx="{}" cy="{}" r="2.5" class="series latency"><title>{v:.1} ms</title></circle>"#,
+            x_of(*at, now_ms),
+            y_of(*v, top),
+        );
     }
+    out.push_str("</svg>");
+    if points.is_empty() {
+        out.push_str(r#"<p class="note">No acquires in the last 15 minutes.</p>"#);
+    }
+    out.push_str("</figure>");
 }
 
 /// Each task's runs over the last 15 minutes, one row per task, coloured (and titled) by outcome.
-#[component]
-pub fn RunsChart(
-    /// The tasks with their recent runs.
-    tasks: Vec<TaskRow>,
-    /// The right edge ("now"), in Unix milliseconds.
-    now_ms: i64,
-) -> impl IntoView {
+fn runs_chart(out: &mut String, tasks: &[TaskRow], now_ms: i64) {
     let row_height = 24.0;
     let height = row_height * tasks.len() as f64 + BOTTOM;
-    let rows = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, task)| {
-            let y = row_height * i as f64 + row_height / 2.0;
-            let dots = task
-                .runs
-                .iter()
-                .filter(|r| (now_ms - r.at_ms) as f64 <= SPAN_MS)
-                .map(|r| {
-                    view! {
-                        <circle cx=x_of(r.at_ms, now_ms) cy=y r="5" class=format!("run {}", r.outcome)>
-                            <title>{format!("{}: {}", task.task, r.outcome)}</title>
-                        </circle>
-                    }
-                })
-                .collect_view();
-            view! {
-                <text x="4" y=y + 4.0 class="tick">{task.task.replace('_', " ")}</text>
-                <line x1=LEFT + 90.0 x2=WIDTH - 8.0 y1=y y2=y class="grid"></line>
-                {dots}
-            }
-        })
-        .collect_view();
-    view! {
-        <figure class="chart">
-            <figcaption>"Task runs, last 15 minutes"</figcaption>
-            <svg viewBox=format!("0 0 {WIDTH} {height}") role="img" aria-label="Task runs by outcome over the last 15 minutes">
-                {rows}
-                <text x=x_of(-15 * 60_000, 0) y=height - 6.0 text-anchor="middle" class="tick">"−15 min"</text>
-                <text x=x_of(0, 0) y=height - 6.0 text-anchor="middle" class="tick">"now"</text>
-            </svg>
-            <p class="legend">
-                <span class="key succeeded">"succeeded"</span>
-                <span class="key failed">"failed"</span>
-                <span class="key skipped">"skipped"</span>
-                <span class="key cancelled">"cancelled"</span>
-            </p>
-        </figure>
+    out.push_str(r#"<figure class="chart"><figcaption>Task runs, last 15 minutes</figcaption>"#);
+    svg_open(out, height, "Task runs by outcome over the last 15 minutes");
+    for (i, task) in tasks.iter().enumerate() {
+        let y = row_height * i as f64 + row_height / 2.0;
+        let _ = write!(out, r#"<text x="4" y="{}" class="tick">"#, y + 4.0);
+        escaped(out, &task.task.replace('_', " "));
+        let _ = write!(
+            out,
+            r#"</text><line x1="{}" x2="{}" y1="{y}" y2="{y}" class="grid"></line>"#,
+            LEFT + 90.0,
+            WIDTH - 8.0,
+        );
+        for run in task
+            .runs
+            .iter()
+            .filter(|r| (now_ms - r.at_ms) as f64 <= SPAN_MS)
+        {
+            let _ = write!(
+                out,
+                r#"<circle cx="{}" cy="{y}" r="5" class="run "#,
+                x_of(run.at_ms, now_ms),
+            );
+            escaped(out, &run.outcome);
+            out.push_str(r#""><title>"#);
+            escaped(out, &task.task);
+            out.push_str(": ");
+            escaped(out, &run.outcome);
+            out.push_str("</title></circle>");
+        }
     }
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="{}" text-anchor="middle" class="tick">−15 min</text><text x="{}" y="{}" text-anchor="middle" class="tick">now</text></svg>"#,
+        x_of(-15 * 60_000, 0),
+        height - 6.0,
+        x_of(0, 0),
+        height - 6.0,
+    );
+    out.push_str(concat!(
+        r#"<p class="legend"><span class="key succeeded">succeeded</span>"#,
+        r#"<span class="key failed">failed</span><span class="key skipped">skipped</span>"#,
+        r#"<span class="key cancelled">cancelled</span></p></figure>"#,
+    ));
 }
 
 #[cfg(test)]
@@ -214,6 +231,94 @@ mod tests {
         assert_eq!(nice_max(20.0), 20.0);
         assert_eq!(nice_max(21.0), 50.0);
         assert_eq!(nice_max(120.0), 200.0);
+    }
+
+    fn dashboard() -> Dashboard {
+        let now_ms = 1_700_000_000_000;
+        let sample = |ago_s: i64, active: u32, p95_ms: Option<f64>| Sample {
+            at_ms: now_ms - ago_s * 1000,
+            active,
+            idle: 2,
+            waiting: 0,
+            p95_ms,
+        };
+        Dashboard {
+            taken_at_ms: now_ms,
+            role: "viewer".to_owned(),
+            poll_ms: 2_000,
+            backend: "SQLite".to_owned(),
+            database: "sqlite://x.db".to_owned(),
+            scheduler_running: true,
+            pool: crate::wire::PoolCard {
+                total: 5,
+                idle: 2,
+                active: 3,
+                waiting: 0,
+                stale: 0,
+                max: 20,
+                min: 5,
+                acquire_timeouts: 0,
+                p95_ms: Some(1.25),
+            },
+            history: vec![sample(600, 1, None), sample(5, 3, Some(1.25))],
+            leases: vec![],
+            tasks: vec![TaskRow {
+                task: "leaky_<report>".to_owned(),
+                every_secs: 60,
+                state: "idle".to_owned(),
+                paused: false,
+                next_run_at_ms: None,
+                last_outcome: None,
+                last_detail: None,
+                last_run_at_ms: None,
+                last_duration_ms: None,
+                last_attempts: None,
+                runs: vec![crate::wire::RunDot {
+                    at_ms: now_ms - 30_000,
+                    outcome: "failed".to_owned(),
+                }],
+            }],
+            recommendations: vec![],
+            audit: vec![],
+            auctions: vec![],
+            server: String::new(),
+        }
+    }
+
+    #[test]
+    fn charts_are_svg_figures_with_escaped_text() {
+        let html = markup(&dashboard());
+        assert_eq!(html.matches(r#"<figure class="chart">"#).count(), 3);
+        assert_eq!(html.matches("<svg ").count(), 3);
+        assert_eq!(html.matches("</svg>").count(), 3);
+        assert_eq!(html.matches("</figure>").count(), 3);
+        assert!(
+            html.contains(r#"<svg viewBox="0 0 600 160" role="img""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<svg viewBox="0 0 600 46" role="img""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"class="tick">max 20</text>"#), "{html}");
+        assert!(
+            html.contains(r#"<polyline class="series active" points="#),
+            "{html}"
+        );
+        assert!(html.contains("<title>1.2 ms</title>"), "{html}");
+        assert!(
+            html.contains(r#"class="run failed"><title>leaky_&lt;report&gt;: failed</title>"#),
+            "{html}"
+        );
+        assert!(html.contains(">leaky &lt;report&gt;</text>"), "{html}");
+        assert!(!html.contains("No acquires"), "{html}");
+    }
+
+    #[test]
+    fn an_empty_latency_chart_says_so() {
+        let mut empty = dashboard();
+        empty.history.clear();
+        assert!(markup(&empty).contains("No acquires in the last 15 minutes."));
     }
 
     #[test]

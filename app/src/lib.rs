@@ -8,20 +8,18 @@
 //!   exist only under `ssr`.
 //! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
 //! - [`charts`]: the SVG charts drawn from the history.
+//! - [`markup`]: the read-only parts written as HTML (charts, table rows).
 
 #![recursion_limit = "256"]
 
 pub mod api;
 pub mod charts;
+pub mod markup;
 pub mod monitor;
 pub mod wire;
 
 use leptos::prelude::*;
-use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
-use leptos_router::{
-    SsrMode, StaticSegment,
-    components::{Route, Router, Routes},
-};
+use leptos_meta::HashedStylesheet;
 
 pub use monitor::BackgroundTaskMonitor;
 
@@ -36,7 +34,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
-                <MetaTags/>
+                // Static: a `leptos_meta` <Title/> would bring its client-side code into the WASM.
+                <title>"Leasewatch"</title>
             </head>
             <body>
                 <App/>
@@ -45,18 +44,34 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The root component: stylesheet, title and routes.
+/// The page answered for any unknown path (with status 404): no script, nothing to hydrate.
+pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HashedStylesheet options id="leptos"/>
+                <title>"Page not found · Leasewatch"</title>
+            </head>
+            <body>
+                <main class="not-found">
+                    <p>"Page not found."</p>
+                    <p><a href="/">"Go to the dashboard"</a></p>
+                </main>
+            </body>
+        </html>
+    }
+}
+
+/// The root component: the dashboard, the app's only page.
+///
+/// There is no client-side router: the server answers `/` with this page (rendered with its
+/// data before it is sent) and any other path with [`not_found_shell`], so the router's code
+/// stays out of the WASM.
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
-    view! {
-        <Title text="Leasewatch"/>
-        <Router>
-            <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                // Async: the whole page is rendered with its data before it is sent, so it is
-                // readable without JavaScript.
-                <Route path=StaticSegment("") view=BackgroundTaskMonitor ssr=SsrMode::Async/>
-            </Routes>
-        </Router>
-    }
+    view! { <BackgroundTaskMonitor/> }
 }

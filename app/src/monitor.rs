@@ -3,12 +3,16 @@
 //! data is, and says so plainly when the server cannot be reached. Values update in place, so
 //! buttons keep their focus across polls.
 
-use leptos::prelude::*;
+use leptos::{
+    prelude::*,
+    server::codee::{Decoder, Encoder},
+};
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     api::{Control, get_dashboard},
-    charts::{LatencyChart, PoolChart, RunsChart},
-    wire::{ControlOutcome, Dashboard},
+    charts, markup,
+    wire::{ControlOutcome, Dashboard, clock_utc},
 };
 
 /// The dashboard page.
@@ -16,7 +20,8 @@ use crate::{
 pub fn BackgroundTaskMonitor() -> impl IntoView {
     // Bumped by the poller and after each action; the dashboard resource follows it.
     let polls = RwSignal::new(0u64);
-    let dashboard = Resource::new(move || polls.get(), |_| get_dashboard());
+    let dashboard: Resource<_, JsonSliceCodec> =
+        Resource::new_with_options(move || polls.get(), |_| get_dashboard(), false);
     // The last good data stays on screen while the server is unreachable.
     let data = Memo::new(
         move |previous: Option<&Option<Dashboard>>| match dashboard.get() {
@@ -24,10 +29,10 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
             _ => previous.cloned().flatten(),
         },
     );
-    let error = Signal::derive(move || match dashboard.get() {
+    let error = move || match dashboard.get() {
         Some(Err(err)) => Some(err.to_string()),
         _ => None,
-    });
+    };
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     let now_ms = client_clock();
@@ -65,8 +70,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
             </p>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || {
-                    error
-                        .get()
+                    error()
                         .map(|err| {
                             view! {
                                 <div class="banner error" role="alert" data-banner="unreachable">
@@ -78,20 +82,60 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                             }
                         })
                 }}
-                {view! { <StatusLine data now_ms/> }.into_any()}
-                {view! { <Recommendations data controls/> }.into_any()}
-                {view! { <Cards data/> }.into_any()}
-                {view! { <ControlPanel controls/> }.into_any()}
-                {view! { <Charts data/> }.into_any()}
-                {view! { <LeaseTable data/> }.into_any()}
-                {view! { <TaskTable data controls/> }.into_any()}
+                {section(view! { <StatusLine data now_ms/> })}
+                {section(view! { <Recommendations data controls/> })}
+                {section(view! { <Cards data/> })}
+                {section(view! { <ControlPanel controls/> })}
+                {section(view! { <Charts data/> })}
+                {section(view! { <LeaseTable data/> })}
+                {section(view! { <TaskTable data controls/> })}
                 <div class="columns">
-                    {view! { <AuctionTable data/> }.into_any()}
-                    {view! { <AuditTable data/> }.into_any()}
+                    {section(view! { <AuctionTable data/> })}
+                    {section(view! { <AuditTable data/> })}
                 </div>
             </Transition>
         </main>
     }
+}
+
+/// JSON for the dashboard resource's data, sent in the page for hydration. Leptos's default
+/// codec decodes it with `serde_json::from_str`, the server function's replies with
+/// `from_slice`: the WASM would hold every wire type's deserialiser twice. This one decodes
+/// with `from_slice` too.
+pub struct JsonSliceCodec;
+
+impl<T: Serialize> Encoder<T> for JsonSliceCodec {
+    type Error = serde_json::Error;
+    type Encoded = String;
+
+    fn encode(value: &T) -> Result<String, serde_json::Error> {
+        serde_json::to_string(value)
+    }
+}
+
+impl<T: DeserializeOwned> Decoder<T> for JsonSliceCodec {
+    type Error = serde_json::Error;
+    type Encoded = str;
+
+    fn decode(encoded: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(encoded.as_bytes())
+    }
+}
+
+/// A section of the page, type-erased on the server only. There, erasing keeps the rendering
+/// futures small (the whole page as one type overflows a debug build's stack). In the WASM,
+/// each `into_any()` would keep four copies of the section's rendering code (build, rebuild,
+/// hydrate and hydrate_async, the last never called), so the browser keeps the plain type.
+/// Either way the HTML is the same.
+#[cfg(feature = "ssr")]
+fn section(view: impl IntoView + 'static) -> AnyView {
+    view.into_any()
+}
+
+/// See the server's [`section`]: the browser keeps the plain type.
+#[cfg(not(feature = "ssr"))]
+fn section(view: impl IntoView) -> impl IntoView {
+    view
 }
 
 /// The state the control buttons share.
@@ -145,27 +189,19 @@ fn field<T: 'static>(
     move || data.with(|d| d.as_ref().map(&read))
 }
 
+/// Markup from the data (empty while there is none), for an element's inner HTML.
+fn markup_from(data: Memo<Option<Dashboard>>, write: impl Fn(&Dashboard) -> String) -> String {
+    data.with(|d| d.as_ref().map(write).unwrap_or_default())
+}
+
 #[component]
 fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
-    let age = move || {
-        let taken = data.with(|d| d.as_ref().map(|d| d.taken_at.timestamp_millis()))?;
-        now_ms.get().map(|now| {
-            format!(
-                "updated {:.0} s ago",
-                ((now - taken as f64) / 1000.0).max(0.0)
-            )
-        })
-    };
     view! {
-        <p class="as-of" data-taken-at=field(data, |d| d.taken_at.timestamp_millis().to_string())>
-            {field(data, |d| d.backend.clone())} " · " <code>{field(data, |d| d.database.clone())}</code>
-            " · scheduler "
-            <strong data-scheduler=field(data, |d| if d.scheduler_running { "running" } else { "stopped" })>
-                {field(data, |d| if d.scheduler_running { "running" } else { "stopped" })}
-            </strong>
-            " · " {field(data, |d| format!("as of {}", d.taken_at.format("%H:%M:%S UTC")))}
-            {move || age().map(|a| format!(" · {a}"))}
-        </p>
+        <p
+            class="as-of"
+            data-taken-at=field(data, |d| d.taken_at_ms.to_string())
+            inner_html=move || markup_from(data, |d| markup::status_line(d, now_ms.get()))
+        ></p>
         <p class="note server-view">"Server: " {field(data, |d| d.server.clone())}</p>
     }
 }
@@ -182,7 +218,7 @@ fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl In
                     let:advice
                 >
                     <li class=format!("severity {}", advice.severity) data-recommendation=advice.id.clone()>
-                        <span class="badge">{advice.severity.to_uppercase()}</span>
+                        <span class="badge">{advice.severity.to_ascii_uppercase()}</span>
                         <strong>{advice.title.clone()}</strong>
                         <p>{advice.detail.clone()}</p>
                         {advice.action.clone().map(|action| {
@@ -205,56 +241,12 @@ fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl In
 
 #[component]
 fn Cards(data: Memo<Option<Dashboard>>) -> impl IntoView {
-    let card = |key: &'static str,
-                name: &'static str,
-                value: fn(&Dashboard) -> u32,
-                warn: fn(&Dashboard) -> bool| {
-        view! {
-            <div class="card" data-metric=key class:alert=field(data, warn).into_signal_bool()>
-                <span class="label">{name}</span>
-                <span class="value">{field(data, value)}</span>
-            </div>
-        }
-    };
-    let utilization = move || {
-        data.with(|d| {
-            d.as_ref().map(|d| {
-                let pct = (d.pool.active * 100).checked_div(d.pool.max).unwrap_or(0);
-                (
-                    pct,
-                    format!(
-                        "{} of max {} (min {})",
-                        d.pool.active, d.pool.max, d.pool.min
-                    ),
-                )
-            })
-        })
-    };
     view! {
-        <section class="cards" aria-label="Connection pool">
-            {card("total", "Total", |d| d.pool.total, |_| false)}
-            {card("idle", "Idle", |d| d.pool.idle, |_| false)}
-            {card("active", "Active", |d| d.pool.active, |_| false)}
-            {card("waiting", "Waiting", |d| d.pool.waiting, |d| d.pool.waiting > 0)}
-            {card("stale", "Stale", |d| d.pool.stale, |d| d.pool.stale > 0)}
-            <div class="card" data-metric="utilization">
-                <span class="label">"Utilization"</span>
-                <span class="value">{move || utilization().map(|(pct, _)| format!("{pct} %"))}</span>
-                <meter min="0" max="100" low="80" high="95" optimum="0" value=move || utilization().map(|(pct, _)| pct)></meter>
-                <span class="detail">{move || utilization().map(|(_, text)| text)}</span>
-            </div>
-        </section>
-    }
-}
-
-/// A `bool` signal from an optional reader (false while there is no data).
-trait IntoSignalBool {
-    fn into_signal_bool(self) -> Signal<bool>;
-}
-
-impl<F: Fn() -> Option<bool> + Send + Sync + 'static> IntoSignalBool for F {
-    fn into_signal_bool(self) -> Signal<bool> {
-        Signal::derive(move || self().unwrap_or(false))
+        <section
+            class="cards"
+            aria-label="Connection pool"
+            inner_html=move || markup_from(data, |d| markup::cards(&d.pool))
+        ></section>
     }
 }
 
@@ -294,7 +286,7 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
             })}
             {move || controls.preview.get().map(|plan| {
                 let action = plan.action.clone();
-                let confirm = format!("Confirm {}", label(&plan.action).to_lowercase());
+                let confirm = format!("Confirm {}", label(&plan.action).to_ascii_lowercase());
                 view! {
                     <div class="preview" role="group" aria-label="Preview" data-preview=plan.action.clone()>
                         <p><strong>{label(&plan.action)} " preview: "</strong> {format!("this {}.", plan.message)}</p>
@@ -311,18 +303,14 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
 
 #[component]
 fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
-    // Charts are drawn against the server's clock, so they agree with the data.
+    // Charts are drawn against the server's clock, so they agree with the data. They are
+    // markup, set whole on each poll (see `charts`).
     view! {
-        <section class="charts" aria-label="Charts">
-            {move || data.with(|d| d.as_ref().map(|d| {
-                let now = d.taken_at.timestamp_millis();
-                view! {
-                    <PoolChart history=d.history.clone() now_ms=now max=d.pool.max/>
-                    <LatencyChart history=d.history.clone() now_ms=now/>
-                    <RunsChart tasks=d.tasks.clone() now_ms=now/>
-                }
-            }))}
-        </section>
+        <section
+            class="charts"
+            aria-label="Charts"
+            inner_html=move || markup_from(data, charts::markup)
+        ></section>
     }
 }
 
@@ -342,22 +330,7 @@ fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col">"State"</th>
                     </tr>
                 </thead>
-                <tbody>
-                    <For
-                        each=move || data.with(|d| d.as_ref().map(|d| d.leases.clone()).unwrap_or_default())
-                        key=|l| (l.id, l.held_ms / 1000, l.stale)
-                        let:lease
-                    >
-                        <tr class:stale=lease.stale data-lease=lease.id data-task=lease.task.clone()>
-                            <td>{format!("#{}", lease.id)}</td>
-                            <td>{lease.task.clone()}</td>
-                            <td>{lease.run_id}</td>
-                            <td>{lease.backend_pid.map_or_else(|| "—".to_owned(), |pid| format!("pid {pid}"))}</td>
-                            <td class="num">{format!("{:.1} s", lease.held_ms as f64 / 1000.0)}</td>
-                            <td>{if lease.stale { "STALE" } else { "ok" }}</td>
-                        </tr>
-                    </For>
-                </tbody>
+                <tbody inner_html=move || markup_from(data, |d| markup::lease_rows(&d.leases))></tbody>
             </table>
             {move || data.with(|d| d.as_ref().is_some_and(|d| d.leases.is_empty())).then(|| view! { <p class="note">"No connection is leased right now."</p> })}
         </section>
@@ -413,10 +386,10 @@ fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> 
             <th scope="row">{name.clone()}</th>
             <td>{move || task.get().map(|t| human_interval(t.every_secs))}</td>
             <td data-state=move || task.get().map(|t| t.state.clone())>{move || task.get().map(|t| t.state)}</td>
-            <td>{move || task.get().and_then(|t| t.next_run_at).map(|at| at.format("%H:%M:%S").to_string())}</td>
+            <td>{move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}</td>
             <td class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome)>
-                {move || task.get().map(|t| match (t.last_run_at, t.last_outcome) {
-                    (Some(at), Some(outcome)) => format!("{} {outcome}", at.format("%H:%M:%S")),
+                {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
+                    (Some(at), Some(outcome)) => format!("{} {outcome}", clock_utc(at)),
                     _ => "not yet".to_owned(),
                 })}
                 <span class="detail">{move || task.get().and_then(|t| t.last_detail)}</span>
@@ -458,18 +431,7 @@ fn AuctionTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col" class="num">"Auctions"</th>
                     </tr>
                 </thead>
-                <tbody>
-                    <For
-                        each=move || data.with(|d| d.as_ref().map(|d| d.auctions.clone()).unwrap_or_default())
-                        key=|row| (row.status.clone(), row.count)
-                        let:row
-                    >
-                        <tr data-status=row.status.clone()>
-                            <th scope="row">{row.status.clone()}</th>
-                            <td class="num">{row.count}</td>
-                        </tr>
-                    </For>
-                </tbody>
+                <tbody inner_html=move || markup_from(data, |d| markup::auction_rows(&d.auctions))></tbody>
                 <tfoot>
                     <tr>
                         <th scope="row">"total"</th>
@@ -497,20 +459,7 @@ fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col">"Result"</th>
                     </tr>
                 </thead>
-                <tbody>
-                    <For
-                        each=move || data.with(|d| d.as_ref().map(|d| d.audit.clone()).unwrap_or_default())
-                        key=|e| (e.at, e.action.clone())
-                        let:entry
-                    >
-                        <tr data-outcome=entry.outcome.clone()>
-                            <td>{entry.at.format("%H:%M:%S").to_string()}</td>
-                            <td>{entry.role.clone()}</td>
-                            <td>{entry.action.replace('_', " ")} " " <code>{entry.arguments.clone()}</code></td>
-                            <td>{format!("{}: {}", entry.outcome, entry.result)}</td>
-                        </tr>
-                    </For>
-                </tbody>
+                <tbody inner_html=move || markup_from(data, |d| markup::audit_rows(&d.audit))></tbody>
             </table>
         </section>
     }

@@ -1,14 +1,28 @@
 //! Types exchanged between the server and the browser. Plain data with serde only: they compile
 //! for `wasm32` without the engine.
+//!
+//! Instants travel as Unix milliseconds (`i64`), not chrono types: chrono's formatting and
+//! parsing would add tens of kilobytes to the WASM for one "HH:MM:SS" ([`clock_utc`]).
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// "HH:MM:SS", the UTC time of day of an instant given in Unix milliseconds (what chrono's
+/// `format("%H:%M:%S")` gives for the same instant, before 1970 too).
+pub fn clock_utc(at_ms: i64) -> String {
+    let secs_of_day = at_ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs_of_day / 3600,
+        secs_of_day % 3600 / 60,
+        secs_of_day % 60
+    )
+}
 
 /// Everything the dashboard shows, read from in-process state (never from the database).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dashboard {
-    /// When this was taken on the server.
-    pub taken_at: DateTime<Utc>,
+    /// When this was taken on the server, in Unix milliseconds.
+    pub taken_at_ms: i64,
     /// The caller's role: "operator" acts, "viewer" only reads.
     pub role: String,
     /// How often the page asks again, in milliseconds.
@@ -103,14 +117,14 @@ pub struct TaskRow {
     pub state: String,
     /// Paused: ticks start no runs.
     pub paused: bool,
-    /// The next tick.
-    pub next_run_at: Option<DateTime<Utc>>,
+    /// The next tick, in Unix milliseconds.
+    pub next_run_at_ms: Option<i64>,
     /// How the last run ended ("succeeded", "skipped", "failed", "cancelled").
     pub last_outcome: Option<String>,
     /// The last run's one-line detail or error.
     pub last_detail: Option<String>,
-    /// When the last run started.
-    pub last_run_at: Option<DateTime<Utc>>,
+    /// When the last run started, in Unix milliseconds.
+    pub last_run_at_ms: Option<i64>,
     /// How long it took, in milliseconds.
     pub last_duration_ms: Option<u64>,
     /// Its attempts.
@@ -146,8 +160,8 @@ pub struct Advice {
 /// An audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
-    /// When.
-    pub at: DateTime<Utc>,
+    /// When, in Unix milliseconds.
+    pub at_ms: i64,
     /// Who (role).
     pub role: String,
     /// What.
@@ -178,4 +192,35 @@ pub struct ControlOutcome {
     pub dry_run: bool,
     /// What happened (or would), in a line.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_reads_the_utc_time_of_day() {
+        assert_eq!(clock_utc(0), "00:00:00");
+        // 2024-05-06T07:08:09.999Z
+        assert_eq!(clock_utc(1_714_979_289_999), "07:08:09");
+        assert_eq!(clock_utc(86_399_000), "23:59:59");
+        // Before 1970: 1969-12-31T23:59:59.500Z
+        assert_eq!(clock_utc(-500), "23:59:59");
+    }
+
+    #[test]
+    fn clock_agrees_with_chrono() {
+        use chrono::DateTime;
+        for ms in [
+            0,
+            -1,
+            -86_400_001,
+            1_700_000_000_123,
+            1_714_979_289_999,
+            4_102_444_799_999,
+        ] {
+            let at = DateTime::from_timestamp_millis(ms).unwrap();
+            assert_eq!(clock_utc(ms), at.format("%H:%M:%S").to_string(), "{ms}");
+        }
+    }
 }

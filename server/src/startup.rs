@@ -6,10 +6,11 @@ use axum::{
     Router, middleware,
     routing::{get, post},
 };
-use leasewatch_app::{App, api::ssr::AppState, shell};
+use leasewatch_app::{api::ssr::AppState, not_found_shell, shell};
 use leasewatch_engine::{DbError, Engine};
 use leptos::config::{LeptosOptions, get_configuration};
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes};
+use leptos_router::{Method, SsrMode};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 
@@ -167,13 +168,23 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/login", get(auth::login_page).post(auth::login_submit))
         .route("/logout", post(auth::logout))
         .with_state(Arc::clone(&auth));
-    let routes = generate_route_list(App);
+    // The dashboard is the only page: `/`, rendered with its data before it is sent (Async),
+    // so it is readable without JavaScript. `leptos_routes` also mounts the server functions.
+    // Anything else is a static file or the not-found page.
+    let routes = vec![AxumRouteListing::new(
+        "/".to_owned(),
+        SsrMode::Async,
+        [Method::Get],
+        vec![],
+    )];
     let dashboard = Router::new()
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            not_found_shell,
+        ))
         .with_state(state);
     api.merge(login)
         .merge(dashboard)

@@ -65,6 +65,14 @@ fn leptos_options() -> leptos::config::LeptosOptions {
 }
 
 async fn app_on(database: DatabaseUrl, dir: Option<tempfile::TempDir>) -> TestApp {
+    app_with_options(database, dir, leptos_options()).await
+}
+
+async fn app_with_options(
+    database: DatabaseUrl,
+    dir: Option<tempfile::TempDir>,
+    leptos_options: leptos::config::LeptosOptions,
+) -> TestApp {
     let engine = Arc::new(Engine::start(engine_config(database)).await.unwrap());
     let auth = Auth::new(
         Secret::new(OPERATOR),
@@ -73,7 +81,7 @@ async fn app_on(database: DatabaseUrl, dir: Option<tempfile::TempDir>) -> TestAp
     );
     let router = router(
         AppState {
-            leptos_options: leptos_options(),
+            leptos_options,
             engine: Arc::clone(&engine),
             poll_every: Duration::from_secs(2),
         },
@@ -634,6 +642,48 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
         )
         .await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_the_only_page_and_other_paths_are_files_or_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("robots.txt"), "User-agent: *\n").unwrap();
+    let mut options = leptos_options();
+    options.site_root = site.to_str().unwrap().into();
+    let url = DatabaseUrl::Sqlite(dir.path().join("pages.db"));
+    let app = app_with_options(url, Some(dir), options).await;
+    let op = As::Bearer(OPERATOR);
+
+    let page = app.send(Method::GET, "/", op, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains("<title>Leasewatch</title>"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains(r#"data-metric="total""#),
+        "{}",
+        page.text
+    );
+
+    let file = app.send(Method::GET, "/robots.txt", op, None).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.text, "User-agent: *\n");
+
+    for path in ["/nope", "/api/nope", "/pkg/missing.wasm", "/index.html"] {
+        let missing = app.send(Method::GET, path, op, None).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            missing.text.contains("Page not found."),
+            "{path}: {}",
+            missing.text
+        );
+        // Nothing to hydrate: the not-found page loads no script.
+        assert!(!missing.text.contains(".js"), "{path}: {}", missing.text);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
