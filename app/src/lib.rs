@@ -29,10 +29,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <HashedStylesheet options=options.clone() id="leptos"/>
+                {common_head(options.clone())}
                 <HydrationScripts options/>
                 // Static: a `leptos_meta` <Title/> would bring its client-side code into the WASM.
                 <title>"Leasewatch"</title>
@@ -44,16 +41,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// What every page's `<head>` starts with: charset, viewport, icon and the hashed stylesheet.
+fn common_head(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <meta charset="utf-8"/>
+        <meta name="viewport" content="width=device-width, initial-scale=1"/>
+        <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+        <HashedStylesheet options id="leptos"/>
+    }
+}
+
 /// The page answered for any unknown path (with status 404): no script, nothing to hydrate.
 pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <HashedStylesheet options id="leptos"/>
+                {common_head(options)}
                 <title>"Page not found · Leasewatch"</title>
             </head>
             <body>

@@ -76,7 +76,8 @@ struct Poll {
 struct Rig {
     cluster: ScratchCluster,
     server: Option<Server>,
-    _dir: tempfile::TempDir,
+    /// The server's working folder (Leptos.toml), kept for a restart.
+    dir: tempfile::TempDir,
     http: reqwest::Client,
     /// Superuser connections to the app's database, for what the test checks and does.
     admin: PgPool,
@@ -121,7 +122,7 @@ impl Rig {
         let rig = Self {
             cluster,
             server: Some(server),
-            _dir: dir,
+            dir,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -646,7 +647,7 @@ async fn sigterm_with_runs_in_flight() {
         .await
         .unwrap();
     assert!(events_after >= events_before);
-    let mut command = leasewatch(rig._dir.path());
+    let mut command = leasewatch(rig.dir.path());
     command
         .env("DATABASE_URL", rig.cluster.url("app", "app"))
         .envs(FAST.iter().copied());
