@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 
-/// Largest request body accepted.
+/// Largest request body accepted, on every route.
 pub const MAX_BODY: usize = 16 * 1024;
 
 /// The status path (the seed's).

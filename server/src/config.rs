@@ -12,6 +12,9 @@ use leasewatch_engine::{
 /// The SQLite file used when `DATABASE_URL` is not set.
 pub const DEFAULT_SQLITE_PATH: &str = "data/leasewatch.db";
 
+/// Where a generated operator token is written when `LEASEWATCH_TOKEN_FILE` is not set.
+pub const DEFAULT_TOKEN_FILE: &str = "data/operator-token";
+
 /// The whole configuration of one server process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,6 +26,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How often the dashboard polls (`DASHBOARD_POLL_INTERVAL`).
     pub dashboard_poll: Duration,
+    /// The address browsers use (`PUBLIC_URL`), behind a proxy: the origin state changes must
+    /// come from, the only `Host` answered besides loopback names, and `https` makes session
+    /// cookies `Secure`.
+    pub public_url: Option<url::Url>,
 }
 
 /// Tokens and sessions.
@@ -34,6 +41,8 @@ pub struct AuthConfig {
     pub viewer: Option<Secret>,
     /// How long a browser session lasts (`SESSION_TTL`).
     pub session_ttl: Duration,
+    /// Where a generated operator token is written for scripts (`LEASEWATCH_TOKEN_FILE`).
+    pub token_file: PathBuf,
 }
 
 /// Shortest token accepted.
@@ -176,7 +185,32 @@ impl Config {
                 secs(60),
                 secs(30 * 86_400),
             )?,
+            token_file: env
+                .get("LEASEWATCH_TOKEN_FILE")
+                .map_or_else(|| PathBuf::from(DEFAULT_TOKEN_FILE), PathBuf::from),
         };
+        let public_url = env
+            .get("PUBLIC_URL")
+            .map(|raw| {
+                url::Url::parse(raw.trim())
+                    .ok()
+                    .filter(|url| {
+                        matches!(url.scheme(), "http" | "https")
+                            && url.host_str().is_some()
+                            && url.username().is_empty()
+                            && url.password().is_none()
+                            && url.query().is_none()
+                            && url.path() == "/"
+                    })
+                    .ok_or_else(|| ConfigError {
+                        var: "PUBLIC_URL",
+                        value: redact_password(&raw),
+                        allowed: "an http or https origin browsers reach the server at, such as \
+                                  https://leasewatch.example.com (no path, query or credentials)"
+                            .into(),
+                    })
+            })
+            .transpose()?;
 
         let defaults = Thresholds::default();
         let thresholds = Thresholds {
@@ -267,6 +301,7 @@ impl Config {
             bind,
             auth,
             dashboard_poll,
+            public_url,
             engine: EngineConfig {
                 database,
                 pool,

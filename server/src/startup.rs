@@ -1,23 +1,41 @@
 //! Start-up: engine, router, listener, graceful shutdown.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
-    Router, middleware,
+    Router,
+    http::StatusCode,
+    middleware,
     routing::{get, post},
 };
 use leasewatch_app::{api::ssr::AppState, not_found_shell, shell};
 use leasewatch_engine::{DbError, Engine};
-use leptos::config::{LeptosOptions, get_configuration};
+use leptos::{
+    config::{LeptosOptions, get_configuration},
+    nonce::Nonce,
+    prelude::{provide_context, use_context},
+};
 use leptos_axum::{AxumRouteListing, LeptosRoutes};
 use leptos_router::{Method, SsrMode};
 use tokio::net::TcpListener;
-use tower_http::compression::CompressionLayer;
+use tower_http::{
+    compression::CompressionLayer,
+    limit::RequestBodyLimitLayer,
+    timeout::{RequestBodyTimeoutLayer, TimeoutLayer},
+};
+use url::Url;
 
 use crate::{
     api::{self, ApiState},
-    auth::{self, Auth, Secret},
+    auth::{self, Auth, Secret, Sessions, SiteOrigin, login},
     config::Config,
+    edge::{self, CspNonce, Hosts},
+    serve,
 };
 
 /// Leptos's site options file, read from the working directory.
@@ -77,7 +95,10 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     engine: Arc<Engine>,
-    generated_token: Option<Secret>,
+    auth: Arc<Auth>,
+    /// Where a generated operator token was written, when one was generated.
+    token_file: Option<Result<PathBuf, String>>,
+    public_url: Option<Url>,
 }
 
 impl Application {
@@ -95,42 +116,79 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|reason| StartupError::Bind { addr, reason })?;
-        // Without an operator token, one is made for this run and shown once, in the login URL.
-        let generated_token = config.auth.operator.is_none().then(Secret::generate);
+        // Without an operator token, one is made for this run and written to a file only its
+        // user can read; the browser gets a single-use login link instead.
+        let generated = config.auth.operator.is_none().then(Secret::generate);
+        let token_file = generated
+            .as_ref()
+            .map(|token| write_token_file(&config.auth.token_file, token));
         let operator = config
             .auth
             .operator
             .clone()
-            .or_else(|| generated_token.clone())
+            .or(generated)
             .expect("an operator token, configured or generated");
+        let sessions = Sessions::load(
+            engine.database().control().clone(),
+            operator.clone(),
+            config.auth.viewer.clone(),
+            config.auth.session_ttl,
+        )
+        .await
+        .map_err(|err| StartupError::Database(DbError::from(err)))?;
         let auth = Auth::new(
             operator,
             config.auth.viewer.clone(),
-            config.auth.session_ttl,
+            sessions,
+            SiteOrigin::new(config.public_url.clone()),
+            stylesheet_link(&leptos_options),
         );
+        if config.public_url.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                "listening on {addr} without PUBLIC_URL: any Host is answered; set PUBLIC_URL \
+                 to the address browsers use"
+            );
+        }
+        let hosts = Hosts::new(addr.ip(), config.public_url.as_ref());
         let router = router(
             AppState {
                 leptos_options,
                 engine: Arc::clone(&engine),
                 poll_every: config.dashboard_poll,
             },
-            auth,
+            Arc::clone(&auth),
+            hosts,
         );
         Ok(Self {
             listener,
             router,
             engine,
-            generated_token,
+            auth,
+            token_file,
+            public_url: config.public_url,
         })
     }
 
-    /// The URL to open: with the generated token when none was configured (it logs the
-    /// browser in once), else the plain address.
+    /// The start-up line's "open …" part: with a generated token, a single-use login link
+    /// (valid for 15 minutes) and where the token was written; else the plain address.
     pub fn login_url(&self) -> String {
-        let addr = self.local_addr();
-        match &self.generated_token {
-            Some(token) => format!("http://{addr}/login?token={}", token.expose()),
-            None => format!("http://{addr}/"),
+        let base = match &self.public_url {
+            Some(url) => url.origin().ascii_serialization(),
+            None => format!("http://{}", self.local_addr()),
+        };
+        match &self.token_file {
+            None => format!("{base}/"),
+            Some(written) => {
+                let code = self.auth.issue_login_code();
+                let file = match written {
+                    Ok(path) => format!("the operator token is in {}", path.display()),
+                    Err(err) => format!("the operator token could not be written ({err})"),
+                };
+                format!(
+                    "{base}/login?code={code} (single use, valid for {} min; {file})",
+                    login::LINK_TTL.as_secs() / 60
+                )
+            }
         }
     }
 
@@ -144,29 +202,90 @@ impl Application {
     /// Serves until Ctrl-C or SIGTERM, then drains requests and closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let engine = self.engine;
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        let refresh = tokio::spawn(refresh_sessions(self.auth));
+        serve::serve(self.listener, self.router, shutdown_signal()).await?;
+        refresh.abort();
         tracing::info!("shutting down: closing database connections");
         engine.shutdown().await;
         Ok(())
     }
 }
 
+/// How often sessions ended on other instances (and a replaced secret) are picked up.
+const SESSION_REFRESH: Duration = Duration::from_secs(5);
+
+async fn refresh_sessions(auth: Arc<Auth>) {
+    let mut every = tokio::time::interval(SESSION_REFRESH);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(err) = auth.sessions().refresh().await {
+            tracing::debug!(%err, "cannot refresh ended sessions from the database");
+        }
+    }
+}
+
+/// Writes the generated token where only this user can read it.
+fn write_token_file(path: &Path, token: &Secret) -> Result<PathBuf, String> {
+    use std::{
+        io::Write as _, os::unix::fs::OpenOptionsExt as _, os::unix::fs::PermissionsExt as _,
+    };
+    let write = || -> std::io::Result<PathBuf> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        // An existing file keeps its mode on open: narrow it too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        writeln!(file, "{}", token.expose())?;
+        std::fs::canonicalize(path)
+    };
+    write().map_err(|err| format!("{}: {err}", path.display()))
+}
+
+/// The login page's `<link>` to the stylesheet, hashed like the dashboard's.
+fn stylesheet_link(options: &LeptosOptions) -> String {
+    let name = &options.output_name;
+    let pkg = &options.site_pkg_dir;
+    let hash = options
+        .hash_files
+        .then(|| hash_of(options, "css"))
+        .flatten()
+        .map(|h| format!(".{h}"))
+        .unwrap_or_default();
+    format!(r#"<link rel="stylesheet" href="/{pkg}/{name}{hash}.css">"#)
+}
+
+/// The hash `hash.txt` (beside the binary) records for `kind` (`js`, `wasm`, `css`).
+fn hash_of(options: &LeptosOptions, kind: &str) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let text = std::fs::read_to_string(exe.parent()?.join(options.hash_file.as_ref())).ok()?;
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(k, _)| k.trim() == kind)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// A request body must arrive within this.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request must be answered within this (a stop waits up to 10 s for runs in flight).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Everything the server answers: the API, the dashboard (SSR + server functions), the login
-/// page and static files, all behind the authentication middleware.
-pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
+/// page and static files, behind the edge checks and the authentication middleware.
+pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
     let state_hashed = state.leptos_options.hash_files;
     let api = api::routes(ApiState {
         engine: Arc::clone(&state.engine),
     });
     let login = Router::new()
-        .route("/login", get(auth::login_page).post(auth::login_submit))
-        .route("/logout", post(auth::logout))
+        .route("/login", get(login::login_page).post(login::login_submit))
+        .route("/logout", post(login::logout))
         .with_state(Arc::clone(&auth));
     // The dashboard is the only page: `/`, rendered with its data before it is sent (Async),
     // so it is readable without JavaScript. `leptos_routes` also mounts the server functions.
@@ -178,7 +297,7 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         vec![],
     )];
     let dashboard = Router::new()
-        .leptos_routes(&state, routes, {
+        .leptos_routes_with_context(&state, routes, use_request_nonce, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
@@ -190,7 +309,27 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .merge(dashboard)
         .layer(middleware::from_fn_with_state(auth, auth::authenticate))
         .layer(middleware::from_fn_with_state(state_hashed, cache_assets))
+        .layer(RequestBodyLimitLayer::new(api::MAX_BODY))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn(edge::security_headers))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(hosts),
+            edge::check_host,
+        ))
         .layer(CompressionLayer::new())
+}
+
+/// Leptos's scripts carry the nonce the response's CSP names.
+fn use_request_nonce() {
+    let nonce = use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+    if let Some(CspNonce(nonce)) = nonce {
+        provide_context(Nonce::from_value(nonce));
+    }
 }
 
 /// Built assets carry a content hash in their names: browsers may keep them for a year.

@@ -3,6 +3,7 @@
 
 use std::{
     io::Write,
+    net::SocketAddr,
     process::{Command, Stdio},
     sync::Arc,
     time::Duration,
@@ -11,10 +12,12 @@ use std::{
 use axum::{
     Router,
     body::Body,
+    extract::ConnectInfo,
     http::{Method, Request, StatusCode, header},
 };
 use leasewatch::{
-    auth::{Auth, Secret},
+    auth::{Auth, Secret, Sessions, SiteOrigin},
+    edge::Hosts,
     startup::router,
 };
 use leasewatch_app::api::ssr::AppState;
@@ -74,10 +77,20 @@ async fn app_with_options(
     leptos_options: leptos::config::LeptosOptions,
 ) -> TestApp {
     let engine = Arc::new(Engine::start(engine_config(database)).await.unwrap());
-    let auth = Auth::new(
+    let sessions = Sessions::load(
+        engine.database().control().clone(),
         Secret::new(OPERATOR),
         Some(Secret::new(VIEWER)),
         Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let auth = Auth::new(
+        Secret::new(OPERATOR),
+        Some(Secret::new(VIEWER)),
+        sessions,
+        SiteOrigin::default(),
+        String::new(),
     );
     let router = router(
         AppState {
@@ -86,6 +99,7 @@ async fn app_with_options(
             poll_every: Duration::from_secs(2),
         },
         auth,
+        Hosts::Any,
     );
     TestApp {
         router,
@@ -104,7 +118,11 @@ async fn sqlite_app() -> TestApp {
 #[derive(Clone, Copy)]
 enum As<'a> {
     Nobody,
+    /// No credentials, from this site's page (the login form).
+    Page,
     Bearer(&'a str),
+    /// A bearer token from another client address (wrong tokens count per client).
+    BearerFrom(&'a str, [u8; 4]),
     Cookie(&'a str, Option<&'a str>),
 }
 
@@ -129,8 +147,14 @@ impl TestApp {
             .header(header::HOST, "leasewatch.test");
         match who {
             As::Nobody => {}
+            As::Page => request = request.header(header::ORIGIN, "http://leasewatch.test"),
             As::Bearer(token) => {
                 request = request.header(header::AUTHORIZATION, format!("Bearer {token}"))
+            }
+            As::BearerFrom(token, ip) => {
+                request = request
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .extension(ConnectInfo(SocketAddr::from((ip, 40000))));
             }
             As::Cookie(cookie, origin) => {
                 request = request.header(header::COOKIE, cookie);
@@ -191,7 +215,7 @@ impl TestApp {
             .send(
                 Method::POST,
                 "/login",
-                As::Nobody,
+                As::Page,
                 Some(("application/x-www-form-urlencoded", form.into_bytes())),
             )
             .await;
@@ -490,6 +514,7 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
         (Method::GET, "/"),
         (Method::POST, "/api/dashboard"),
     ];
+    let mut client = 0u8;
     for (method, path) in &reads {
         let none = app.send(method.clone(), path, As::Nobody, None).await;
         if *path == "/" {
@@ -504,8 +529,14 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
             );
             assert_eq!(error_code(&none), "unauthenticated");
         }
+        client += 1;
         let wrong = app
-            .send(method.clone(), path, As::Bearer("not-a-token-at-all"), None)
+            .send(
+                method.clone(),
+                path,
+                As::BearerFrom("not-a-token-at-all", [10, 0, 0, client]),
+                None,
+            )
             .await;
         assert_ne!(wrong.status, StatusCode::OK, "{path}");
         for who in [
@@ -618,7 +649,7 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
         .send(
             Method::POST,
             "/login",
-            As::Nobody,
+            As::Page,
             Some(("application/x-www-form-urlencoded", b"token=nope".to_vec())),
         )
         .await;

@@ -1,0 +1,188 @@
+//! Logging in and out. The login form posts a token; the start-up line may carry a single-use
+//! login link (`/login?code=…`) that expires, so the generated operator token itself never
+//! travels in a URL. Both login and logout must come from this site (no login CSRF), and
+//! wrong tokens or codes count toward the client's lockout.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Form,
+    extract::{Query, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use leasewatch_engine::control::Role;
+use serde::Deserialize;
+
+use super::{Auth, LockedOut, SESSION_COOKIE, Secret, client_ip, cross_origin};
+
+/// How long the start-up login link works.
+pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Codes of unused login links (at most one: the start-up one), each until it expires.
+#[derive(Default)]
+pub struct LoginLinks {
+    codes: Mutex<Vec<(Secret, Instant)>>,
+}
+
+impl LoginLinks {
+    /// A new code, valid once within [`LINK_TTL`].
+    pub fn issue(&self) -> String {
+        let code = format!("{:032x}", rand::random::<u128>());
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        codes.retain(|(_, expires)| *expires > Instant::now());
+        codes.push((Secret::new(code.clone()), Instant::now() + LINK_TTL));
+        code
+    }
+
+    /// Uses up `code`: true when it was issued, unused and unexpired.
+    fn redeem(&self, code: &str) -> bool {
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        codes.retain(|(_, expires)| *expires > Instant::now());
+        let found = codes.iter().position(|(issued, _)| issued.matches(code));
+        found.map(|i| codes.remove(i)).is_some()
+    }
+}
+
+/// `GET /login?code=...` (the start-up link).
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    code: Option<String>,
+}
+
+/// `POST /login` form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+/// Shows the login form, or logs the operator in with a start-up link's code.
+pub async fn login_page(
+    State(auth): State<Arc<Auth>>,
+    Query(query): Query<LoginQuery>,
+    request: Request,
+) -> Response {
+    let Some(code) = query.code else {
+        return login_form(&auth, None, StatusCode::OK);
+    };
+    let client = client_ip(&request);
+    if let Some(left) = auth.throttle.locked(client) {
+        return LockedOut(left).into_response();
+    }
+    if auth.links.redeem(&code) {
+        return start_session(&auth, Role::Operator);
+    }
+    if let Some(lockout) = auth.throttle.failed(client) {
+        return LockedOut(lockout).into_response();
+    }
+    login_form(
+        &auth,
+        Some("That login link was used already or has expired. Log in with the token."),
+        StatusCode::UNAUTHORIZED,
+    )
+}
+
+/// Logs in with the posted token.
+pub async fn login_submit(State(auth): State<Arc<Auth>>, request: Request) -> Response {
+    if !auth.site.same_origin(request.headers()) {
+        return cross_origin();
+    }
+    let client = client_ip(&request);
+    let Ok(Form(form)) =
+        <Form<LoginForm> as axum::extract::FromRequest<()>>::from_request(request, &()).await
+    else {
+        return login_form(
+            &auth,
+            Some("Send the token in the form."),
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let LoginForm { token } = form;
+    match auth.role_of_token(token.trim(), client) {
+        Err(locked) => locked.into_response(),
+        Ok(Some(role)) => start_session(&auth, role),
+        Ok(None) => login_form(
+            &auth,
+            Some("That token is not valid."),
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
+}
+
+/// Ends the session everywhere and clears the cookie.
+pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Response {
+    if !auth.site.same_origin(&headers) {
+        return cross_origin();
+    }
+    // Only a session this server signed is recorded: junk cookies cost nothing.
+    if let Some(session) = auth.sessions.verify(&headers)
+        && let Err(err) = auth.sessions.revoke(&session).await
+    {
+        tracing::error!(%err, "logout: the ended session could not be saved to the database");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            login_page_html(
+                &auth,
+                Some("Logout could not be saved (the database is unreachable). Try again."),
+            ),
+        )
+            .into_response();
+    }
+    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
+}
+
+fn start_session(auth: &Auth, role: Role) -> Response {
+    match auth.sessions.start(role, auth.site.secure()) {
+        Some(jar) => {
+            tracing::info!(role = role.as_str(), "logged in");
+            (jar, Redirect::to("/")).into_response()
+        }
+        None => login_form(
+            auth,
+            Some("That role has no token."),
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
+}
+
+fn login_form(auth: &Auth, error: Option<&str>, status: StatusCode) -> Response {
+    (status, login_page_html(auth, error)).into_response()
+}
+
+fn login_page_html(auth: &Auth, error: Option<&str>) -> Html<String> {
+    let stylesheet = &auth.stylesheet;
+    // The messages are fixed strings of this module: nothing from the request is echoed.
+    let error = error
+        .map(|e| format!(r#"<p class="banner error" role="alert">{e}</p>"#))
+        .unwrap_or_default();
+    Html(format!(
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Log in · Leasewatch</title>{stylesheet}
+<link rel="icon" href="/favicon.svg" type="image/svg+xml"></head>
+<body><main class="monitor login"><h1>Leasewatch</h1>{error}
+<form method="post" action="/login"><label for="token">Access token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Log in</button></form>
+<p class="note">The operator token is in <code>LEASEWATCH_OPERATOR_TOKEN</code>, or, when the
+server generated it, in the token file its start-up line names.</p></main></body></html>"#
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_code_works_once() {
+        let links = LoginLinks::default();
+        let code = links.issue();
+        assert!(!links.redeem("0123"));
+        assert!(links.redeem(&code));
+        assert!(!links.redeem(&code), "single use");
+    }
+}

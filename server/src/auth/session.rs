@@ -1,0 +1,241 @@
+//! Browser sessions: a signed cookie `<id>.<expiry>` whose signing key is derived from a random
+//! secret kept in the database and from the token the browser logged in with. So a cookie
+//! reveals nothing about any token (testing a guess offline needs the database's secret), a
+//! session ends when its role's token changes or is removed, and sessions survive a restart
+//! and work on every instance sharing the database. Logout is durable: ended sessions are kept
+//! in the database until they would have expired.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard, RwLock},
+    time::Duration,
+};
+
+use axum::http::HeaderMap;
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use hmac::{Hmac, Mac as _};
+use leasewatch_engine::control::Role;
+use sha2::Sha512;
+use sqlx::AnyPool;
+
+use super::Secret;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "leasewatch_session";
+
+/// Live revocations kept at most. Past this the database secret is replaced: every session
+/// ends (each must log in again) and the list starts empty, so memory and the table stay
+/// bounded whatever the rate of logins and logouts.
+pub const MAX_REVOKED: usize = 100_000;
+
+/// A verified session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The role whose key signed it.
+    pub role: Role,
+    /// Its random id (what a logout revokes).
+    pub id: String,
+    /// Unix seconds after which it is refused.
+    pub expires: i64,
+}
+
+/// Issues and checks session cookies.
+pub struct Sessions {
+    control: AnyPool,
+    operator: Secret,
+    viewer: Option<Secret>,
+    ttl: Duration,
+    /// Signing keys, operator's first; replaced when the secret is.
+    keys: RwLock<Vec<(Role, Key)>>,
+    /// Ended sessions (id → expiry, Unix seconds), as last read from the database plus
+    /// this process's own logouts.
+    revoked: Mutex<HashMap<String, i64>>,
+}
+
+/// Why the session store could not be read or written.
+pub type StoreError = sqlx::Error;
+
+impl Sessions {
+    /// Loads (creating it on first start) the database secret and the live revocations.
+    pub async fn load(
+        control: AnyPool,
+        operator: Secret,
+        viewer: Option<Secret>,
+        ttl: Duration,
+    ) -> Result<Self, StoreError> {
+        let secret = load_secret(&control).await?;
+        let sessions = Self {
+            keys: RwLock::new(derive_keys(&secret, &operator, viewer.as_ref())),
+            control,
+            operator,
+            viewer,
+            ttl,
+            revoked: Mutex::new(HashMap::new()),
+        };
+        sessions.refresh().await?;
+        Ok(sessions)
+    }
+
+    /// How long a session lasts.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A new session for `role`: a jar to return with the response (it sets the signed
+    /// cookie). `None` when the role has no token.
+    pub fn start(&self, role: Role, secure: bool) -> Option<SignedCookieJar> {
+        let keys = read(&self.keys);
+        let (_, key) = keys.iter().find(|(r, _)| *r == role)?;
+        let id = format!("{:032x}", rand::random::<u128>());
+        let expires = unix_now() + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let cookie = Cookie::build((SESSION_COOKIE, format!("{id}.{expires}")))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(secure)
+            .max_age(cookie::time::Duration::seconds(
+                i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX),
+            ))
+            .build();
+        Some(SignedCookieJar::new(key.clone()).add(cookie))
+    }
+
+    /// The session a request's cookie proves, if it is signed by a current key, unexpired and
+    /// not ended by a logout.
+    pub fn verify(&self, headers: &HeaderMap) -> Option<Session> {
+        let keys = read(&self.keys);
+        keys.iter().find_map(|(role, key)| {
+            let jar = SignedCookieJar::from_headers(headers, key.clone());
+            let value = jar.get(SESSION_COOKIE)?.value().to_owned();
+            let (id, expires) = value.split_once('.')?;
+            let expires: i64 = expires.parse().ok()?;
+            let live = expires > unix_now() && !lock(&self.revoked).contains_key(id);
+            live.then(|| Session {
+                role: *role,
+                id: id.to_owned(),
+                expires,
+            })
+        })
+    }
+
+    /// Ends `session` everywhere: in memory at once, and in the database, so neither a
+    /// restart nor another instance accepts it again.
+    pub async fn revoke(&self, session: &Session) -> Result<(), StoreError> {
+        let now = unix_now();
+        let full = {
+            let mut revoked = lock(&self.revoked);
+            revoked.retain(|_, expires| *expires > now);
+            revoked.insert(session.id.clone(), session.expires);
+            revoked.len() > MAX_REVOKED
+        };
+        sqlx::query(
+            "INSERT INTO revoked_sessions (id, expires_at_ms) VALUES ($1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(session.id.clone())
+        .bind(session.expires.saturating_mul(1000))
+        .execute(&self.control)
+        .await?;
+        if full {
+            self.replace_secret().await?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the secret (another instance may have replaced it) and the revocations, and
+    /// drops expired ones from the table. The server calls this every few seconds.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let now_ms = unix_now().saturating_mul(1000);
+        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.control)
+            .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, expires_at_ms FROM revoked_sessions WHERE expires_at_ms > $1",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.control)
+        .await?;
+        let secret = load_secret(&self.control).await?;
+        *write(&self.keys) = derive_keys(&secret, &self.operator, self.viewer.as_ref());
+        let mut revoked = lock(&self.revoked);
+        revoked.retain(|_, expires| *expires > now_ms / 1000);
+        revoked.extend(rows.into_iter().map(|(id, ms)| (id, ms / 1000)));
+        Ok(())
+    }
+
+    /// Replaces the secret: every session ends and the revocation list empties.
+    async fn replace_secret(&self) -> Result<(), StoreError> {
+        let secret = random_secret();
+        let mut tx = self.control.begin().await?;
+        sqlx::query("UPDATE session_secret SET secret = $1 WHERE id = 1")
+            .bind(secret.clone())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM revoked_sessions")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        *write(&self.keys) = derive_keys(&secret, &self.operator, self.viewer.as_ref());
+        lock(&self.revoked).clear();
+        tracing::warn!(
+            "more than {MAX_REVOKED} ended sessions: the session secret was replaced, every \
+             browser must log in again"
+        );
+        Ok(())
+    }
+}
+
+async fn load_secret(control: &AnyPool) -> Result<String, StoreError> {
+    sqlx::query(
+        "INSERT INTO session_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(random_secret())
+    .execute(control)
+    .await?;
+    sqlx::query_scalar("SELECT secret FROM session_secret WHERE id = 1")
+        .fetch_one(control)
+        .await
+}
+
+/// 256 random bits, hex.
+fn random_secret() -> String {
+    format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )
+}
+
+/// One key per role that has a token: HMAC-SHA-512 of the role and its token under the
+/// database secret (64 bytes, what `Key::from` takes).
+fn derive_keys(secret: &str, operator: &Secret, viewer: Option<&Secret>) -> Vec<(Role, Key)> {
+    let derive = |role: Role, token: &Secret| {
+        let mut mac = Hmac::<Sha512>::new_from_slice(secret.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"leasewatch-session\0");
+        mac.update(role.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(token.expose().as_bytes());
+        (role, Key::from(&mac.finalize().into_bytes()))
+    };
+    let mut keys = vec![derive(Role::Operator, operator)];
+    keys.extend(viewer.map(|token| derive(Role::Viewer, token)));
+    keys
+}
+
+pub(crate) fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
