@@ -3,12 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
+import { logIn } from './login';
 import { E2E_ENV, OPERATOR_TOKEN, VIEWER_TOKEN } from '../playwright.config';
-
-async function logIn(page: Page, token = OPERATOR_TOKEN, base = '') {
-  await page.goto(`${base}/login?token=${token}`);
-  await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'true');
-}
 
 const status = '/api/admin/background-jobs/status';
 

@@ -1,11 +1,6 @@
 import { expect, test, type Page } from '@playwright/test';
+import { logIn } from './login';
 import { OPERATOR_TOKEN } from '../playwright.config';
-
-/** Logs in the way the start-up URL does, then lands on the dashboard. */
-async function logIn(page: Page, token = OPERATOR_TOKEN) {
-  await page.goto(`/login?token=${token}`);
-  await expect(page).toHaveURL(/\/$/);
-}
 
 /** Fails the test on any uncaught error or console error (a hydration panic shows up here). */
 function watchForErrors(page: Page): string[] {
