@@ -5,6 +5,7 @@
 use std::{net::IpAddr, sync::Arc};
 
 use axum::{
+    body::Body,
     extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::Next,
@@ -13,7 +14,7 @@ use axum::{
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use url::Url;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, MAX_BODY};
 
 /// The nonce of this response's scripts, in the request's extensions for the page renderer.
 #[derive(Debug, Clone)]
@@ -85,6 +86,56 @@ pub async fn check_host(State(hosts): State<Arc<Hosts>>, request: Request, next:
         "this server does not answer to that Host; set PUBLIC_URL to the address browsers use",
     )
     .into_response()
+}
+
+/// Reads the whole body, at most [`MAX_BODY`] bytes, before any handler runs, so whatever
+/// reads it (the API, the dashboard's server functions, the login form) gets a bounded body,
+/// and too large is a 413 everywhere. A body that stops arriving is cut off by the body
+/// timeout (408).
+pub async fn limit_body(request: Request, next: Next) -> Response {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body must be at most {MAX_BODY} bytes"),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(err) => {
+            let cause = err.into_inner();
+            if cause.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else if cause.is::<tower_http::timeout::TimeoutError>() {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body did not arrive in time",
+                )
+                .into_response()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_unreadable",
+                    format!("the request body could not be read: {cause}"),
+                )
+                .into_response()
+            }
+        }
+    }
 }
 
 /// Security headers on every response; the CSP allows scripts by this response's nonce only.

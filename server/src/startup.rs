@@ -25,7 +25,6 @@ use leptos_router::{Method, SsrMode};
 use tokio::net::TcpListener;
 use tower_http::{
     compression::CompressionLayer,
-    limit::RequestBodyLimitLayer,
     timeout::{RequestBodyTimeoutLayer, TimeoutLayer},
 };
 use url::Url;
@@ -309,7 +308,7 @@ pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
         .merge(dashboard)
         .layer(middleware::from_fn_with_state(auth, auth::authenticate))
         .layer(middleware::from_fn_with_state(state_hashed, cache_assets))
-        .layer(RequestBodyLimitLayer::new(api::MAX_BODY))
+        .layer(middleware::from_fn(edge::limit_body))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
