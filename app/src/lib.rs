@@ -70,6 +70,42 @@ pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The login page: the same head and stylesheet as the dashboard, a token form, and `error`
+/// (a fixed message of the server's) when the last attempt failed. No script.
+pub fn login_shell(options: LeptosOptions, error: Option<&'static str>) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                {common_head(options)}
+                <title>"Log in · Leasewatch"</title>
+            </head>
+            <body>
+                <main class="monitor login">
+                    <h1>"Leasewatch"</h1>
+                    {error.map(|e| view! { <p class="banner error" role="alert">{e}</p> })}
+                    <form method="post" action="/login">
+                        <label for="token">"Access token"</label>
+                        <input
+                            id="token"
+                            name="token"
+                            type="password"
+                            autocomplete="current-password"
+                            required
+                            autofocus
+                        />
+                        <button type="submit">"Log in"</button>
+                    </form>
+                    <p class="note">
+                        "The operator token is in " <code>"LEASEWATCH_OPERATOR_TOKEN"</code>
+                        ", or, when the server generated it, in the token file its start-up line names."
+                    </p>
+                </main>
+            </body>
+        </html>
+    }
+}
+
 /// The root component: the dashboard, the app's only page.
 ///
 /// There is no client-side router: the server answers `/` with this page (rendered with its

@@ -140,7 +140,7 @@ impl Application {
             config.auth.viewer.clone(),
             sessions,
             SiteOrigin::new(config.public_url.clone()),
-            stylesheet_link(&leptos_options),
+            leptos_options.clone(),
         );
         if config.public_url.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(
@@ -245,29 +245,6 @@ fn write_token_file(path: &Path, token: &Secret) -> Result<PathBuf, String> {
         std::fs::canonicalize(path)
     };
     write().map_err(|err| format!("{}: {err}", path.display()))
-}
-
-/// The login page's `<link>` to the stylesheet, hashed like the dashboard's.
-fn stylesheet_link(options: &LeptosOptions) -> String {
-    let name = &options.output_name;
-    let pkg = &options.site_pkg_dir;
-    let hash = options
-        .hash_files
-        .then(|| hash_of(options, "css"))
-        .flatten()
-        .map(|h| format!(".{h}"))
-        .unwrap_or_default();
-    format!(r#"<link rel="stylesheet" href="/{pkg}/{name}{hash}.css">"#)
-}
-
-/// The hash `hash.txt` (beside the binary) records for `kind` (`js`, `wasm`, `css`).
-fn hash_of(options: &LeptosOptions, kind: &str) -> Option<String> {
-    let exe = std::env::current_exe().ok()?;
-    let text = std::fs::read_to_string(exe.parent()?.join(options.hash_file.as_ref())).ok()?;
-    text.lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(k, _)| k.trim() == kind)
-        .map(|(_, v)| v.trim().to_owned())
 }
 
 /// A request body must arrive within this.

@@ -90,7 +90,7 @@ async fn app_with_options(
         Some(Secret::new(VIEWER)),
         sessions,
         SiteOrigin::default(),
-        String::new(),
+        leptos_options.clone(),
     );
     let router = router(
         AppState {

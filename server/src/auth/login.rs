@@ -149,28 +149,13 @@ fn start_session(auth: &Auth, role: Role) -> Response {
     }
 }
 
-fn login_form(auth: &Auth, error: Option<&str>, status: StatusCode) -> Response {
+fn login_form(auth: &Auth, error: Option<&'static str>, status: StatusCode) -> Response {
     (status, login_page_html(auth, error)).into_response()
 }
 
-fn login_page_html(auth: &Auth, error: Option<&str>) -> Html<String> {
-    let stylesheet = &auth.stylesheet;
-    // The messages are fixed strings of this module: nothing from the request is echoed.
-    let error = error
-        .map(|e| format!(r#"<p class="banner error" role="alert">{e}</p>"#))
-        .unwrap_or_default();
-    Html(format!(
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log in · Leasewatch</title>{stylesheet}
-<link rel="icon" href="/favicon.svg" type="image/svg+xml"></head>
-<body><main class="monitor login"><h1>Leasewatch</h1>{error}
-<form method="post" action="/login"><label for="token">Access token</label>
-<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
-<button type="submit">Log in</button></form>
-<p class="note">The operator token is in <code>LEASEWATCH_OPERATOR_TOKEN</code>, or, when the
-server generated it, in the token file its start-up line names.</p></main></body></html>"#
-    ))
+fn login_page_html(auth: &Auth, error: Option<&'static str>) -> Html<String> {
+    let page = leasewatch_app::login_shell(auth.site_options.clone(), error);
+    Html(leptos::prelude::RenderHtml::to_html(page))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use leasewatch_engine::control::Role;
+use leptos::config::LeptosOptions;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use url::Url;
@@ -138,8 +139,8 @@ pub struct Auth {
     throttle: Throttle,
     site: SiteOrigin,
     links: login::LoginLinks,
-    /// The `<link>` to the (hashed) stylesheet, for the login page.
-    stylesheet: String,
+    /// Site options, for the login page's head (the hashed stylesheet).
+    site_options: LeptosOptions,
 }
 
 /// A client locked out by the brute-force limit, for this much longer.
@@ -169,7 +170,7 @@ impl Auth {
         viewer: Option<Secret>,
         sessions: Sessions,
         site: SiteOrigin,
-        stylesheet: String,
+        site_options: LeptosOptions,
     ) -> Arc<Self> {
         Arc::new(Self {
             operator,
@@ -178,7 +179,7 @@ impl Auth {
             throttle: Throttle::default(),
             site,
             links: login::LoginLinks::default(),
-            stylesheet,
+            site_options,
         })
     }
 
