@@ -124,24 +124,75 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// Replaces the password in a URL-like string with `***`. Works on text that is not a valid URL
-/// too, so a malformed `DATABASE_URL` can be quoted in an error without leaking its secret.
+/// Replaces every password in a URL-like string with `***`: the user-info password
+/// (`user:secret@host`) and the value of every query parameter whose name contains
+/// "password", in any case (`?password=`, `?sslpassword=`, ...). A valid URL is rewritten with
+/// the `url` crate; text that is not one (a malformed `DATABASE_URL` quoted in an error) is
+/// redacted as text, so its secret does not leak either.
 pub fn redact_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(url) => redact_url(url),
+        Err(_) => redact_text(raw),
+    }
+}
+
+/// Whether a query parameter carries a secret.
+fn is_password_key(key: &str) -> bool {
+    key.to_ascii_lowercase().contains("password")
+}
+
+fn redact_url(mut url: url::Url) -> String {
+    if url.password().is_some() {
+        // Only fails for URLs that cannot have a password, which this one has.
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query_pairs().any(|(key, _)| is_password_key(&key)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if is_password_key(&key) {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.into()
+}
+
+fn redact_text(raw: &str) -> String {
     let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
         return raw.to_owned();
     };
+    let query_start = raw.find('?').unwrap_or(raw.len());
     // The user info ends at the last '@' before any query string (a password may hold '/' or '@').
-    let before_query = &raw[..raw.find('?').unwrap_or(raw.len())];
-    let Some(at) = before_query[scheme_end..]
+    let before_query = &raw[..query_start];
+    let mut out = match before_query[scheme_end..]
         .rfind('@')
         .map(|i| scheme_end + i)
-    else {
-        return raw.to_owned();
+        .and_then(|at| raw[scheme_end..at].find(':').map(|i| (scheme_end + i, at)))
+    {
+        Some((colon, at)) => format!("{}:***{}", &raw[..colon], &raw[at..query_start]),
+        None => before_query.to_owned(),
     };
-    match raw[scheme_end..at].find(':').map(|i| scheme_end + i) {
-        Some(colon) => format!("{}:***{}", &raw[..colon], &raw[at..]),
-        None => raw.to_owned(),
+    if let Some(query) = raw
+        .get(query_start + 1..)
+        .filter(|_| query_start < raw.len())
+    {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_password_key(key) => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -414,6 +465,39 @@ mod tests {
             "postgres://u@host/db"
         );
         assert_eq!(redact_password("no scheme:pw@x"), "no scheme:pw@x");
+        // Not a URL (bad port), with a secret in the query too.
+        assert_eq!(
+            redact_password("postgres://u:p@host:bad/db?sslmode=require&Password=pw&x"),
+            "postgres://u:***@host:bad/db?sslmode=require&Password=***&x"
+        );
+    }
+
+    #[test]
+    fn redacts_passwords_in_the_query_string() {
+        let url = DatabaseUrl::parse(
+            "postgres://app@db.example/prod?password=s3cret&sslmode=require&sslpassword=k3y",
+        )
+        .unwrap();
+        let shown = url.to_string();
+        assert_eq!(
+            shown,
+            "postgres://app@db.example/prod?password=***&sslmode=require&sslpassword=***"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(url.connect_string().contains("password=s3cret"));
+        // Any case, and both forms at once.
+        assert_eq!(
+            redact_password("postgresql://u:one@h:5432/d?PASSWORD=two&application_name=x"),
+            "postgresql://u:***@h:5432/d?PASSWORD=***&application_name=x"
+        );
+        // Percent-encoded secrets are redacted whole.
+        let shown = redact_password("postgres://h/d?password=a%26b%3Dc&user=u");
+        assert_eq!(shown, "postgres://h/d?password=***&user=u");
+        // Nothing to redact: the URL is shown as given.
+        assert_eq!(
+            redact_password("postgres://u@h/d?sslmode=require"),
+            "postgres://u@h/d?sslmode=require"
+        );
     }
 
     #[test]
