@@ -344,6 +344,11 @@ impl Database {
         }
     }
 
+    /// The `application_name` the task pool's sessions report.
+    pub fn application_name(&self) -> &str {
+        &self.settings.application_name
+    }
+
     /// The control pool (see [`Database`]).
     pub fn control(&self) -> &AnyPool {
         &self.control

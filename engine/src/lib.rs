@@ -38,8 +38,8 @@ pub mod tasks;
 pub use db::{Backend, Database, DatabaseUrl, DbError, PoolStatus};
 pub use engine::{AuctionsView, DemoLeak, Engine, EngineConfig};
 pub use lease::{
-    CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager, PoolSnapshot,
-    RunContext,
+    BackendIdentity, CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager,
+    PoolSnapshot, RunContext,
 };
 pub use server_view::ServerView;
 pub use settings::{PoolSettings, RetryPolicy, TaskIntervals};
