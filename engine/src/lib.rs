@@ -35,7 +35,7 @@ pub mod server_view;
 pub mod settings;
 pub mod tasks;
 
-pub use db::{Backend, Database, DatabaseUrl, DbError, PoolStatus};
+pub use db::{Backend, Database, DatabaseUrl, DbError, NotReady, PoolStatus};
 pub use engine::{AuctionsView, DemoLeak, Engine, EngineConfig};
 pub use lease::{
     BackendIdentity, CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager,

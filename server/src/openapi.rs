@@ -90,7 +90,7 @@ pub fn document() -> Value {
             },
             "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "The scrape", "content": {"text/plain": {}}}}}},
             "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "The database answers within 1 s", "security": [], "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready, with the reason"}}}}
+            "/readyz": {"get": {"summary": "The database answers within 1 s (asked at most once a second; probes in between share the answer)", "security": [], "responses": {"200": {"description": "Ready: `{\"ready\": true}`"}, "503": {"description": "Not ready: `{\"ready\": false, \"reason\"}`, the reason `database unreachable` or `database did not answer within 1 s`"}}}}
         },
         "components": {
             "schemas": schemas,
