@@ -242,13 +242,21 @@ async fn postgres_an_install_in_public_moves_into_its_schema_on_start() {
     .await
     .unwrap();
     assert_eq!(counts, (1, 1, 1));
-    // The released migrations are recorded where the new code looks.
+    // The released migrations are recorded where the new code looks, and the new one ran.
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM leasewatch._sqlx_migrations ORDER BY 1")
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(versions, [20261128000001, 20261128000002, 20261128000003]);
+    assert_eq!(
+        versions,
+        [
+            20261128000001,
+            20261128000002,
+            20261128000003,
+            20261130000001
+        ]
+    );
     // The engine reads the moved rows, and new rows continue the moved sequences.
     assert_eq!(engine.audit().recent(10)[0].action, "stop");
     assert_eq!(engine.auctions().counts.total(), 2);

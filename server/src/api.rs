@@ -10,7 +10,10 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{
     Extension, Json, Router,
     body::Bytes,
-    extract::{ConnectInfo, DefaultBodyLimit, Query, State, rejection::BytesRejection},
+    extract::{
+        ConnectInfo, DefaultBodyLimit, Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -18,7 +21,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use leasewatch_engine::{
     Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
-    audit::AuditEntry,
+    audit::{DEFAULT_PAGE, MAX_PAGE},
     control::{ACTIONS, Action, ControlError},
     recommend::Recommendation,
 };
@@ -267,18 +270,73 @@ fn parse_body(
     })
 }
 
-/// `?limit=` for the audit log.
-#[derive(Deserialize)]
-struct AuditQuery {
-    limit: Option<usize>,
+/// `GET /api/admin/audit`'s query: `?limit=` (1 to 500, default 50) entries with ids below
+/// `?before=` (the cursor the previous page gave; omitted for the newest page).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct AuditQuery {
+    /// Entries per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// Only entries with an id below this: the `before` of the previous page's `next` link.
+    pub before: Option<i64>,
 }
 
+/// One page of the audit log, newest first, as a JSON array of entries (the shape this
+/// endpoint has always had). When older entries remain, the response carries a
+/// `Link: <...?limit=N&before=ID>; rel="next"` header (RFC 8288) and `X-Next-Before: ID`.
 async fn audit(
     State(state): State<ApiState>,
-    Query(query): Query<AuditQuery>,
-) -> Json<Vec<AuditEntry>> {
-    Json(state.engine.audit().recent(query.limit.unwrap_or(50)))
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "{}; allowed: limit (1 to {MAX_PAGE}) and before (an entry id)",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be from 1 to {MAX_PAGE}; got {limit}"),
+        ));
+    }
+    if query.before.is_some_and(|before| before < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_before",
+            "before must be an entry id (1 or more)",
+        ));
+    }
+    let engine = &state.engine;
+    let page = engine
+        .audit()
+        .page(engine.database(), query.before, limit)
+        .await
+        .map_err(|err| {
+            tracing::warn!(%err, "cannot read the audit log");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the audit log cannot be read now: the database is unreachable or busy",
+            )
+        })?;
+    let mut response = Json(page.entries).into_response();
+    if let Some(next) = page.next_before {
+        let headers = response.headers_mut();
+        let link = format!("</api/admin/audit?limit={limit}&before={next}>; rel=\"next\"");
+        if let Ok(link) = header::HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, link);
+        }
+        headers.insert(NEXT_BEFORE, header::HeaderValue::from(next));
+    }
+    Ok(response)
 }
+
+/// The header that carries the next page's cursor, for scripts that would rather not parse
+/// `Link`.
+pub const NEXT_BEFORE: &str = "x-next-before";
 
 /// The process is up.
 async fn healthz() -> &'static str {
