@@ -180,7 +180,12 @@ pub mod ssr {
                     action: e.action,
                     arguments: e.arguments,
                     outcome: e.outcome,
-                    result: e.result,
+                    // Identical refusals within a minute are one entry: say how many.
+                    result: if e.count > 1 {
+                        format!("{} (×{})", e.result, e.count)
+                    } else {
+                        e.result
+                    },
                 })
                 .collect(),
             auctions: auctions

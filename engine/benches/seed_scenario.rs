@@ -232,7 +232,10 @@ impl Lab<'_> {
             .max_lifetime(defaults.get_max_lifetime().map(fast))
             // Lazy, because an accelerated acquire timeout is too short to open 20 connections
             // up front; the pool opens its minimum in the background and the phase waits for it.
-            .connect_lazy(&format!("{url}?application_name=seed"))?;
+            // The engine's migrations put the tables in the `leasewatch` schema.
+            .connect_lazy(&format!(
+                "{url}?application_name=seed&options=-c%20search_path%3Dleasewatch"
+            ))?;
         for _ in 0..100 {
             if pool.size() >= SEED_MIN {
                 break;

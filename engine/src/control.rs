@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Engine,
-    audit::{NewEntry, Recorded},
+    audit::{MAX_PENDING, NewEntry, REFUSED, Recorded},
     engine::STOP_DEADLINE,
     tasks::CommandError,
 };
@@ -27,6 +27,17 @@ pub const ACTIONS: [&str; 7] = [
     "pause",
     "resume",
 ];
+
+/// The longest task name an action accepts.
+pub const MAX_TASK_NAME: usize = 64;
+
+/// Whether `name` is a plausible task name: 1 to [`MAX_TASK_NAME`] bytes of `[a-z0-9_]`.
+fn is_task_name(name: &str) -> bool {
+    (1..=MAX_TASK_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
 
 /// Who may do what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -132,6 +143,17 @@ impl Action {
             }
             (_, task) => task.unwrap_or_default(),
         };
+        if needs_task && !is_task_name(&task) {
+            // Not quoted back: it may be megabytes, and it is not audited either.
+            return Err(invalid(
+                "invalid_task",
+                format!(
+                    "\"task\" must be a task name, 1 to {MAX_TASK_NAME} characters of a-z, 0-9 \
+                     and _ (status_transitions, auction_monitor or health_check); got {} bytes",
+                    task.len()
+                ),
+            ));
+        }
         let takes_dry_run = matches!(action, "cleanup" | "emergency_cleanup");
         if !takes_dry_run && dry_run.is_some() {
             return Err(invalid(
@@ -195,14 +217,23 @@ impl Engine {
         role: Role,
         client: &str,
     ) -> Result<Done, ControlError> {
-        let outcome = if role == Role::Operator {
-            self.act(action).await
-        } else {
+        let outcome = if role != Role::Operator {
             Err(ControlError::Forbidden)
+        } else if self.audit().operator_queue_full() {
+            // Never act unrecorded, and never drop a recorded action to make room.
+            Err(ControlError::Conflict {
+                code: "audit_queue_full",
+                message: format!(
+                    "{MAX_PENDING} audit entries are waiting for the database; actions resume \
+                     when it takes them"
+                ),
+            })
+        } else {
+            self.act(action).await
         };
         let (verdict, result) = match &outcome {
             Ok(done) => ("ok", done.message.clone()),
-            Err(err) => ("refused", err.to_string()),
+            Err(err) => (REFUSED, err.to_string()),
         };
         let entry = NewEntry {
             role: role.as_str().to_owned(),
@@ -213,7 +244,7 @@ impl Engine {
             client: client.to_owned(),
         };
         let queued = match self.audit().record(self.database(), entry).await {
-            Recorded::Written(_) => None,
+            Recorded::Written(_) | Recorded::Coalesced(_) | Recorded::Dropped => None,
             Recorded::Queued(reason) => Some(reason),
         };
         outcome.map(|mut done| {
@@ -344,6 +375,33 @@ mod tests {
         assert_eq!(
             code(Action::parse("stop", None, Some(true))),
             "unexpected_dry_run"
+        );
+    }
+
+    #[test]
+    fn task_names_must_be_plausible_identifiers() {
+        let code = |task: String| match Action::parse("pause", Some(task), None) {
+            Err(ControlError::Invalid { code, message }) => {
+                assert!(message.len() < 300, "the message does not quote the task");
+                code
+            }
+            other => panic!("{other:?}"),
+        };
+        for bad in [
+            String::new(),
+            "x".repeat(MAX_TASK_NAME + 1),
+            "a".repeat(4 << 20),
+            "Health_Check".to_owned(),
+            "health-check".to_owned(),
+            "health check".to_owned(),
+            "tâche".to_owned(),
+        ] {
+            assert_eq!(code(bad), "invalid_task");
+        }
+        // Well-formed but unknown names are refused later, by the task manager.
+        assert_eq!(
+            Action::parse("run_now", Some("x".repeat(MAX_TASK_NAME)), None),
+            Ok(Action::RunNow("x".repeat(MAX_TASK_NAME)))
         );
     }
 }

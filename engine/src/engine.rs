@@ -287,17 +287,16 @@ impl Advisor {
 /// How often queued audit entries are retried while the database is unreachable.
 const AUDIT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Writes queued audit entries once the database is back. A task of its own: a write waits up
-/// to the control pool's acquire timeout, which must not hold up the maintenance loop.
+/// Writes queued audit entries once the database is back, and the counts of coalesced
+/// refusals. A task of its own: a write waits up to the control pool's acquire timeout, which
+/// must not hold up the maintenance loop.
 async fn flush_audit(audit: Arc<AuditLog>, db: Database, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(AUDIT_FLUSH_EVERY) => {}
         }
-        if audit.queued() > 0 {
-            audit.flush(&db).await;
-        }
+        audit.flush(&db).await;
     }
 }
 

@@ -35,11 +35,11 @@ pub mod server_view;
 pub mod settings;
 pub mod tasks;
 
-pub use db::{Backend, Database, DatabaseUrl, DbError, PoolStatus};
+pub use db::{Backend, Database, DatabaseUrl, DbError, NotReady, PoolStatus};
 pub use engine::{AuctionsView, DemoLeak, Engine, EngineConfig};
 pub use lease::{
-    CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager, PoolSnapshot,
-    RunContext,
+    BackendIdentity, CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager,
+    PoolSnapshot, RunContext,
 };
 pub use server_view::ServerView;
 pub use settings::{PoolSettings, RetryPolicy, TaskIntervals};

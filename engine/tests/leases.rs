@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use leasewatch_engine::{
-    Backend, Database, DatabaseUrl, LeaseError, LeaseManager, PoolSettings, RunContext, ServerView,
+    Backend, BackendIdentity, Database, DatabaseUrl, LeaseError, LeaseManager, PoolSettings,
+    RunContext, ServerView,
 };
 use leasewatch_testkit::{ScratchCluster, TestDatabase};
 use sqlx::{AnyConnection, Connection};
@@ -112,6 +113,23 @@ async fn gone_within(url: &str, pid: i32, within: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// The backends a cleanup ended or found gone, in pid order.
+fn ended(report: &leasewatch_engine::CleanupReport) -> Vec<i32> {
+    sorted(
+        report
+            .terminated
+            .iter()
+            .chain(&report.already_gone)
+            .copied()
+            .collect(),
+    )
+}
+
+fn sorted(mut pids: Vec<i32>) -> Vec<i32> {
+    pids.sort_unstable();
+    pids
 }
 
 /// A query that runs for seconds on either backend.
@@ -355,12 +373,12 @@ async fn a_stale_lease_is_reported_then_reclaimed(backend: Backend) {
     assert_eq!(ids(&plan), vec![lease.id]);
     assert_eq!(ids(&report), ids(&plan));
     assert!(report.termination_failures.is_empty(), "{report:?}");
-    assert_eq!(report.terminated, plan.terminated);
+    // Ended by cleanup, or gone already as the revoked run closed its connection first.
+    assert_eq!(ended(&report), plan.terminated);
     assert_eq!(
-        report.terminated,
+        ended(&report),
         lease.backend_pid.into_iter().collect::<Vec<_>>()
     );
-    assert!(report.termination_failures.is_empty(), "{report:?}");
 
     let stopped = tokio::time::timeout(Duration::from_secs(2), holder)
         .await
@@ -469,7 +487,7 @@ async fn emergency_cleanup_revokes_everything_and_shrinks_to_the_minimum(backend
     let ids =
         |r: &leasewatch_engine::CleanupReport| r.revoked.iter().map(|l| l.id).collect::<Vec<_>>();
     assert_eq!(ids(&report), ids(&plan));
-    assert_eq!(report.terminated, plan.terminated);
+    assert_eq!(ended(&report), sorted(plan.terminated.clone()));
     assert_eq!(report.closed_idle, plan.closed_idle);
     assert!(report.termination_failures.is_empty(), "{report:?}");
     for holder in holders {
@@ -492,7 +510,7 @@ async fn emergency_cleanup_revokes_everything_and_shrinks_to_the_minimum(backend
         m.snapshot()
     );
     if let Some(url) = postgres_url(&keep) {
-        for pid in &report.terminated {
+        for pid in &ended(&report) {
             assert!(gone_within(url, *pid, Duration::from_secs(5)).await);
         }
     }
@@ -613,4 +631,123 @@ async fn postgres_slot_exhaustion_times_out_then_recovers() {
     let b = m.acquire(&RunContext::new("recovered", 2)).await.unwrap();
     assert_eq!(m.snapshot().leases, 3);
     drop((a, b));
+}
+
+/// The pid and start time (microseconds since the epoch) of the session behind `conn`.
+async fn identity_of(conn: &mut AnyConnection) -> BackendIdentity {
+    let (pid, started_us): (i32, i64) = sqlx::query_as(
+        "SELECT pid, (EXTRACT(EPOCH FROM backend_start) * 1000000)::int8 \
+         FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap();
+    BackendIdentity { pid, started_us }
+}
+
+/// Whether the session behind `conn` still answers.
+async fn answers(conn: &mut AnyConnection) -> bool {
+    sqlx::query("SELECT 1").execute(conn).await.is_ok()
+}
+
+/// A stale lease whose backend the server ended already (as
+/// `idle_in_transaction_session_timeout` does, at the lease timeout): cleanup reports it as
+/// already gone, not as a failure, and ends no other session. Reproduced for real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_backend_ended_under_its_lease_is_reported_already_gone() {
+    let setup = Setup {
+        lease_timeout: Duration::from_secs(1),
+        ..Setup::default()
+    };
+    let Some((m, keep)) = manager(Backend::Postgres, setup).await else {
+        return;
+    };
+    let url = postgres_url(&keep).unwrap().to_owned();
+    let mut bystander = AnyConnection::connect(&format!("{url}?application_name=bystander"))
+        .await
+        .unwrap();
+    let run = RunContext::new("leaky", 1);
+    let lease = m.acquire(&run).await.unwrap();
+    let pid = m.leases()[0].backend_pid.unwrap();
+    let mut admin = AnyConnection::connect(&url).await.unwrap();
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(ended);
+    assert!(gone_within(&url, pid, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let report = m.cleanup(false).await;
+    assert_eq!(report.revoked.len(), 1, "{report:?}");
+    assert_eq!(report.already_gone, [pid], "{report:?}");
+    assert!(report.terminated.is_empty(), "{report:?}");
+    assert!(report.termination_failures.is_empty(), "{report:?}");
+    assert!(
+        report.summary().contains("1 backend already gone"),
+        "{}",
+        report.summary()
+    );
+    assert!(answers(&mut bystander).await, "the bystander was not ended");
+    drop(lease);
+}
+
+/// A stale lease's recorded backend stands for a pid the operating system has since given to
+/// another session. That cannot be forced for real, so the recorded identity is forged to
+/// point at live sessions of the same role: one of another application with the very pid and
+/// start time recorded, one that even reports the tasks' `application_name` but started at
+/// another time. Neither cleanup nor emergency cleanup ends either of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cleanup_never_ends_a_session_that_reused_a_leases_pid() {
+    let setup = Setup {
+        lease_timeout: Duration::from_secs(1),
+        ..Setup::default()
+    };
+    let Some((m, keep)) = manager(Backend::Postgres, setup).await else {
+        return;
+    };
+    let url = postgres_url(&keep).unwrap().to_owned();
+    let tasks_name = m.database().application_name().to_owned();
+    let mut other_app = AnyConnection::connect(&format!("{url}?application_name=someapp"))
+        .await
+        .unwrap();
+    let mut same_name = AnyConnection::connect(&format!("{url}?application_name={tasks_name}"))
+        .await
+        .unwrap();
+    let other_app_id = identity_of(&mut other_app).await;
+    let same_name_id = identity_of(&mut same_name).await;
+
+    // Stale cleanup: the recorded backend is now another application's session.
+    let first = m.acquire(&RunContext::new("leaky", 1)).await.unwrap();
+    assert!(m.forge_backend_identity(first.id(), other_app_id));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = m.cleanup(false).await;
+    assert_eq!(report.revoked.len(), 1, "{report:?}");
+    assert_eq!(report.already_gone, [other_app_id.pid], "{report:?}");
+    assert!(report.terminated.is_empty(), "{report:?}");
+    assert!(report.termination_failures.is_empty(), "{report:?}");
+    assert!(
+        answers(&mut other_app).await,
+        "another application's session was ended"
+    );
+    drop(first);
+
+    // Emergency cleanup: the pid belongs to a session with the tasks' name but a later start.
+    let second = m.acquire(&RunContext::new("leaky", 2)).await.unwrap();
+    let earlier = BackendIdentity {
+        started_us: same_name_id.started_us - 1_000_000,
+        ..same_name_id
+    };
+    assert!(m.forge_backend_identity(second.id(), earlier));
+    let report = m.emergency_cleanup(false).await;
+    assert_eq!(report.revoked.len(), 1, "{report:?}");
+    assert_eq!(report.already_gone, [same_name_id.pid], "{report:?}");
+    assert!(report.terminated.is_empty(), "{report:?}");
+    assert!(
+        answers(&mut same_name).await,
+        "a later session with the pid was ended"
+    );
+    assert!(answers(&mut other_app).await);
+    drop(second);
 }

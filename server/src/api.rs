@@ -5,12 +5,15 @@
 //! the problem and changes nothing. Every control action is written to the audit log before
 //! the response leaves.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Extension, Json, Router,
     body::Bytes,
-    extract::{ConnectInfo, DefaultBodyLimit, Query, State, rejection::BytesRejection},
+    extract::{
+        ConnectInfo, DefaultBodyLimit, Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -18,7 +21,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use leasewatch_engine::{
     Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
-    audit::AuditEntry,
+    audit::{DEFAULT_PAGE, MAX_PAGE},
     control::{ACTIONS, Action, ControlError},
     recommend::Recommendation,
 };
@@ -267,43 +270,88 @@ fn parse_body(
     })
 }
 
-/// `?limit=` for the audit log.
-#[derive(Deserialize)]
-struct AuditQuery {
-    limit: Option<usize>,
+/// `GET /api/admin/audit`'s query: `?limit=` (1 to 500, default 50) entries with ids below
+/// `?before=` (the cursor the previous page gave; omitted for the newest page).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct AuditQuery {
+    /// Entries per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// Only entries with an id below this: the `before` of the previous page's `next` link.
+    pub before: Option<i64>,
 }
 
+/// One page of the audit log, newest first, as a JSON array of entries (the shape this
+/// endpoint has always had). When older entries remain, the response carries a
+/// `Link: <...?limit=N&before=ID>; rel="next"` header (RFC 8288) and `X-Next-Before: ID`.
 async fn audit(
     State(state): State<ApiState>,
-    Query(query): Query<AuditQuery>,
-) -> Json<Vec<AuditEntry>> {
-    Json(state.engine.audit().recent(query.limit.unwrap_or(50)))
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "{}; allowed: limit (1 to {MAX_PAGE}) and before (an entry id)",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be from 1 to {MAX_PAGE}; got {limit}"),
+        ));
+    }
+    if query.before.is_some_and(|before| before < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_before",
+            "before must be an entry id (1 or more)",
+        ));
+    }
+    let engine = &state.engine;
+    let page = engine
+        .audit()
+        .page(engine.database(), query.before, limit)
+        .await
+        .map_err(|err| {
+            tracing::warn!(%err, "cannot read the audit log");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the audit log cannot be read now: the database is unreachable or busy",
+            )
+        })?;
+    let mut response = Json(page.entries).into_response();
+    if let Some(next) = page.next_before {
+        let headers = response.headers_mut();
+        let link = format!("</api/admin/audit?limit={limit}&before={next}>; rel=\"next\"");
+        if let Ok(link) = header::HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, link);
+        }
+        headers.insert(NEXT_BEFORE, header::HeaderValue::from(next));
+    }
+    Ok(response)
 }
+
+/// The header that carries the next page's cursor, for scripts that would rather not parse
+/// `Link`.
+pub const NEXT_BEFORE: &str = "x-next-before";
 
 /// The process is up.
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The database answers within 1 s, asked over the control pool so probes never take a
-/// connection from the tasks.
+/// The database answers within 1 s. Asked over a one-connection pool of its own (a probe
+/// flood cannot delay control work), at most once a second (probes in between share the last
+/// answer); the reason is generic, the driver's error goes to the log.
 async fn readyz(State(state): State<ApiState>) -> Response {
-    let control = state.engine.database().control().clone();
-    let probe = tokio::time::timeout(Duration::from_secs(1), async move {
-        let mut conn = control.acquire().await?;
-        sqlx::query("SELECT 1").execute(&mut *conn).await.map(drop)
-    })
-    .await;
-    match probe {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({"ready": true}))).into_response(),
-        Ok(Err(err)) => (
+    match state.engine.database().readiness().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"ready": true}))).into_response(),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": err.to_string()})),
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": "the database did not answer within 1 s"})),
+            Json(json!({"ready": false, "reason": reason.to_string()})),
         )
             .into_response(),
     }

@@ -2,7 +2,11 @@
 //! exchange (their JSON schemas come from the same structs serde uses).
 
 use axum::Json;
-use leasewatch_engine::{CleanupReport, audit::AuditEntry, tasks::StopReport};
+use leasewatch_engine::{
+    CleanupReport,
+    audit::{AuditEntry, DEFAULT_PAGE, MAX_PAGE},
+    tasks::StopReport,
+};
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
@@ -80,17 +84,32 @@ pub fn document() -> Value {
             },
             "/api/admin/audit": {
                 "get": {
-                    "summary": "Recent control actions, newest first",
-                    "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 200}}],
+                    "summary": "Control actions from the database, newest first, a page at a time",
+                    "description": "Identical refusals (same role, client address and action within a minute) are one entry with `count` > 1 and `last_at`. When older entries remain, the response has a `Link` header with `rel=\"next\"` and an `X-Next-Before` header: pass that id as `before` for the next page.",
+                    "parameters": [
+                        {"name": "limit", "in": "query", "description": "Entries per page", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}},
+                        {"name": "before", "in": "query", "description": "Only entries with an id below this (the previous page's cursor)", "schema": {"type": "integer", "format": "int64", "minimum": 1}}
+                    ],
                     "responses": with(
-                        json!({"200": {"description": "Audit entries", "content": {"application/json": {"schema": audit}}}}),
-                        errors(&[("401", "No credentials")]),
+                        json!({"200": {
+                            "description": "Audit entries, newest first",
+                            "headers": {
+                                "Link": {"description": "`<...?limit=N&before=ID>; rel=\"next\"` when older entries remain", "schema": {"type": "string"}},
+                                "X-Next-Before": {"description": "The `before` of the next page, when older entries remain", "schema": {"type": "integer", "format": "int64"}}
+                            },
+                            "content": {"application/json": {"schema": audit}}
+                        }}),
+                        errors(&[
+                            ("400", "limit not from 1 to 500, or before not an entry id"),
+                            ("401", "No credentials"),
+                            ("503", "The database cannot be read now"),
+                        ]),
                     )
                 }
             },
             "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "The scrape", "content": {"text/plain": {}}}}}},
             "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "The database answers within 1 s", "security": [], "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready, with the reason"}}}}
+            "/readyz": {"get": {"summary": "The database answers within 1 s (asked at most once a second; probes in between share the answer)", "security": [], "responses": {"200": {"description": "Ready: `{\"ready\": true}`"}, "503": {"description": "Not ready: `{\"ready\": false, \"reason\"}`, the reason `database unreachable` or `database did not answer within 1 s`"}}}}
         },
         "components": {
             "schemas": schemas,

@@ -200,16 +200,26 @@ fn postgres_with_a_password_is_migrated_and_the_password_never_shown() {
         log.iter().all(|line| !line.contains("s3cr3t-pw")),
         "{log:#?}"
     );
-    let tables: Vec<(String,)> = runtime.block_on(async {
+    // In Leasewatch's own schema, nothing in the database's default one.
+    let tables: Vec<(String, String)> = runtime.block_on(async {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(db.url()).await.unwrap();
         sqlx::query_as(
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_name IN ('auctions', 'bids') ORDER BY 1",
+            "SELECT table_schema::text, table_name::text FROM information_schema.tables \
+             WHERE table_schema IN ('public', 'leasewatch') \
+             AND table_name IN ('auctions', 'bids', '_sqlx_migrations') ORDER BY 1, 2",
         )
         .fetch_all(&pool)
         .await
         .unwrap()
     });
-    assert_eq!(tables, [("auctions".to_owned(),), ("bids".to_owned(),)]);
+    let in_schema = |name: &str| ("leasewatch".to_owned(), name.to_owned());
+    assert_eq!(
+        tables,
+        [
+            in_schema("_sqlx_migrations"),
+            in_schema("auctions"),
+            in_schema("bids")
+        ]
+    );
 }

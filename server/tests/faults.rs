@@ -62,6 +62,12 @@ const FAST: &[(&str, &str)] = &[
     ("REC_CLEAR", "2s"),
 ];
 
+/// `url` with the session's `search_path` set to the schema Leasewatch's tables live in, so the
+/// test's own queries name them as the app does.
+fn in_app_schema(url: String) -> String {
+    format!("{url}?options=-c%20search_path%3Dleasewatch")
+}
+
 /// One status poll as a dashboard or script sees it.
 #[derive(Debug, Clone)]
 struct Poll {
@@ -107,7 +113,7 @@ impl Rig {
         setup.close().await.unwrap();
         let admin = PgPoolOptions::new()
             .max_connections(2)
-            .connect(&cluster.url("postgres", "app"))
+            .connect(&in_app_schema(cluster.url("postgres", "app")))
             .await
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -407,7 +413,7 @@ async fn postgres_restarted_mid_run() {
     tokio::task::block_in_place(|| rig.cluster.restart());
     rig.admin = PgPoolOptions::new()
         .max_connections(2)
-        .connect(&rig.cluster.url("postgres", "app"))
+        .connect(&in_app_schema(rig.cluster.url("postgres", "app")))
         .await
         .unwrap();
     let took = rig.wait_for_recovery(restarted).await;

@@ -190,6 +190,9 @@ impl Job for HealthCheck {
                             Backend::Postgres => {
                                 let mut tx = conn.begin().await?;
                                 if !take_task_lock(&mut tx, backend, HEALTH_CHECK_LOCK).await? {
+                                    // Ended here, not left to `Drop`: the connection goes back
+                                    // to the pool with no transaction open.
+                                    tx.rollback().await?;
                                     return Ok((round_trip, Err(())));
                                 }
                                 let view = server_view::read_postgres(&mut tx).await?;
@@ -237,6 +240,9 @@ where
             Box::pin(async move {
                 let mut tx = conn.begin().await?;
                 if !take_task_lock(&mut tx, backend, key).await? {
+                    // Ended here, not left to `Drop` (which only queues a rollback for the
+                    // connection's next use): the connection goes back to the pool clean.
+                    tx.rollback().await?;
                     return Ok(JobOutput::skipped(RUNNING_ELSEWHERE));
                 }
                 let output = work(&mut tx).await?;
