@@ -51,6 +51,9 @@ test.describe('without JavaScript', () => {
 test('without a session the dashboard sends you to the login page, which logs you in', async ({ page }) => {
   await page.goto('/');
   await expect(page).toHaveURL(/\/login$/);
+  // Styled by the dashboard's (hashed) stylesheet: the form lays out as a flex row.
+  await expect(page.locator('main.login form')).toHaveCSS('display', 'flex');
+  await expect(page.locator('link#leptos')).toHaveAttribute('href', /^\/pkg\/leasewatch\.[\w-]+\.css$/);
   await page.getByLabel('Access token').fill('wrong-token-0000000000');
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page.getByRole('alert')).toHaveText('That token is not valid.');

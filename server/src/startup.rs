@@ -128,7 +128,7 @@ impl Application {
             .or(generated)
             .expect("an operator token, configured or generated");
         let sessions = Sessions::load(
-            engine.database().control().clone(),
+            Arc::clone(&engine),
             operator.clone(),
             config.auth.viewer.clone(),
             config.auth.session_ttl,

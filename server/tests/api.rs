@@ -78,7 +78,7 @@ async fn app_with_options(
 ) -> TestApp {
     let engine = Arc::new(Engine::start(engine_config(database)).await.unwrap());
     let sessions = Sessions::load(
-        engine.database().control().clone(),
+        Arc::clone(&engine),
         Secret::new(OPERATOR),
         Some(Secret::new(VIEWER)),
         Duration::from_secs(3600),

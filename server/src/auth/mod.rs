@@ -330,7 +330,7 @@ mod tests {
         let local = SiteOrigin::default();
         let host = (header::HOST, "127.0.0.1:3000");
         assert!(
-            !local.same_origin(&headers(&[host.clone()])),
+            !local.same_origin(&headers(std::slice::from_ref(&host))),
             "neither Origin nor Referer"
         );
         assert!(local.same_origin(&headers(&[

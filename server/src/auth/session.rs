@@ -7,14 +7,14 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard, RwLock},
+    sync::{Arc, Mutex, MutexGuard, RwLock},
     time::Duration,
 };
 
 use axum::http::HeaderMap;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use hmac::{Hmac, Mac as _};
-use leasewatch_engine::control::Role;
+use leasewatch_engine::{Engine, audit::NewEntry, control::Role};
 use sha2::Sha512;
 use sqlx::AnyPool;
 
@@ -41,7 +41,7 @@ pub struct Session {
 
 /// Issues and checks session cookies.
 pub struct Sessions {
-    control: AnyPool,
+    engine: Arc<Engine>,
     operator: Secret,
     viewer: Option<Secret>,
     ttl: Duration,
@@ -50,6 +50,8 @@ pub struct Sessions {
     /// Ended sessions (id → expiry, Unix seconds), as last read from the database plus
     /// this process's own logouts.
     revoked: Mutex<HashMap<String, i64>>,
+    /// [`MAX_REVOKED`], lower in tests.
+    max_revoked: usize,
 }
 
 /// Why the session store could not be read or written.
@@ -58,19 +60,20 @@ pub type StoreError = sqlx::Error;
 impl Sessions {
     /// Loads (creating it on first start) the database secret and the live revocations.
     pub async fn load(
-        control: AnyPool,
+        engine: Arc<Engine>,
         operator: Secret,
         viewer: Option<Secret>,
         ttl: Duration,
     ) -> Result<Self, StoreError> {
-        let secret = load_secret(&control).await?;
+        let secret = load_secret(engine.database().control()).await?;
         let sessions = Self {
             keys: RwLock::new(derive_keys(&secret, &operator, viewer.as_ref())),
-            control,
+            engine,
             operator,
             viewer,
             ttl,
             revoked: Mutex::new(HashMap::new()),
+            max_revoked: MAX_REVOKED,
         };
         sessions.refresh().await?;
         Ok(sessions)
@@ -126,7 +129,7 @@ impl Sessions {
             let mut revoked = lock(&self.revoked);
             revoked.retain(|_, expires| *expires > now);
             revoked.insert(session.id.clone(), session.expires);
-            revoked.len() > MAX_REVOKED
+            revoked.len() > self.max_revoked
         };
         sqlx::query(
             "INSERT INTO revoked_sessions (id, expires_at_ms) VALUES ($1, $2) \
@@ -134,7 +137,7 @@ impl Sessions {
         )
         .bind(session.id.clone())
         .bind(session.expires.saturating_mul(1000))
-        .execute(&self.control)
+        .execute(self.control())
         .await?;
         if full {
             self.replace_secret().await?;
@@ -148,15 +151,15 @@ impl Sessions {
         let now_ms = unix_now().saturating_mul(1000);
         sqlx::query("DELETE FROM revoked_sessions WHERE expires_at_ms <= $1")
             .bind(now_ms)
-            .execute(&self.control)
+            .execute(self.control())
             .await?;
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT id, expires_at_ms FROM revoked_sessions WHERE expires_at_ms > $1",
         )
         .bind(now_ms)
-        .fetch_all(&self.control)
+        .fetch_all(self.control())
         .await?;
-        let secret = load_secret(&self.control).await?;
+        let secret = load_secret(self.control()).await?;
         *write(&self.keys) = derive_keys(&secret, &self.operator, self.viewer.as_ref());
         let mut revoked = lock(&self.revoked);
         revoked.retain(|_, expires| *expires > now_ms / 1000);
@@ -167,7 +170,7 @@ impl Sessions {
     /// Replaces the secret: every session ends and the revocation list empties.
     async fn replace_secret(&self) -> Result<(), StoreError> {
         let secret = random_secret();
-        let mut tx = self.control.begin().await?;
+        let mut tx = self.control().begin().await?;
         sqlx::query("UPDATE session_secret SET secret = $1 WHERE id = 1")
             .bind(secret.clone())
             .execute(&mut *tx)
@@ -178,11 +181,29 @@ impl Sessions {
         tx.commit().await?;
         *write(&self.keys) = derive_keys(&secret, &self.operator, self.viewer.as_ref());
         lock(&self.revoked).clear();
-        tracing::warn!(
-            "more than {MAX_REVOKED} ended sessions: the session secret was replaced, every \
-             browser must log in again"
+        let result = format!(
+            "more than {} ended sessions: the session secret was replaced, every \
+             browser must log in again",
+            self.max_revoked
         );
+        tracing::warn!("{result}");
+        let entry = NewEntry {
+            role: "system".to_owned(),
+            action: "replace_session_secret".to_owned(),
+            arguments: "{}".to_owned(),
+            outcome: "ok".to_owned(),
+            result,
+            client: "leasewatch".to_owned(),
+        };
+        self.engine
+            .audit()
+            .record(self.engine.database(), entry)
+            .await;
         Ok(())
+    }
+
+    fn control(&self) -> &AnyPool {
+        self.engine.database().control()
     }
 }
 
@@ -238,4 +259,75 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, header};
+    use leasewatch_engine::{DatabaseUrl, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals};
+
+    use super::*;
+
+    fn cookie_header(jar: SignedCookieJar) -> HeaderMap {
+        let response = axum::response::IntoResponse::into_response((jar, ()));
+        let set = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        let pair = set.split(';').next().unwrap().to_owned();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(&pair).unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn too_many_ended_sessions_replace_the_secret_and_the_audit_log_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            database: DatabaseUrl::Sqlite(dir.path().join("s.db")),
+            pool: PoolSettings::default(),
+            intervals: TaskIntervals::default(),
+            retry: RetryPolicy::default(),
+            demo: false,
+            thresholds: Default::default(),
+            demo_leak: None,
+        };
+        let engine = Arc::new(Engine::start(config).await.unwrap());
+        let operator = Secret::new("operator-token-0123456789");
+        let mut sessions = Sessions::load(
+            Arc::clone(&engine),
+            operator.clone(),
+            None,
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+        sessions.max_revoked = 3;
+        let alive = cookie_header(sessions.start(Role::Operator, false).unwrap());
+        assert!(sessions.verify(&alive).is_some());
+        for _ in 0..3 {
+            let ended = cookie_header(sessions.start(Role::Operator, false).unwrap());
+            let session = sessions.verify(&ended).unwrap();
+            sessions.revoke(&session).await.unwrap();
+            assert!(sessions.verify(&ended).is_none());
+            assert!(
+                sessions.verify(&alive).is_some(),
+                "below the bound nothing else ends"
+            );
+        }
+        let last = cookie_header(sessions.start(Role::Operator, false).unwrap());
+        let session = sessions.verify(&last).unwrap();
+        sessions.revoke(&session).await.unwrap();
+        assert!(
+            sessions.verify(&alive).is_none(),
+            "the replaced secret ends every session"
+        );
+        assert!(
+            lock(&sessions.revoked).is_empty(),
+            "and the list starts empty"
+        );
+        let fresh = cookie_header(sessions.start(Role::Operator, false).unwrap());
+        assert!(sessions.verify(&fresh).is_some());
+        let audited = engine.audit().recent(1);
+        assert_eq!(audited[0].action, "replace_session_secret");
+        assert_eq!(audited[0].role, "system");
+        engine.shutdown().await;
+    }
 }
