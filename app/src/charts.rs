@@ -1,15 +1,12 @@
 //! Small SVG charts drawn from the history: no chart library, so the WASM stays small and the
 //! server renders them too.
 //!
-//! The charts are written as markup ([`markup`]) and set as the charts section's inner HTML
-//! (see [`crate::markup`] for why).
+//! The charts are written as markup with `maud` (every value escaped) and set as the charts
+//! section's inner HTML (see [`crate::markup`] for why).
 
-use std::fmt::Write;
+use maud::{Markup, html};
 
-use crate::{
-    markup::escaped,
-    wire::{Dashboard, Sample, TaskRow},
-};
+use crate::wire::{Dashboard, Sample, TaskRow};
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 160.0;
@@ -45,63 +42,46 @@ fn nice_max(value: f64) -> f64 {
 /// The three charts, as the markup of the charts section.
 pub fn markup(dashboard: &Dashboard) -> String {
     let now_ms = dashboard.taken_at_ms;
-    let mut out = String::with_capacity(8 * 1024);
-    pool_chart(&mut out, &dashboard.history, now_ms, dashboard.pool.max);
-    latency_chart(&mut out, &dashboard.history, now_ms);
-    runs_chart(&mut out, &dashboard.tasks, now_ms);
-    out
-}
-
-/// `<svg>`'s opening tag.
-fn svg_open(out: &mut String, height: f64, label: &str) {
-    let _ = write!(
-        out,
-        r#"<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{label}">"#
-    );
+    html! {
+        (pool_chart(&dashboard.history, now_ms, dashboard.pool.max))
+        (latency_chart(&dashboard.history, now_ms))
+        (runs_chart(&dashboard.tasks, now_ms))
+    }
+    .into_string()
 }
 
 /// Time axis: "−15 min" … "now", and the value axis's top and zero.
-fn axes(out: &mut String, max: f64, unit: &str) {
-    for min in [15, 10, 5, 0] {
-        let x = x_of(-(min as i64) * 60_000, 0);
-        let _ = write!(
-            out,
-            r#"<line x1="{x}" x2="{x}" y1="{TOP}" y2="{}" class="grid"></line><text x="{x}" y="{}" text-anchor="middle" class="tick">"#,
-            HEIGHT - BOTTOM,
-            HEIGHT - 6.0,
-        );
-        if min == 0 {
-            out.push_str("now");
-        } else {
-            let _ = write!(out, "−{min} min");
-        }
-        out.push_str("</text>");
-    }
+fn axes(max: f64, unit: &str) -> Markup {
     let (axis_y, label_x) = (HEIGHT - BOTTOM, LEFT - 4.0);
-    let _ = write!(
-        out,
-        r#"<line x1="{LEFT}" x2="{}" y1="{axis_y}" y2="{axis_y}" class="axis"></line><text x="{label_x}" y="{}" text-anchor="end" class="tick">{max}</text><text x="{label_x}" y="{axis_y}" text-anchor="end" class="tick">0</text><text x="{label_x}" y="{}" text-anchor="end" class="unit">{unit}</text>"#,
-        WIDTH - 8.0,
-        TOP + 4.0,
-        TOP + 16.0,
-    );
+    html! {
+        @for min in [15, 10, 5, 0] {
+            @let x = x_of(-(min as i64) * 60_000, 0);
+            line x1=(x) x2=(x) y1=(TOP) y2=(HEIGHT - BOTTOM) class="grid" {}
+            text x=(x) y=(HEIGHT - 6.0) text-anchor="middle" class="tick" {
+                @if min == 0 { "now" } @else { "−" (min) " min" }
+            }
+        }
+        line x1=(LEFT) x2=(WIDTH - 8.0) y1=(axis_y) y2=(axis_y) class="axis" {}
+        text x=(label_x) y=(TOP + 4.0) text-anchor="end" class="tick" { (max) }
+        text x=(label_x) y=(axis_y) text-anchor="end" class="tick" { "0" }
+        text x=(label_x) y=(TOP + 16.0) text-anchor="end" class="unit" { (unit) }
+    }
 }
 
 /// A `<polyline>` through `points`.
-fn polyline(out: &mut String, class: &str, points: &[(i64, f64)], now_ms: i64, max: f64) {
-    let _ = write!(out, r#"<polyline class="series {class}" points=""#);
-    for (i, (at, v)) in points.iter().enumerate() {
-        let sep = if i == 0 { "" } else { " " };
-        let _ = write!(out, "{sep}{:.1},{:.1}", x_of(*at, now_ms), y_of(*v, max));
-    }
-    out.push_str(r#""></polyline>"#);
+fn polyline(class: &str, points: &[(i64, f64)], now_ms: i64, max: f64) -> Markup {
+    let points: Vec<String> = points
+        .iter()
+        .map(|(at, v)| format!("{:.1},{:.1}", x_of(*at, now_ms), y_of(*v, max)))
+        .collect();
+    html! { polyline class={ "series " (class) } points=(points.join(" ")) {} }
 }
 
 /// A line's CSS class and how to read its value from a sample.
 type Series = (&'static str, fn(&Sample) -> f64);
 
 /// Connections in use, idle and waiting over the last 15 minutes, and the pool's maximum.
-fn pool_chart(out: &mut String, history: &[Sample], now_ms: i64, max: u32) {
+fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
     let peak = history
         .iter()
         .map(|s| (s.active + s.idle).max(s.waiting))
@@ -115,109 +95,81 @@ fn pool_chart(out: &mut String, history: &[Sample], now_ms: i64, max: u32) {
         ("waiting", |s| f64::from(s.waiting)),
     ];
     let max_y = y_of(f64::from(max), top);
-    out.push_str(r#"<figure class="chart"><figcaption>Connections, last 15 minutes</figcaption>"#);
-    svg_open(
-        out,
-        HEIGHT,
-        "Connections in use, idle and waiting over the last 15 minutes",
-    );
-    axes(out, top, "conns");
-    let _ = write!(
-        out,
-        r#"<line x1="{LEFT}" x2="{}" y1="{max_y}" y2="{max_y}" class="limit"></line><text x="{}" y="{}" text-anchor="end" class="tick">max {max}</text>"#,
-        WIDTH - 8.0,
-        WIDTH - 10.0,
-        max_y - 3.0,
-    );
-    for (class, value) in series {
-        let points: Vec<(i64, f64)> = history.iter().map(|s| (s.at_ms, value(s))).collect();
-        polyline(out, class, &points, now_ms, top);
+    html! {
+        figure.chart {
+            figcaption { "Connections, last 15 minutes" }
+            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img"
+                aria-label="Connections in use, idle and waiting over the last 15 minutes" {
+                (axes(top, "conns"))
+                line x1=(LEFT) x2=(WIDTH - 8.0) y1=(max_y) y2=(max_y) class="limit" {}
+                text x=(WIDTH - 10.0) y=(max_y - 3.0) text-anchor="end" class="tick" { "max " (max) }
+                @for (class, value) in series {
+                    @let points: Vec<(i64, f64)> = history.iter().map(|s| (s.at_ms, value(s))).collect();
+                    (polyline(class, &points, now_ms, top))
+                }
+            }
+            p.legend {
+                span.key.active { "in use" } span.key.idle { "idle" } span.key.waiting { "waiting" }
+            }
+        }
     }
-    out.push_str(concat!(
-        r#"</svg><p class="legend"><span class="key active">in use</span>"#,
-        r#"<span class="key idle">idle</span><span class="key waiting">waiting</span></p></figure>"#,
-    ));
 }
 
 /// Acquire latency (p95 per 5-second interval) over the last 15 minutes.
-fn latency_chart(out: &mut String, history: &[Sample], now_ms: i64) {
+fn latency_chart(history: &[Sample], now_ms: i64) -> Markup {
     let points: Vec<(i64, f64)> = history
         .iter()
         .filter_map(|s| s.p95_ms.map(|v| (s.at_ms, v)))
         .collect();
     let top = nice_max(points.iter().map(|(_, v)| *v).fold(1.0, f64::max));
-    out.push_str(
-        r#"<figure class="chart"><figcaption>Acquire latency p95, last 15 minutes</figcaption>"#,
-    );
-    svg_open(
-        out,
-        HEIGHT,
-        "Acquire latency 95th percentile per 5-second interval",
-    );
-    axes(out, top, "ms");
-    polyline(out, "latency", &points, now_ms, top);
-    for (at, v) in &points {
-        let _ = write!(
-            out,
-            r#"<circle cx="{}" cy="{}" r="2.5" class="series latency"><title>{v:.1} ms</title></circle>"#,
-            x_of(*at, now_ms),
-            y_of(*v, top),
-        );
+    html! {
+        figure.chart {
+            figcaption { "Acquire latency p95, last 15 minutes" }
+            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img"
+                aria-label="Acquire latency 95th percentile per 5-second interval" {
+                (axes(top, "ms"))
+                (polyline("latency", &points, now_ms, top))
+                @for (at, v) in &points {
+                    circle cx=(x_of(*at, now_ms)) cy=(y_of(*v, top)) r="2.5" class="series latency" {
+                        title { (format!("{v:.1}")) " ms" }
+                    }
+                }
+            }
+            @if points.is_empty() {
+                p.note { "No acquires in the last 15 minutes." }
+            }
+        }
     }
-    out.push_str("</svg>");
-    if points.is_empty() {
-        out.push_str(r#"<p class="note">No acquires in the last 15 minutes.</p>"#);
-    }
-    out.push_str("</figure>");
 }
 
 /// Each task's runs over the last 15 minutes, one row per task, coloured (and titled) by outcome.
-fn runs_chart(out: &mut String, tasks: &[TaskRow], now_ms: i64) {
+fn runs_chart(tasks: &[TaskRow], now_ms: i64) -> Markup {
     let row_height = 24.0;
     let height = row_height * tasks.len() as f64 + BOTTOM;
-    out.push_str(r#"<figure class="chart"><figcaption>Task runs, last 15 minutes</figcaption>"#);
-    svg_open(out, height, "Task runs by outcome over the last 15 minutes");
-    for (i, task) in tasks.iter().enumerate() {
-        let y = row_height * i as f64 + row_height / 2.0;
-        let _ = write!(out, r#"<text x="4" y="{}" class="tick">"#, y + 4.0);
-        escaped(out, &task.task.replace('_', " "));
-        let _ = write!(
-            out,
-            r#"</text><line x1="{}" x2="{}" y1="{y}" y2="{y}" class="grid"></line>"#,
-            LEFT + 90.0,
-            WIDTH - 8.0,
-        );
-        for run in task
-            .runs
-            .iter()
-            .filter(|r| (now_ms - r.at_ms) as f64 <= SPAN_MS)
-        {
-            let _ = write!(
-                out,
-                r#"<circle cx="{}" cy="{y}" r="5" class="run "#,
-                x_of(run.at_ms, now_ms),
-            );
-            escaped(out, &run.outcome);
-            out.push_str(r#""><title>"#);
-            escaped(out, &task.task);
-            out.push_str(": ");
-            escaped(out, &run.outcome);
-            out.push_str("</title></circle>");
+    html! {
+        figure.chart {
+            figcaption { "Task runs, last 15 minutes" }
+            svg viewBox={ "0 0 " (WIDTH) " " (height) } role="img"
+                aria-label="Task runs by outcome over the last 15 minutes" {
+                @for (i, task) in tasks.iter().enumerate() {
+                    @let y = row_height * i as f64 + row_height / 2.0;
+                    text x="4" y=(y + 4.0) class="tick" { (task.task.replace('_', " ")) }
+                    line x1=(LEFT + 90.0) x2=(WIDTH - 8.0) y1=(y) y2=(y) class="grid" {}
+                    @for run in task.runs.iter().filter(|r| (now_ms - r.at_ms) as f64 <= SPAN_MS) {
+                        circle cx=(x_of(run.at_ms, now_ms)) cy=(y) r="5" class={ "run " (run.outcome) } {
+                            title { (task.task) ": " (run.outcome) }
+                        }
+                    }
+                }
+                text x=(x_of(-15 * 60_000, 0)) y=(height - 6.0) text-anchor="middle" class="tick" { "−15 min" }
+                text x=(x_of(0, 0)) y=(height - 6.0) text-anchor="middle" class="tick" { "now" }
+            }
+            p.legend {
+                span.key.succeeded { "succeeded" } span.key.failed { "failed" }
+                span.key.skipped { "skipped" } span.key.cancelled { "cancelled" }
+            }
         }
     }
-    let _ = write!(
-        out,
-        r#"<text x="{}" y="{}" text-anchor="middle" class="tick">−15 min</text><text x="{}" y="{}" text-anchor="middle" class="tick">now</text></svg>"#,
-        x_of(-15 * 60_000, 0),
-        height - 6.0,
-        x_of(0, 0),
-        height - 6.0,
-    );
-    out.push_str(concat!(
-        r#"<p class="legend"><span class="key succeeded">succeeded</span>"#,
-        r#"<span class="key failed">failed</span><span class="key skipped">skipped</span>"#,
-        r#"<span class="key cancelled">cancelled</span></p></figure>"#,
-    ));
 }
 
 #[cfg(test)]

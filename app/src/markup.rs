@@ -5,143 +5,107 @@
 //! They have nothing to click. As Leptos views, each element and attribute brings its own
 //! building, updating and hydrating code into the WASM; as markup they cost one string each.
 //! Leptos compares the new markup with the last and leaves the DOM alone when it is the same.
+//! They are written with `maud`, which escapes every interpolated value unless told not to.
 
-use std::fmt::Write;
+use maud::{Markup, html};
 
 use crate::wire::{AuditRow, Dashboard, LeaseRow, PoolCard, StatusCount, clock_utc};
-
-/// Writes `text` with `&`, `<`, `>` and `"` escaped, for text and attribute values.
-pub fn escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-}
 
 /// The status line: backend, database, scheduler, when the data was taken and, once the
 /// browser's clock is known (`now_ms`), how long ago.
 pub fn status_line(dashboard: &Dashboard, now_ms: Option<f64>) -> String {
-    let mut out = String::new();
-    escaped(&mut out, &dashboard.backend);
-    out.push_str(" · <code>");
-    escaped(&mut out, &dashboard.database);
     let scheduler = if dashboard.scheduler_running {
         "running"
     } else {
         "stopped"
     };
-    let _ = write!(
-        out,
-        r#"</code> · scheduler <strong data-scheduler="{scheduler}">{scheduler}</strong> · as of {} UTC"#,
-        clock_utc(dashboard.taken_at_ms)
-    );
-    if let Some(now) = now_ms {
-        let age_s = ((now - dashboard.taken_at_ms as f64) / 1000.0).max(0.0);
-        let _ = write!(out, " · updated {age_s:.0} s ago");
+    let age_s = now_ms.map(|now| ((now - dashboard.taken_at_ms as f64) / 1000.0).max(0.0));
+    html! {
+        (dashboard.backend) " · " code { (dashboard.database) }
+        " · scheduler " strong data-scheduler=(scheduler) { (scheduler) }
+        " · as of " (clock_utc(dashboard.taken_at_ms)) " UTC"
+        @if let Some(age_s) = age_s { " · updated " (format!("{age_s:.0}")) " s ago" }
     }
-    out
+    .into_string()
 }
 
 /// The pool's cards: the counts (waiting and stale ones flagged when not zero) and the
 /// utilization against the maximum.
 pub fn cards(pool: &PoolCard) -> String {
-    let mut out = String::new();
-    for (key, name, value, alert) in [
+    let pct = (pool.active * 100).checked_div(pool.max).unwrap_or(0);
+    let counts = [
         ("total", "Total", pool.total, false),
         ("idle", "Idle", pool.idle, false),
         ("active", "Active", pool.active, false),
         ("waiting", "Waiting", pool.waiting, pool.waiting > 0),
         ("stale", "Stale", pool.stale, pool.stale > 0),
-    ] {
-        let class = if alert { "card alert" } else { "card" };
-        let _ = write!(
-            out,
-            r#"<div class="{class}" data-metric="{key}"><span class="label">{name}</span><span class="value">{value}</span></div>"#
-        );
+    ];
+    html! {
+        @for (key, name, value, alert) in counts {
+            div class=(if alert { "card alert" } else { "card" }) data-metric=(key) {
+                span.label { (name) } span.value { (value) }
+            }
+        }
+        div.card data-metric="utilization" {
+            span.label { "Utilization" }
+            span.value { (pct) " %" }
+            meter min="0" max="100" low="80" high="95" optimum="0" value=(pct) {}
+            span.detail { (pool.active) " of max " (pool.max) " (min " (pool.min) ")" }
+        }
     }
-    let pct = (pool.active * 100).checked_div(pool.max).unwrap_or(0);
-    let _ = write!(
-        out,
-        concat!(
-            r#"<div class="card" data-metric="utilization"><span class="label">Utilization</span>"#,
-            r#"<span class="value">{pct} %</span>"#,
-            r#"<meter min="0" max="100" low="80" high="95" optimum="0" value="{pct}"></meter>"#,
-            r#"<span class="detail">{active} of max {max} (min {min})</span></div>"#,
-        ),
-        pct = pct,
-        active = pool.active,
-        max = pool.max,
-        min = pool.min,
-    );
-    out
+    .into_string()
 }
 
 /// The lease table's rows.
 pub fn lease_rows(leases: &[LeaseRow]) -> String {
-    let mut out = String::new();
-    for lease in leases {
-        out.push_str("<tr");
-        if lease.stale {
-            out.push_str(r#" class="stale""#);
-        }
-        let _ = write!(out, r#" data-lease="{}" data-task=""#, lease.id);
-        escaped(&mut out, &lease.task);
-        let _ = write!(out, r#""><td>#{}</td><td>"#, lease.id);
-        escaped(&mut out, &lease.task);
-        let _ = write!(out, "</td><td>{}</td><td>", lease.run_id);
-        match lease.backend_pid {
-            Some(pid) => {
-                let _ = write!(out, "pid {pid}");
+    rows(leases, |lease| {
+        html! {
+            tr class=[lease.stale.then_some("stale")] data-lease=(lease.id) data-task=(lease.task) {
+                td { "#" (lease.id) }
+                td { (lease.task) }
+                td { (lease.run_id) }
+                td {
+                    @match lease.backend_pid {
+                        Some(pid) => { "pid " (pid) }
+                        None => "—",
+                    }
+                }
+                td.num { (format!("{:.1}", lease.held_ms as f64 / 1000.0)) " s" }
+                td { (if lease.stale { "STALE" } else { "ok" }) }
             }
-            None => out.push('—'),
         }
-        let _ = write!(
-            out,
-            r#"</td><td class="num">{:.1} s</td><td>{}</td></tr>"#,
-            lease.held_ms as f64 / 1000.0,
-            if lease.stale { "STALE" } else { "ok" }
-        );
-    }
-    out
+    })
 }
 
 /// The auction table's rows: one per status.
 pub fn auction_rows(auctions: &[StatusCount]) -> String {
-    let mut out = String::new();
-    for row in auctions {
-        out.push_str(r#"<tr data-status=""#);
-        escaped(&mut out, &row.status);
-        out.push_str(r#""><th scope="row">"#);
-        escaped(&mut out, &row.status);
-        let _ = write!(out, r#"</th><td class="num">{}</td></tr>"#, row.count);
-    }
-    out
+    rows(auctions, |row| {
+        html! {
+            tr data-status=(row.status) {
+                th scope="row" { (row.status) }
+                td.num { (row.count) }
+            }
+        }
+    })
 }
 
 /// The audit table's rows, newest first.
 pub fn audit_rows(audit: &[AuditRow]) -> String {
-    let mut out = String::new();
-    for entry in audit {
-        out.push_str(r#"<tr data-outcome=""#);
-        escaped(&mut out, &entry.outcome);
-        let _ = write!(out, r#""><td>{}</td><td>"#, clock_utc(entry.at_ms));
-        escaped(&mut out, &entry.role);
-        out.push_str("</td><td>");
-        escaped(&mut out, &entry.action.replace('_', " "));
-        out.push_str(" <code>");
-        escaped(&mut out, &entry.arguments);
-        out.push_str("</code></td><td>");
-        escaped(&mut out, &entry.outcome);
-        out.push_str(": ");
-        escaped(&mut out, &entry.result);
-        out.push_str("</td></tr>");
-    }
-    out
+    rows(audit, |entry| {
+        html! {
+            tr data-outcome=(entry.outcome) {
+                td { (clock_utc(entry.at_ms)) }
+                td { (entry.role) }
+                td { (entry.action.replace('_', " ")) " " code { (entry.arguments) } }
+                td { (entry.outcome) ": " (entry.result) }
+            }
+        }
+    })
+}
+
+/// One row of markup per item, concatenated.
+fn rows<T>(items: &[T], row: impl Fn(&T) -> Markup) -> String {
+    html! { @for item in items { (row(item)) } }.into_string()
 }
 
 #[cfg(test)]
@@ -150,9 +114,18 @@ mod tests {
 
     #[test]
     fn text_and_attributes_are_escaped() {
-        let mut out = String::new();
-        escaped(&mut out, r#"<a href="x">&</a>"#);
-        assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;");
+        let auctions = [StatusCount {
+            status: r#"<a href="x">&</a>"#.to_owned(),
+            count: 1,
+        }];
+        assert_eq!(
+            auction_rows(&auctions),
+            concat!(
+                r#"<tr data-status="&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;">"#,
+                r#"<th scope="row">&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;</th>"#,
+                r#"<td class="num">1</td></tr>"#
+            )
+        );
     }
 
     #[test]
