@@ -344,7 +344,7 @@ impl Project {
             ("LEPTOS_RELOAD_PORT", self.reload_port.to_string()),
             ("LEPTOS_LIB_DIR", self.lib.rel_dir.clone()),
             ("LEPTOS_BIN_DIR", self.bin.rel_dir.clone()),
-            ("LEPTOS_JS_MINIFY", "false".to_owned()),
+            ("LEPTOS_JS_MINIFY", "true".to_owned()),
             ("LEPTOS_HASH_FILES", self.hash_files.to_string()),
         ];
         if self.hash_files {

@@ -1,8 +1,8 @@
 //! Leasewatch's build commands, needing only cargo and the project's npm tools:
 //!
 //! - `cargo xtask build`: the release site and server, as `cargo leptos build --release` makes
-//!   them (the WASM for `wasm32-unknown-unknown`, wasm-bindgen, wasm-opt, the stylesheet and
-//!   static files, hashed names and the hash file beside the server binary).
+//!   them (the WASM for `wasm32-unknown-unknown`, wasm-bindgen, wasm-opt, the JS glue minified,
+//!   the stylesheet and static files, hashed names and the hash file beside the server binary).
 //! - `cargo xtask e2e [ARGS]`: the same build, then the Playwright tests in `end2end/` (their
 //!   configuration starts the release server). ARGS go to `playwright test`.
 //!
@@ -14,11 +14,11 @@ mod site;
 
 use std::{
     ffi::OsString,
-    process::{Command, ExitCode},
+    process::{Child, Command, ExitCode},
     time::Instant,
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use config::Project;
 
@@ -72,23 +72,49 @@ fn build() -> Result<Project> {
     let started = Instant::now();
     let project = Project::load()?;
     // Before the long compiles, so a missing tool fails at once.
-    site::wasm_opt_path(&project)?;
-    step("clean the site folder", || site::clean(&project))?;
-    step("compile the WASM (frontend)", || {
-        cargo(&project, &frontend_args(&project))
-    })?;
-    let wasm = step("wasm-bindgen", || site::bindgen(&project))?;
-    step("wasm-opt", || site::wasm_opt(&project, &wasm))?;
-    let css = step("stylesheet", || site::style(&project))?;
-    step("static files", || site::assets(&project))?;
-    if project.hash_files {
-        step("hash the asset names", || {
-            site::hash(&project, css.as_deref())
-        })?;
+    for tool in ["wasm-opt", "terser"] {
+        site::npm_tool(&project, tool)?;
     }
-    step("compile the server", || {
-        cargo(&project, &server_args(&project))
-    })?;
+
+    // The server and the WASM compile side by side, sharing as many job slots as one cargo
+    // would use: each build's serial stretches (the server's last crates, the WASM's
+    // one-unit LTO) leave a core the other can use. Both slots are taken before either cargo
+    // starts; each cargo runs one job on the slot held for it and takes more from the pool.
+    let jobs = jobs();
+    let slots = jobserver::Client::new(jobs).context("cannot make the job slots")?;
+    let server_slot = slots.acquire()?;
+    let front_slot = (jobs > 1).then(|| slots.acquire()).transpose()?;
+    eprintln!("==> compile the server and the WASM side by side ({jobs} job slots)");
+    let server_started = Instant::now();
+    let mut server = spawn_cargo(&project, &server_args(&project), &slots)?;
+
+    let front = (|| {
+        let _slot = match front_slot {
+            Some(slot) => slot,
+            None => slots.acquire()?,
+        };
+        step("compile the WASM (frontend)", || {
+            wait_cargo(
+                spawn_cargo(&project, &frontend_args(&project), &slots)?,
+                "the WASM",
+            )
+        })?;
+        site(&project)
+    })();
+    if let Err(err) = front {
+        // The server's build is of no use without its site: stop it.
+        let _ = server.kill();
+        let _ = server.wait();
+        return Err(err);
+    }
+    let server = wait_cargo(server, "the server");
+    drop(server_slot);
+    eprintln!(
+        "    compile the server: {} in {:.1} s",
+        if server.is_ok() { "done" } else { "failed" },
+        server_started.elapsed().as_secs_f64()
+    );
+    server?;
     eprintln!(
         "==> built {} and {} in {:.1} s",
         project.site_root.display(),
@@ -96,6 +122,39 @@ fn build() -> Result<Project> {
         started.elapsed().as_secs_f64()
     );
     Ok(project)
+}
+
+/// The site from the compiled WASM: bindgen, wasm-opt, the JS glue minified, the stylesheet,
+/// the static files and the hashed names. Skipped when nothing it is made from changed.
+fn site(project: &Project) -> Result<()> {
+    let fingerprint = site::fingerprint(project)?;
+    if site::up_to_date(project, &fingerprint) {
+        eprintln!("==> site: up to date (same WASM, stylesheet, static files and tools)");
+        return Ok(());
+    }
+    site::record(project, None)?;
+    step("clean the site folder", || site::clean(project))?;
+    let wasm = step("wasm-bindgen", || site::bindgen(project))?;
+    step("wasm-opt", || site::wasm_opt(project, &wasm))?;
+    step("minify the JS glue", || site::minify_js(project))?;
+    let css = step("stylesheet", || site::style(project))?;
+    step("static files", || site::assets(project))?;
+    if project.hash_files {
+        step("hash the asset names", || {
+            site::hash(project, css.as_deref())
+        })?;
+    }
+    site::record(project, Some(&fingerprint))
+}
+
+/// `CARGO_BUILD_JOBS` if set, else the cores this process may use.
+fn jobs() -> usize {
+    std::env::var("CARGO_BUILD_JOBS")
+        .ok()
+        .and_then(|jobs| jobs.parse().ok())
+        .filter(|&jobs| jobs > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
 }
 
 /// The same cargo command line cargo-leptos uses for the WASM.
@@ -135,7 +194,8 @@ fn feature_args(args: &mut Vec<String>, features: &[String], default_features: b
     }
 }
 
-fn cargo(project: &Project, args: &[String]) -> Result<()> {
+/// Starts cargo with the compile-time variables cargo-leptos sets, on the shared job slots.
+fn spawn_cargo(project: &Project, args: &[String], slots: &jobserver::Client) -> Result<Child> {
     let mut command = Command::new(&project.cargo);
     // `--locked` costs nothing: `cargo run` of this program has just brought the lock file up
     // to date, and CI checks it is committed that way.
@@ -143,29 +203,26 @@ fn cargo(project: &Project, args: &[String]) -> Result<()> {
         .current_dir(&project.root)
         .args(args)
         .arg("--locked")
-        .envs(project.compile_env());
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {}", project.cargo.display()))?;
-    ensure!(
-        status.success(),
-        "cargo {} failed ({status})",
-        args.join(" ")
-    );
+        .envs(project.compile_env())
+        // Not `-j`: cargo takes its jobs from the slots.
+        .env_remove("CARGO_BUILD_JOBS");
+    slots.configure(&mut command);
+    command
+        .spawn()
+        .with_context(|| format!("cannot run {}", project.cargo.display()))
+}
+
+fn wait_cargo(mut child: Child, what: &str) -> Result<()> {
+    let status = child.wait()?;
+    ensure!(status.success(), "building {what} failed ({status})");
     Ok(())
 }
 
 fn e2e(project: &Project, args: &[OsString]) -> Result<()> {
     let end2end = project.root.join("end2end");
-    let bin = project.root.join("node_modules/.bin");
-    if !bin.join("playwright").exists() {
-        bail!(
-            "{} is missing: run scripts/setup (it runs `npm ci`)",
-            bin.join("playwright").display()
-        );
-    }
+    let playwright = site::npm_tool(project, "playwright")?;
     step("end-to-end tests (Playwright)", || {
-        let status = Command::new(bin.join("playwright"))
+        let status = Command::new(&playwright)
             .current_dir(&end2end)
             .arg("test")
             .args(args)

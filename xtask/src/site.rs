@@ -32,6 +32,97 @@ pub fn clean(project: &Project) -> Result<()> {
         .with_context(|| format!("creating {}", project.pkg_dir.display()))
 }
 
+/// A fingerprint of everything the site is made from: the compiled WASM, the stylesheet, the
+/// static files, the npm tools' lock file, the options and this program itself.
+pub fn fingerprint(project: &Project) -> Result<String> {
+    let mut md5 = Md5::new();
+    let mut add = |label: &str, bytes: &[u8]| {
+        md5.update(label.as_bytes());
+        md5.update((bytes.len() as u64).to_le_bytes());
+        md5.update(bytes);
+    };
+    let read = |path: &Path| fs::read(path).with_context(|| format!("reading {}", path.display()));
+    add("wasm", &read(&project.wasm_source()?)?);
+    if let Some(style) = &project.style_file {
+        add("style", &read(style)?);
+    }
+    if let Some(assets) = project.assets_dir.as_ref().filter(|dir| dir.exists()) {
+        let mut files = Vec::new();
+        list_files(assets, &mut files)?;
+        files.sort();
+        for file in files {
+            add(&file.strip_prefix(assets)?.to_string_lossy(), &read(&file)?);
+        }
+    }
+    add("npm", &read(&project.root.join("package-lock.json"))?);
+    add("options", format!("{project:?}").as_bytes());
+    let me = std::env::current_exe()?.metadata()?;
+    add(
+        "xtask",
+        format!("{} {:?}", me.len(), me.modified()?).as_bytes(),
+    );
+    Ok(URL_SAFE_NO_PAD.encode(md5.finalize()))
+}
+
+/// Whether the site built from `fingerprint` is still complete: the fingerprint recorded by the
+/// last build, and every file the hash file names.
+pub fn up_to_date(project: &Project, fingerprint: &str) -> bool {
+    let recorded = fs::read_to_string(stamp_path(project)).unwrap_or_default();
+    if recorded != fingerprint {
+        return false;
+    }
+    if !project.hash_files {
+        return project
+            .pkg_dir
+            .join(format!("{}.wasm", project.output_name))
+            .exists();
+    }
+    let Ok(listing) = fs::read_to_string(project.hash_file()) else {
+        return false;
+    };
+    listing.lines().all(|line| {
+        line.split_once(':').is_some_and(|(ext, hash)| {
+            project
+                .pkg_dir
+                .join(format!(
+                    "{}.{}.{}",
+                    project.output_name,
+                    hash.trim(),
+                    ext.trim()
+                ))
+                .exists()
+        })
+    })
+}
+
+/// Records the fingerprint of the site just built (or forgets it, before a rebuild).
+pub fn record(project: &Project, fingerprint: Option<&str>) -> Result<()> {
+    let path = stamp_path(project);
+    match fingerprint {
+        Some(value) => fs::write(&path, value),
+        None if path.exists() => fs::remove_file(&path),
+        None => Ok(()),
+    }
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Kept in the WASM's target folder: anything in the site root would be served.
+fn stamp_path(project: &Project) -> PathBuf {
+    project.front_target_dir().join("site-fingerprint")
+}
+
+fn list_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            list_files(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Generates the JS glue and the final `.wasm` with wasm-bindgen (the library the pinned CLI is
 /// made of, with the CLI's defaults for `--target web`), named `<output-name>.js` and
 /// `<output-name>.wasm` in the pkg folder.
@@ -63,13 +154,13 @@ pub fn bindgen(project: &Project) -> Result<PathBuf> {
     Ok(wasm)
 }
 
-/// `wasm-opt` from the npm package `binaryen` the project installs (`npm ci`): Debian's is too
-/// old, and its output breaks hydration.
-pub fn wasm_opt_path(project: &Project) -> Result<PathBuf> {
-    let path = project.root.join("node_modules/.bin/wasm-opt");
+/// A tool from the project's npm packages (`npm ci`): `wasm-opt` from binaryen (Debian's is too
+/// old, and its output breaks hydration), `terser`, `playwright`.
+pub fn npm_tool(project: &Project, name: &str) -> Result<PathBuf> {
+    let path = project.root.join("node_modules/.bin").join(name);
     ensure!(
         path.exists(),
-        "{} is missing: run scripts/setup (it runs `npm ci`, which installs binaryen)",
+        "{} is missing: run scripts/setup (it runs `npm ci`)",
         path.display()
     );
     Ok(path)
@@ -78,7 +169,7 @@ pub fn wasm_opt_path(project: &Project) -> Result<PathBuf> {
 /// Shrinks the `.wasm` in place with wasm-opt, with cargo-leptos's flags (or the metadata's
 /// `wasm-opt-features`).
 pub fn wasm_opt(project: &Project, wasm: &Path) -> Result<()> {
-    let tool = wasm_opt_path(project)?;
+    let tool = npm_tool(project, "wasm-opt")?;
     let defaults = [
         "-Oz",
         "--enable-bulk-memory",
@@ -94,6 +185,21 @@ pub fn wasm_opt(project: &Project, wasm: &Path) -> Result<()> {
         .status()
         .with_context(|| format!("cannot run {}", tool.display()))?;
     ensure!(status.success(), "wasm-opt failed ({status})");
+    Ok(())
+}
+
+/// Minifies the JS glue in place (compress and mangle, as an ES module), as cargo-leptos does in
+/// release builds (with swc there, terser here).
+pub fn minify_js(project: &Project) -> Result<()> {
+    let tool = npm_tool(project, "terser")?;
+    let js = project.pkg_dir.join(format!("{}.js", project.output_name));
+    let status = Command::new(&tool)
+        .arg(&js)
+        .args(["--module", "--compress", "--mangle", "-o"])
+        .arg(&js)
+        .status()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
+    ensure!(status.success(), "terser failed ({status})");
     Ok(())
 }
 
