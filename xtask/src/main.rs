@@ -78,43 +78,43 @@ fn build() -> Result<Project> {
 
     // The server and the WASM compile side by side, sharing as many job slots as one cargo
     // would use: each build's serial stretches (the server's last crates, the WASM's
-    // one-unit LTO) leave a core the other can use. Both slots are taken before either cargo
-    // starts; each cargo runs one job on the slot held for it and takes more from the pool.
+    // one-unit LTO) leave a core the other can use. Each cargo runs its first job on a slot
+    // held for it from before it starts, and takes any more from the pool.
     let jobs = jobs();
     let slots = jobserver::Client::new(jobs).context("cannot make the job slots")?;
-    let server_slot = slots.acquire()?;
-    let front_slot = (jobs > 1).then(|| slots.acquire()).transpose()?;
-    eprintln!("==> compile the server and the WASM side by side ({jobs} job slots)");
-    let server_started = Instant::now();
-    let mut server = spawn_cargo(&project, &server_args(&project), &slots)?;
-
-    let front = (|| {
-        let _slot = match front_slot {
-            Some(slot) => slot,
-            None => slots.acquire()?,
-        };
-        step("compile the WASM (frontend)", || {
+    if jobs < 2 {
+        // One slot: one build after the other.
+        let _slot = slots.acquire()?;
+        front(&project, &slots)?;
+        step("compile the server", || {
             wait_cargo(
-                spawn_cargo(&project, &frontend_args(&project), &slots)?,
-                "the WASM",
+                spawn_cargo(&project, &server_args(&project), &slots)?,
+                "the server",
             )
         })?;
-        site(&project)
-    })();
-    if let Err(err) = front {
-        // The server's build is of no use without its site: stop it.
-        let _ = server.kill();
-        let _ = server.wait();
-        return Err(err);
+    } else {
+        let server_slot = slots.acquire()?;
+        let front_slot = slots.acquire()?;
+        eprintln!("==> compile the server and the WASM side by side ({jobs} job slots)");
+        let server_started = Instant::now();
+        let mut server = spawn_cargo(&project, &server_args(&project), &slots)?;
+        let site_built = front(&project, &slots);
+        drop(front_slot);
+        if let Err(err) = site_built {
+            // The server's build is of no use without its site: stop it.
+            let _ = server.kill();
+            let _ = server.wait();
+            return Err(err);
+        }
+        let server = wait_cargo(server, "the server");
+        drop(server_slot);
+        eprintln!(
+            "    compile the server: {} in {:.1} s",
+            if server.is_ok() { "done" } else { "failed" },
+            server_started.elapsed().as_secs_f64()
+        );
+        server?;
     }
-    let server = wait_cargo(server, "the server");
-    drop(server_slot);
-    eprintln!(
-        "    compile the server: {} in {:.1} s",
-        if server.is_ok() { "done" } else { "failed" },
-        server_started.elapsed().as_secs_f64()
-    );
-    server?;
     eprintln!(
         "==> built {} and {} in {:.1} s",
         project.site_root.display(),
@@ -122,6 +122,17 @@ fn build() -> Result<Project> {
         started.elapsed().as_secs_f64()
     );
     Ok(project)
+}
+
+/// The WASM, then the site made from it.
+fn front(project: &Project, slots: &jobserver::Client) -> Result<()> {
+    step("compile the WASM (frontend)", || {
+        wait_cargo(
+            spawn_cargo(project, &frontend_args(project), slots)?,
+            "the WASM",
+        )
+    })?;
+    site(project)
 }
 
 /// The site from the compiled WASM: bindgen, wasm-opt, the JS glue minified, the stylesheet,
