@@ -494,7 +494,7 @@ async fn security_headers_on_pages_and_api_answers() {
             "nosniff",
             "/{path}"
         );
-        assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "/{path}");
+        assert_eq!(headers[header::REFERRER_POLICY], "same-origin", "/{path}");
         assert_eq!(headers[header::CACHE_CONTROL], "no-store", "/{path}");
         if path.is_empty() {
             // Every script on the page carries this response's nonce.
