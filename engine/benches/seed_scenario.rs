@@ -362,7 +362,7 @@ impl Lab<'_> {
             phase.runs_failed += task.counts.failed;
             phase.runs_unfinished += u64::from(task.state != TaskState::Idle);
             for run in &task.history {
-                if let Outcome::Failed { error } = &run.outcome {
+                if let Outcome::Failed { error, .. } = &run.outcome {
                     *phase.failures.entry(error.clone()).or_default() += 1;
                 }
             }

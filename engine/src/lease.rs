@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     db::{Backend, Database},
+    failure::FailureKind,
     histogram::{Histogram, HistogramReading},
     server_view::{self, ServerView},
 };
@@ -77,6 +78,14 @@ pub enum LeaseError {
         /// The driver's message.
         reason: String,
     },
+    /// PostgreSQL refused a new connection for want of a free slot (SQLSTATE 53300).
+    #[error("{task}: the database refuses new connections, every slot is taken: {reason}")]
+    SlotsExhausted {
+        /// The task.
+        task: String,
+        /// The driver's message.
+        reason: String,
+    },
     /// The pool was closed (the server is shutting down).
     #[error("the connection pool is closed")]
     Closed,
@@ -86,6 +95,28 @@ impl LeaseError {
     /// Whether trying again later may succeed (all but a closed pool).
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Closed)
+    }
+
+    /// What kind of failure this is, by variant.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::AcquireTimeout { .. } => FailureKind::AcquireTimeout,
+            Self::Revoked { .. } => FailureKind::Revoked,
+            Self::TimedOut { .. } => FailureKind::TimedOut,
+            Self::Connect { .. } => FailureKind::Unreachable,
+            Self::SlotsExhausted { .. } => FailureKind::SlotsExhausted,
+            Self::Closed => FailureKind::Closed,
+        }
+    }
+
+    /// `task` could not open a connection: a slot refusal when the driver's SQLSTATE says so,
+    /// otherwise an unreachable database.
+    fn connect(task: &str, err: &sqlx::Error) -> Self {
+        let (task, reason) = (task.to_owned(), err.to_string());
+        match FailureKind::of_sqlx(err) {
+            FailureKind::SlotsExhausted => Self::SlotsExhausted { task, reason },
+            _ => Self::Connect { task, reason },
+        }
     }
 }
 
@@ -558,12 +589,7 @@ impl LeaseManager {
                     self.count(run.task(), |c| c.acquire_timeouts += 1);
                     return Err(err);
                 }
-                Ok(Err(Checkout::Pool(err))) => {
-                    return Err(LeaseError::Connect {
-                        task: run.task().to_owned(),
-                        reason: err.to_string(),
-                    });
-                }
+                Ok(Err(Checkout::Pool(err))) => return Err(LeaseError::connect(run.task(), &err)),
             }
         };
         drop(waiting);
@@ -744,10 +770,7 @@ impl LeaseManager {
                 Box::pin(async move {
                     server_view::read_postgres(conn)
                         .await
-                        .map_err(|err| LeaseError::Connect {
-                            task,
-                            reason: err.to_string(),
-                        })
+                        .map_err(|err| LeaseError::connect(&task, &err))
                 })
             })
             .await?;

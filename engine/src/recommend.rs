@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    failure::FailureKind,
     lease::{LeaseInfo, PoolSnapshot},
     server_view::ServerView,
     tasks::{Outcome, RunRecord, TaskView},
@@ -363,10 +364,10 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
         let failing = recent.len() == t.failures_in_a_row
             && recent.iter().all(|o| matches!(o, Outcome::Failed { .. }));
         if let Some(last) = task.history.first()
-            && let Outcome::Failed { error } = &last.outcome
+            && let Outcome::Failed { cause, error } = &last.outcome
         {
-            let unreachable = task.name == "health_check" && is_connection_error(error);
-            if is_slot_refusal(error) {
+            let unreachable = task.name == "health_check" && cause.is_connection();
+            if *cause == FailureKind::SlotsExhausted {
                 // One line for the server, however many tasks it refused.
                 if !slots_refused {
                     slots_refused = true;
@@ -508,23 +509,6 @@ pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
 
 /// The id of the line that says nothing is wrong.
 pub const ALL_CLEAR: &str = "all_clear";
-
-/// PostgreSQL's refusals when its connection slots are all taken (SQLSTATE 53300).
-fn is_slot_refusal(error: &str) -> bool {
-    error.contains("too many clients") || error.contains("remaining connection slots are reserved")
-}
-
-fn is_connection_error(error: &str) -> bool {
-    [
-        "no connection within",
-        "cannot open a database connection",
-        "connection refused",
-        "Connection refused",
-        "error communicating",
-    ]
-    .iter()
-    .any(|needle| error.contains(needle))
-}
 
 /// Turns findings into shown recommendations without flapping.
 #[derive(Debug, Default)]
@@ -948,8 +932,9 @@ mod tests {
         }
     }
 
-    fn failed(error: &str) -> Outcome {
+    fn failed(cause: FailureKind, error: &str) -> Outcome {
         Outcome::Failed {
+            cause,
             error: error.into(),
         }
     }
@@ -968,9 +953,9 @@ mod tests {
             "auction_monitor",
             1800,
             vec![
-                (failed("database error: boom"), 4, 10),
-                (failed("x"), 4, 10),
-                (failed("x"), 4, 10),
+                (failed(FailureKind::Database, "database error: boom"), 4, 10),
+                (failed(FailureKind::Database, "x"), 4, 10),
+                (failed(FailureKind::Database, "x"), 4, 10),
             ],
         )];
         assert!(
@@ -981,7 +966,11 @@ mod tests {
         w.tasks = vec![task(
             "auction_monitor",
             1800,
-            vec![(failed("boom"), 4, 10), (failed("x"), 4, 10), (ok(), 1, 10)],
+            vec![
+                (failed(FailureKind::Database, "boom"), 4, 10),
+                (failed(FailureKind::Database, "x"), 4, 10),
+                (ok(), 1, 10),
+            ],
         )];
         assert!(
             w.one("retries_exhausted:auction_monitor")
@@ -991,7 +980,7 @@ mod tests {
         w.tasks = vec![task(
             "auction_monitor",
             1800,
-            vec![(failed("bad data"), 1, 10)],
+            vec![(failed(FailureKind::Logic, "bad data"), 1, 10)],
         )];
         assert_eq!(
             w.ids(),
@@ -1003,6 +992,7 @@ mod tests {
             3600,
             vec![(
                 failed(
+                    FailureKind::AcquireTimeout,
                     "health_check: no connection within 15000 ms (pool size 0 of max 20, 1 waiting)",
                 ),
                 4,
@@ -1017,8 +1007,16 @@ mod tests {
         let mut w = World::new();
         let refused = "error returned from database: sorry, too many clients already";
         w.tasks = vec![
-            task("status_transitions", 900, vec![(failed(refused), 4, 10)]),
-            task("health_check", 3600, vec![(failed(refused), 4, 10)]),
+            task(
+                "status_transitions",
+                900,
+                vec![(failed(FailureKind::SlotsExhausted, refused), 4, 10)],
+            ),
+            task(
+                "health_check",
+                3600,
+                vec![(failed(FailureKind::SlotsExhausted, refused), 4, 10)],
+            ),
         ];
         assert_eq!(w.ids(), ["server_slots_exhausted"]);
         let f = w.one("server_slots_exhausted");
@@ -1028,6 +1026,66 @@ mod tests {
                 .contains("status_transitions could not get a connection after 4 attempts")
         );
         assert!(f.detail.contains(refused));
+    }
+
+    /// The rules read a failure's kind, never its words: whatever the message says —
+    /// nothing, gibberish, or the words of another rule's failure — each kind raises its own
+    /// rule, so rewording an error cannot silence a recommendation.
+    #[test]
+    fn failure_rules_fire_on_the_kind_whatever_the_message_says() {
+        let messages = [
+            "",
+            "zzz",
+            "sorry, too many clients already",
+            "remaining connection slots are reserved",
+            "no connection within 15000 ms",
+            "cannot open a database connection",
+            "error communicating with database: Connection refused",
+            "lease revoked (stale)",
+        ];
+        let one_run = |name: &str, cause, message: &str| {
+            let mut w = World::new();
+            w.tasks = vec![task(name, 3600, vec![(failed(cause, message), 4, 10)])];
+            w.ids()
+        };
+        for message in messages {
+            assert_eq!(
+                one_run("status_transitions", FailureKind::SlotsExhausted, message),
+                ["server_slots_exhausted"],
+                "{message:?}"
+            );
+            for cause in [FailureKind::AcquireTimeout, FailureKind::Unreachable] {
+                assert_eq!(
+                    one_run("health_check", cause, message),
+                    ["database_unreachable"],
+                    "{cause:?} {message:?}"
+                );
+            }
+            for cause in [
+                FailureKind::Revoked,
+                FailureKind::TimedOut,
+                FailureKind::Closed,
+                FailureKind::Database,
+                FailureKind::Logic,
+            ] {
+                assert_eq!(
+                    one_run("health_check", cause, message),
+                    ["retries_exhausted:health_check"],
+                    "{cause:?} {message:?}"
+                );
+                let mut w = World::new();
+                w.tasks = vec![task(
+                    "auction_monitor",
+                    1800,
+                    vec![(failed(cause, message), 1, 10); 3],
+                )];
+                assert_eq!(
+                    w.ids(),
+                    ["failing:auction_monitor"],
+                    "{cause:?} {message:?}"
+                );
+            }
+        }
     }
 
     #[test]

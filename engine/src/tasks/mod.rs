@@ -29,6 +29,7 @@ pub use retry::TaskError;
 
 use crate::{
     auctions::StatusCounts,
+    failure::FailureKind,
     lease::{LeaseManager, RunContext},
     settings::{RetryPolicy, TaskIntervals},
 };
@@ -127,7 +128,9 @@ pub enum Outcome {
     },
     /// Failed after its attempts.
     Failed {
-        /// The last error.
+        /// What kind of failure the last attempt met (what the recommendation rules read).
+        cause: FailureKind,
+        /// The last error, in words for the operator.
         error: String,
     },
     /// Stopped by the operator (stop past its deadline, emergency cleanup).
@@ -625,9 +628,9 @@ impl Inner {
                 state.last_success_at = Some(finished_at);
             }
             Outcome::Skipped { .. } => state.counts.elsewhere_skips += 1,
-            Outcome::Failed { error } => {
+            Outcome::Failed { cause, error } => {
                 state.counts.failed += 1;
-                tracing::warn!(task = %slot.name, run_id, attempts, %error, "run failed");
+                tracing::warn!(task = %slot.name, run_id, attempts, ?cause, %error, "run failed");
             }
             Outcome::Cancelled { .. } => state.counts.cancelled += 1,
         }
@@ -728,6 +731,7 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
             }
             Err(err) => {
                 break Outcome::Failed {
+                    cause: err.kind(),
                     error: err.to_string(),
                 };
             }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::{lease::LeaseError, settings::RetryPolicy};
+use crate::{failure::FailureKind, lease::LeaseError, settings::RetryPolicy};
 
 impl RetryPolicy {
     /// The most the `retry`-th retry (1-based) may wait: `base × factor^(retry−1)`, capped.
@@ -49,6 +49,15 @@ impl TaskError {
             Self::Lease(err) => err.is_retryable(),
             Self::Database(err) => is_transient(err),
             Self::Logic(_) => false,
+        }
+    }
+
+    /// What kind of failure this is, for the run's record and the recommendation rules.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Lease(err) => err.kind(),
+            Self::Database(err) => FailureKind::of_sqlx(err),
+            Self::Logic(_) => FailureKind::Logic,
         }
     }
 }
@@ -136,5 +145,64 @@ mod tests {
         assert!(!TaskError::Lease(LeaseError::Closed).is_retryable());
         assert!(!TaskError::Logic("reserve below zero".into()).is_retryable());
         assert!(!TaskError::Database(sqlx::Error::RowNotFound).is_retryable());
+    }
+
+    #[test]
+    fn failures_are_classified_by_type_and_sqlstate() {
+        use crate::failure::coded::Coded;
+        let lease = |err: LeaseError| TaskError::Lease(err).kind();
+        let task = || "t".to_owned();
+        let reason = || "whatever the driver says".to_owned();
+        assert_eq!(
+            lease(LeaseError::AcquireTimeout {
+                task: task(),
+                waited: Duration::ZERO,
+                size: 0,
+                max: 1,
+                waiting: 1
+            }),
+            FailureKind::AcquireTimeout
+        );
+        assert_eq!(
+            lease(LeaseError::Connect {
+                task: task(),
+                reason: reason()
+            }),
+            FailureKind::Unreachable
+        );
+        assert_eq!(
+            lease(LeaseError::SlotsExhausted {
+                task: task(),
+                reason: reason()
+            }),
+            FailureKind::SlotsExhausted
+        );
+        assert_eq!(
+            lease(LeaseError::Revoked {
+                task: task(),
+                reason: reason()
+            }),
+            FailureKind::Revoked
+        );
+        assert_eq!(
+            lease(LeaseError::TimedOut {
+                task: task(),
+                timeout: Duration::ZERO
+            }),
+            FailureKind::TimedOut
+        );
+        assert_eq!(lease(LeaseError::Closed), FailureKind::Closed);
+        assert_eq!(
+            TaskError::Database(Coded::error("53300", "reworded")).kind(),
+            FailureKind::SlotsExhausted
+        );
+        assert_eq!(
+            TaskError::Database(Coded::error("23505", "too many clients")).kind(),
+            FailureKind::Database
+        );
+        assert_eq!(
+            TaskError::Logic("no connection within".into()).kind(),
+            FailureKind::Logic
+        );
     }
 }
