@@ -17,14 +17,12 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{
-        Mutex, MutexGuard,
-        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
-    },
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Database;
@@ -250,12 +248,6 @@ pub struct AuditLog {
     reads: tokio::sync::Semaphore,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 const COLUMNS: &str =
     "id, at_ms, role, action, arguments, outcome, result, client, repeat_count, last_at_ms";
 
@@ -351,7 +343,7 @@ impl AuditLog {
         let (count, place) = (window.count, window.place);
         match place {
             Place::Row(id) => {
-                if let Some(entry) = lock(&self.recent).iter_mut().find(|e| e.id == id) {
+                if let Some(entry) = self.recent.lock().iter_mut().find(|e| e.id == id) {
                     entry.count = count;
                     entry.last_at = Some(now);
                 }
@@ -505,7 +497,7 @@ impl AuditLog {
             count: pending.count,
             last_at: pending.last_at,
         };
-        let mut recent = lock(&self.recent);
+        let mut recent = self.recent.lock();
         if recent.len() == RECENT {
             recent.pop_back();
         }
@@ -516,7 +508,7 @@ impl AuditLog {
     /// The most recent entries, newest first, as this process knows them (what the dashboard
     /// shows); no database access.
     pub fn recent(&self, limit: usize) -> Vec<AuditEntry> {
-        lock(&self.recent).iter().take(limit).cloned().collect()
+        self.recent.lock().iter().take(limit).cloned().collect()
     }
 
     /// A page of the log from the database, newest first: up to `limit` entries (1 to

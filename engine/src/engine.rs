@@ -1,11 +1,9 @@
 //! The running engine: the database plus the in-process state the dashboard reads.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -35,6 +33,23 @@ pub struct EngineConfig {
     pub thresholds: Thresholds,
     /// Demo only: add a `leaky_report` task that holds its connection too long.
     pub demo_leak: Option<DemoLeak>,
+}
+
+impl EngineConfig {
+    /// The engine on `database` with every other setting at its documented default (the
+    /// README's Configuration table): no demo data, no demo leak. Override fields with struct
+    /// update syntax, `EngineConfig { pool, ..EngineConfig::new(database) }`.
+    pub fn new(database: DatabaseUrl) -> Self {
+        Self {
+            database,
+            pool: PoolSettings::default(),
+            intervals: TaskIntervals::default(),
+            retry: RetryPolicy::default(),
+            demo: false,
+            thresholds: Thresholds::default(),
+            demo_leak: None,
+        }
+    }
 }
 
 /// The demo's `leaky_report` task: how often it runs and how long each run sits on its
@@ -271,16 +286,12 @@ impl Advisor {
             },
             &self.thresholds,
         );
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         state.1 = state.0.update(now, findings, &self.thresholds);
     }
 
     fn current(&self) -> Vec<Recommendation> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+        self.state.lock().1.clone()
     }
 }
 

@@ -13,13 +13,14 @@ use std::{
     ops::{Deref, DerefMut},
     pin::Pin,
     sync::{
-        Arc, Mutex, MutexGuard, OnceLock, RwLock,
+        Arc, OnceLock,
         atomic::{AtomicU32, AtomicU64, Ordering::Relaxed},
     },
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, pool::PoolConnection};
 use tokio_util::sync::CancellationToken;
@@ -494,13 +495,6 @@ impl Held {
     }
 }
 
-/// Poison only means another thread panicked mid-update of plain counters; keep going.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Counts an acquire as waiting for as long as it lives, even if the acquire is cancelled.
 struct Waiting<'a>(&'a AtomicU32);
 
@@ -597,7 +591,7 @@ impl LeaseManager {
 
         let id = shared.next_id.fetch_add(1, Relaxed);
         let acquired = Instant::now();
-        lock(&shared.leases).insert(
+        shared.leases.lock().insert(
             id,
             Held {
                 task: run.task().to_owned(),
@@ -663,7 +657,9 @@ impl LeaseManager {
     pub fn leases(&self) -> Vec<LeaseInfo> {
         let now = Instant::now();
         let timeout = self.shared.lease_timeout;
-        lock(&self.shared.leases)
+        self.shared
+            .leases
+            .lock()
             .iter()
             .map(|(id, held)| held.info(*id, now, timeout))
             .collect()
@@ -675,12 +671,12 @@ impl LeaseManager {
         let pool = shared.db.pool_status();
         let now = Instant::now();
         let (leases, stale, per_task) = {
-            let held = lock(&shared.leases);
+            let held = shared.leases.lock();
             let stale = held
                 .values()
                 .filter(|h| now.saturating_duration_since(h.acquired) > shared.lease_timeout)
                 .count();
-            let mut per_task = lock(&shared.per_task).clone();
+            let mut per_task = shared.per_task.lock().clone();
             for h in held.values() {
                 if let Some(counts) = per_task.get_mut(&h.task) {
                     counts.held += 1;
@@ -729,14 +725,14 @@ impl LeaseManager {
         let mut snapshot = self.snapshot();
         let reading = self.shared.acquire_latency.read();
         {
-            let mut previous = lock(&self.shared.previous_latency);
+            let mut previous = self.shared.previous_latency.lock();
             snapshot.window_p95_ms = reading
                 .since(&previous)
                 .quantile(0.95)
                 .map(|d| d.as_secs_f64() * 1000.0);
             *previous = reading;
         }
-        let mut history = lock(&self.shared.history);
+        let mut history = self.shared.history.lock();
         if history.len() == HISTORY_LEN {
             history.pop_front();
         }
@@ -745,16 +741,12 @@ impl LeaseManager {
 
     /// The recorded snapshots, oldest first.
     pub fn history(&self) -> Vec<PoolSnapshot> {
-        lock(&self.shared.history).iter().cloned().collect()
+        self.shared.history.lock().iter().cloned().collect()
     }
 
     /// The last server-wide view the health check read.
     pub fn server_view(&self) -> ServerView {
-        self.shared
-            .server_view
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.shared.server_view.read().clone()
     }
 
     /// Reads the server-wide view through a lease of `run` and keeps it (PostgreSQL); on SQLite
@@ -781,11 +773,7 @@ impl LeaseManager {
 
     /// Keeps a server-wide view read by a task (the health check).
     pub fn store_server_view(&self, view: ServerView) {
-        *self
-            .shared
-            .server_view
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = view;
+        *self.shared.server_view.write() = view;
     }
 
     /// Test support: makes a held lease's recorded backend `backend`, to stand in for a pid
@@ -793,7 +781,9 @@ impl LeaseManager {
     /// Returns whether the lease was held.
     #[doc(hidden)]
     pub fn forge_backend_identity(&self, lease_id: u64, backend: BackendIdentity) -> bool {
-        lock(&self.shared.leases)
+        self.shared
+            .leases
+            .lock()
             .get_mut(&lease_id)
             .map(|held| held.backend = Some(backend))
             .is_some()
@@ -818,7 +808,7 @@ impl LeaseManager {
         // Decide and (unless dry) take the leases out under one lock, so the report names
         // exactly the leases acted on.
         let chosen: Vec<(LeaseInfo, Option<BackendIdentity>, Option<RunContext>)> = {
-            let mut held = lock(&shared.leases);
+            let mut held = shared.leases.lock();
             let ids: Vec<u64> = held
                 .iter()
                 .filter(|(_, h)| {
@@ -959,7 +949,7 @@ async fn terminate_backends(db: &Database, backends: &[BackendIdentity]) -> Ende
 }
 
 fn count_task(shared: &Shared, task: &str, update: impl FnOnce(&mut TaskLeaseCounts)) {
-    let mut per_task = lock(&shared.per_task);
+    let mut per_task = shared.per_task.lock();
     if let Some(counts) = per_task.get_mut(task) {
         update(counts);
     } else {
@@ -1053,7 +1043,7 @@ impl DerefMut for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let still_registered = lock(&self.shared.leases).remove(&self.id).is_some();
+        let still_registered = self.shared.leases.lock().remove(&self.id).is_some();
         if self.dirty
             || !still_registered
             || self.run.revoked().is_some()

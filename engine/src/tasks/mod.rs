@@ -14,13 +14,14 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -334,12 +335,6 @@ struct Current {
     handle: Option<JoinHandle<()>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl TaskManager {
     /// The three real tasks at `intervals`.
     pub fn new(
@@ -383,13 +378,13 @@ impl TaskManager {
 
     /// Whether the scheduler is running.
     pub fn is_running(&self) -> bool {
-        lock(&self.inner.scheduler).is_some()
+        self.inner.scheduler.lock().is_some()
     }
 
     /// Starts every task's ticker (the first tick is immediate). Returns `false` if it was
     /// running already.
     pub fn start(&self) -> bool {
-        let mut scheduler = lock(&self.inner.scheduler);
+        let mut scheduler = self.inner.scheduler.lock();
         if scheduler.is_some() {
             return false;
         }
@@ -405,7 +400,7 @@ impl TaskManager {
     /// Stops the tickers, waits up to `deadline` for runs in flight, then cancels the rest
     /// (their leases are released and their connections closed).
     pub async fn stop(&self, deadline: Duration) -> StopReport {
-        if let Some(scheduler) = lock(&self.inner.scheduler).take() {
+        if let Some(scheduler) = self.inner.scheduler.lock().take() {
             scheduler.stop.cancel();
             for ticker in scheduler.tickers {
                 ticker.abort();
@@ -417,7 +412,7 @@ impl TaskManager {
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| {
-                let mut state = lock(&slot.state);
+                let mut state = slot.state.lock();
                 state.next_run_at = None;
                 let current = state.current.as_mut()?;
                 Some((index, current.run_id, current.handle.take()?))
@@ -452,14 +447,14 @@ impl TaskManager {
     /// Pauses `task`: its ticks start no runs until [`TaskManager::resume`].
     pub fn pause(&self, task: &str) -> Result<(), CommandError> {
         let index = self.index(task)?;
-        lock(&self.inner.slots[index].state).paused = true;
+        self.inner.slots[index].state.lock().paused = true;
         Ok(())
     }
 
     /// Resumes a paused task.
     pub fn resume(&self, task: &str) -> Result<(), CommandError> {
         let index = self.index(task)?;
-        lock(&self.inner.slots[index].state).paused = false;
+        self.inner.slots[index].state.lock().paused = false;
         Ok(())
     }
 
@@ -469,7 +464,7 @@ impl TaskManager {
         let mut reset = Vec::new();
         for (index, slot) in self.inner.slots.iter().enumerate() {
             let waiting = {
-                let mut state = lock(&slot.state);
+                let mut state = slot.state.lock();
                 match state.current.as_mut() {
                     Some(current) if matches!(current.state, TaskState::Backoff { .. }) => {
                         current.handle.take().map(|handle| (current.run_id, handle))
@@ -495,7 +490,9 @@ impl TaskManager {
             let finished = slot.finished.notified();
             tokio::pin!(finished);
             finished.as_mut().enable();
-            if let Some(record) = lock(&slot.state)
+            if let Some(record) = slot
+                .state
+                .lock()
                 .history
                 .iter()
                 .find(|r| r.run_id == run_id)
@@ -512,7 +509,7 @@ impl TaskManager {
             .slots
             .iter()
             .map(|slot| {
-                let state = lock(&slot.state);
+                let state = slot.state.lock();
                 TaskView {
                     name: slot.name.clone(),
                     interval_secs: slot.every.as_secs(),
@@ -533,12 +530,12 @@ impl TaskManager {
 
     /// The auction counts the last run read, and when.
     pub fn latest_counts(&self) -> Option<(StatusCounts, DateTime<Utc>)> {
-        lock(&self.inner.latest_counts).clone()
+        self.inner.latest_counts.lock().clone()
     }
 
     /// The health check's last database round trip.
     pub fn latest_round_trip(&self) -> Option<Duration> {
-        *lock(&self.inner.latest_round_trip)
+        *self.inner.latest_round_trip.lock()
     }
 
     fn index(&self, task: &str) -> Result<usize, CommandError> {
@@ -565,14 +562,14 @@ async fn ticker(inner: Arc<Inner>, index: usize, stop: CancellationToken) {
         }
         let next =
             Utc::now() + chrono::Duration::from_std(slot.every).unwrap_or(chrono::TimeDelta::MAX);
-        lock(&slot.state).next_run_at = Some(next);
-        if lock(&slot.state).paused {
+        slot.state.lock().next_run_at = Some(next);
+        if slot.state.lock().paused {
             continue;
         }
         if let Err(CommandError::AlreadyRunning(_, run_id)) =
             inner.start_run(index, Trigger::Schedule)
         {
-            lock(&slot.state).counts.overlap_skips += 1;
+            slot.state.lock().counts.overlap_skips += 1;
             tracing::info!(task = %slot.name, run_id, "tick skipped: the previous run is still going");
         }
     }
@@ -582,7 +579,7 @@ impl Inner {
     fn start_run(self: &Arc<Self>, index: usize, trigger: Trigger) -> Result<u64, CommandError> {
         let slot = &self.slots[index];
         // The lock is held across the spawn so the run cannot finish before it is recorded.
-        let mut state = lock(&slot.state);
+        let mut state = slot.state.lock();
         if let Some(current) = &state.current {
             return Err(CommandError::AlreadyRunning(
                 slot.name.clone(),
@@ -609,7 +606,7 @@ impl Inner {
     }
 
     fn set_state(&self, index: usize, run_id: u64, update: impl FnOnce(&mut Current)) {
-        let mut state = lock(&self.slots[index].state);
+        let mut state = self.slots[index].state.lock();
         if let Some(current) = state.current.as_mut().filter(|c| c.run_id == run_id) {
             update(current);
         }
@@ -617,7 +614,7 @@ impl Inner {
 
     fn finish(&self, index: usize, run_id: u64, attempts: u32, outcome: Outcome) {
         let slot = &self.slots[index];
-        let mut state = lock(&slot.state);
+        let mut state = slot.state.lock();
         let Some(current) = state.current.take_if(|c| c.run_id == run_id) else {
             return;
         };
@@ -657,7 +654,7 @@ impl Inner {
 
     fn finish_cancelled(&self, index: usize, run_id: u64, reason: &str) {
         let attempts = {
-            let state = lock(&self.slots[index].state);
+            let state = self.slots[index].state.lock();
             state.current.as_ref().map_or(1, |c| {
                 u32::try_from(c.backoff_ms.len()).unwrap_or(u32::MAX) + 1
             })
@@ -696,10 +693,10 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
         match result {
             Ok(output) => {
                 if let Some(counts) = output.counts {
-                    *lock(&inner.latest_counts) = Some((counts, Utc::now()));
+                    *inner.latest_counts.lock() = Some((counts, Utc::now()));
                 }
                 if let Some(round_trip) = output.round_trip {
-                    *lock(&inner.latest_round_trip) = Some(round_trip);
+                    *inner.latest_round_trip.lock() = Some(round_trip);
                 }
                 break match output.skipped {
                     Some(reason) => Outcome::Skipped { reason },
@@ -714,7 +711,7 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                 let until = Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
                 tracing::info!(task = %slot.name, run_id, attempt, %err, delay_ms = delay.as_millis() as u64, "retrying");
-                lock(&slot.state).counts.retries += 1;
+                slot.state.lock().counts.retries += 1;
                 inner.set_state(index, run_id, |current| {
                     current
                         .backoff_ms
