@@ -12,8 +12,8 @@ use crate::{
     db::{Database, DatabaseUrl, DbError},
     lease::{CleanupReport, LeaseManager},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
-    settings::{PoolSettings, RetryPolicy, TaskIntervals},
-    tasks::{self, TaskManager, jobs::LeakyReport},
+    settings::{PoolSettings, TaskIntervals},
+    tasks::{self, RetryPolicy, TaskManager, jobs::LeakyReport},
 };
 
 /// Everything the engine needs to start.
@@ -136,7 +136,7 @@ impl Engine {
         let db_for_audit = db.clone();
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
-        let mut jobs = tasks::standard_jobs(&config.intervals);
+        let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
         if let Some(DemoLeak { every, hold }) = config.demo_leak {
             jobs.push((
                 "leaky_report".to_owned(),

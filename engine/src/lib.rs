@@ -45,5 +45,5 @@ pub use lease::{
     PoolSnapshot, RunContext,
 };
 pub use server_view::ServerView;
-pub use settings::{PoolSettings, RetryPolicy, TaskIntervals};
-pub use tasks::{TaskManager, TaskView};
+pub use settings::{PoolSettings, TaskIntervals};
+pub use tasks::{RetryPolicy, TaskManager, TaskView};
