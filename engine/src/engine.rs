@@ -29,7 +29,7 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Seed demo auctions at start-up.
     pub demo: bool,
-    /// Recommendation thresholds.
+    /// When each recommendation fires and how long it must hold (the `REC_*` variables).
     pub thresholds: Thresholds,
     /// Demo only: add a `leaky_report` task that holds its connection too long.
     pub demo_leak: Option<DemoLeak>,
@@ -88,14 +88,14 @@ pub struct AuctionsView {
 const DEMO_AUCTIONS: u32 = 12;
 
 /// How often a snapshot goes into the history ring (an hour of them is kept).
-pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const HISTORY_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the recommendations are evaluated.
-pub const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
 
 /// The prefix of every instance's task-pool `application_name` (`leasewatch:tasks:<instance>`),
 /// by which the rules count instances on one server.
-pub const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
+pub(crate) const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
 
 /// How long a stop (or SIGTERM) waits for runs in flight before cancelling them.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 /// PostgreSQL's SQLSTATE when it refuses a connection for want of a free slot: "sorry, too
 /// many clients already" and "remaining connection slots are reserved for ..." alike. The
 /// rest of class 53 (disk full, out of memory, configuration limit) is not about slots.
-pub const TOO_MANY_CONNECTIONS: &str = "53300";
+pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
 
 /// PostgreSQL's SQLSTATE while it starts up or shuts down ("the database system is starting
 /// up").
-pub const CANNOT_CONNECT_NOW: &str = "57P03";
+pub(crate) const CANNOT_CONNECT_NOW: &str = "57P03";
 
 /// Why a run failed, as the recommendation rules read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]

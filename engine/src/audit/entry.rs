@@ -80,7 +80,7 @@ impl NewEntry {
 
 /// Cuts `value` to at most [`MAX_FIELD_BYTES`] bytes on a character boundary, ending in `…`
 /// when anything was cut.
-pub fn truncate_field(value: &mut String) {
+fn truncate_field(value: &mut String) {
     if value.len() <= MAX_FIELD_BYTES {
         return;
     }

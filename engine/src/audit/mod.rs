@@ -33,7 +33,7 @@ use std::{
 use chrono::Utc;
 use parking_lot::Mutex;
 
-pub use entry::{AuditEntry, AuditPage, NewEntry, Recorded, truncate_field};
+pub use entry::{AuditEntry, AuditPage, NewEntry, Recorded};
 
 use self::{
     queue::{Key, Pending, Place, Queue},

@@ -26,19 +26,19 @@ pub use url::{DatabaseUrl, UrlError, redact_password};
 use crate::settings::PoolSettings;
 
 /// The `application_name` of the control pool's connections.
-pub const CONTROL_APPLICATION_NAME: &str = "leasewatch:control";
+pub(crate) const CONTROL_APPLICATION_NAME: &str = "leasewatch:control";
 
 /// The `application_name` of the readiness probe's connection.
-pub const PROBE_APPLICATION_NAME: &str = "leasewatch:probe";
+pub(crate) const PROBE_APPLICATION_NAME: &str = "leasewatch:probe";
 
 /// The PostgreSQL schema that holds every Leasewatch table and its migrations table. Every
 /// Leasewatch session runs with `search_path` set to it, so queries (written once for both
 /// backends) stay unqualified and never reach a host application's tables in `public`.
-pub const SCHEMA: &str = "leasewatch";
+pub(crate) const SCHEMA: &str = "leasewatch";
 
 /// Where sqlx records applied migrations on PostgreSQL: in [`SCHEMA`], not the host
 /// database's shared `public._sqlx_migrations`.
-pub const POSTGRES_MIGRATIONS_TABLE: &str = "leasewatch._sqlx_migrations";
+pub(crate) const POSTGRES_MIGRATIONS_TABLE: &str = "leasewatch._sqlx_migrations";
 
 /// A readiness probe waits at most this long for its answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -35,15 +35,15 @@ pub enum LeaseError {
     /// The work on the connection outlived the lease timeout.
     #[error("{task}: work exceeded the {} s lease timeout", timeout.as_secs_f64())]
     TimedOut {
-        /// The task.
+        /// The task whose work ran long.
         task: String,
-        /// The lease timeout.
+        /// The lease timeout it outlived.
         timeout: Duration,
     },
     /// The pool failed to open a connection for a reason waiting cannot fix.
     #[error("{task}: cannot open a database connection: {reason}")]
     Connect {
-        /// The task.
+        /// The task that asked.
         task: String,
         /// The driver's message.
         reason: String,
@@ -51,9 +51,9 @@ pub enum LeaseError {
     /// PostgreSQL refused a new connection for want of a free slot (SQLSTATE 53300).
     #[error("{task}: the database refuses new connections, every slot is taken: {reason}")]
     SlotsExhausted {
-        /// The task.
+        /// The task that asked.
         task: String,
-        /// The driver's message.
+        /// The server's refusal, as the driver gives it.
         reason: String,
     },
     /// The pool was closed (the server is shutting down).

@@ -9,7 +9,7 @@ use super::{ALL_CLEAR, Finding, Recommendation, Thresholds};
 
 /// Turns findings into shown recommendations without flapping.
 #[derive(Debug, Default)]
-pub struct Hysteresis {
+pub(crate) struct Hysteresis {
     tracked: BTreeMap<String, Tracked>,
 }
 
@@ -23,7 +23,7 @@ struct Tracked {
 
 impl Hysteresis {
     /// Feeds the findings of `now`; returns what to show, worst first.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         now: DateTime<Utc>,
         findings: Vec<Finding>,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use hysteresis::Hysteresis;
+pub(crate) use hysteresis::Hysteresis;
 
 use crate::{
     lease::{LeaseInfo, PoolSnapshot},
@@ -28,7 +28,7 @@ use crate::{
     tasks::TaskView,
 };
 
-/// How bad.
+/// How urgent a recommendation is; recommendations are shown worst first.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -59,7 +59,7 @@ pub enum Suggested {
 pub struct Recommendation {
     /// Stable id of the rule (and subject): `stale_lease:auction_monitor`, ...
     pub id: String,
-    /// How bad.
+    /// How urgent it is.
     pub severity: Severity,
     /// What is wrong, in a few words.
     pub title: String,
@@ -122,9 +122,9 @@ impl Default for Thresholds {
     }
 }
 
-/// Everything the rules look at.
-pub struct Inputs<'a> {
-    /// Now.
+/// Everything the rules look at, read from in-process state (no database access).
+pub(crate) struct Inputs<'a> {
+    /// The instant the rules judge; spans ("for 30 s", "in the last 5 min") end here.
     pub now: DateTime<Utc>,
     /// The pool now.
     pub snapshot: &'a PoolSnapshot,
@@ -132,7 +132,7 @@ pub struct Inputs<'a> {
     pub history: &'a [PoolSnapshot],
     /// The leases held now.
     pub leases: &'a [LeaseInfo],
-    /// The tasks.
+    /// Every task with its recent runs, newest first.
     pub tasks: &'a [TaskView],
     /// Whether the scheduler runs.
     pub scheduler_running: bool,
@@ -144,18 +144,16 @@ pub struct Inputs<'a> {
     pub app_prefix: &'a str,
 }
 
-/// A condition that holds now (before hysteresis).
+/// A condition that holds now, before hysteresis decides whether it shows; it becomes a
+/// [`Recommendation`] with the same fields.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    /// Rule (and subject) id.
+pub(crate) struct Finding {
+    /// The rule's id, with its subject where it has one (`failing:health_check`): hysteresis
+    /// tracks each id on its own.
     pub id: String,
-    /// How bad.
     pub severity: Severity,
-    /// Title.
     pub title: String,
-    /// Numbers and advice.
     pub detail: String,
-    /// Suggested action.
     pub action: Option<Suggested>,
 }
 
@@ -181,7 +179,7 @@ impl Finding {
 pub const ALL_CLEAR: &str = "all_clear";
 
 /// The conditions that hold now, worst first; one "all clear" line when none does.
-pub fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
+pub(crate) fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
     let mut found: Vec<Finding> = rules::ALL.iter().flat_map(|rule| rule(inputs, t)).collect();
     if found.is_empty() {
         found.push(Finding::new(

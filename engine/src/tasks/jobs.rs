@@ -51,9 +51,9 @@ pub struct HealthCheck;
 /// `leaky_report` (demo only): written the careless way the seed's tasks were — it takes a
 /// connection, reads, then keeps the connection while it "formats" for `hold`. It is there
 /// to show the lease manager catching and reclaiming a leak.
-pub struct LeakyReport {
+pub(crate) struct LeakyReport {
     /// How long it sits on its connection.
-    pub hold: std::time::Duration,
+    pub(crate) hold: std::time::Duration,
 }
 
 impl Job for LeakyReport {

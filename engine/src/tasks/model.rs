@@ -22,7 +22,7 @@ pub enum Outcome {
     },
     /// Not run: another instance was running it.
     Skipped {
-        /// Why.
+        /// Why, in words for the operator.
         reason: String,
     },
     /// Failed after its attempts.
@@ -34,7 +34,7 @@ pub enum Outcome {
     },
     /// Stopped by the operator (stop past its deadline, emergency cleanup).
     Cancelled {
-        /// Why.
+        /// What stopped it, in words for the operator.
         reason: String,
     },
 }
