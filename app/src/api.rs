@@ -244,7 +244,7 @@ pub mod ssr {
             last_detail: last.map(|r| match &r.outcome {
                 Outcome::Succeeded { detail, .. } => detail.clone(),
                 Outcome::Skipped { reason } | Outcome::Cancelled { reason } => reason.clone(),
-                Outcome::Failed { error } => error.clone(),
+                Outcome::Failed { error, .. } => error.clone(),
             }),
             last_run_at_ms: last.map(|r| r.started_at.timestamp_millis()),
             last_duration_ms: last.map(|r| r.duration_ms),

@@ -40,7 +40,7 @@ use std::{
     io::{Read as _, Seek as _},
     path::Path,
     str::FromStr,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -53,6 +53,7 @@ use leasewatch_engine::{
     tasks::{Outcome, TaskState},
 };
 use leasewatch_testkit::ScratchCluster;
+use parking_lot::Mutex;
 use sqlx::{
     Any, AnyPool, Connection, Executor, PgConnection, any::AnyPoolOptions, pool::PoolConnection,
     postgres::PgConnectOptions,
@@ -284,7 +285,7 @@ impl Lab<'_> {
             }
         }
         while leaks.join_next().await.is_some() {}
-        let leaked = std::mem::take(&mut *leaked.lock().unwrap_or_else(|p| p.into_inner()));
+        let leaked = std::mem::take(&mut *leaked.lock());
         phase.leaked = leaked.len() as u64;
         drop(leaked);
         let closing = tokio::time::timeout(Duration::from_secs(10), pool.close());
@@ -362,7 +363,7 @@ impl Lab<'_> {
             phase.runs_failed += task.counts.failed;
             phase.runs_unfinished += u64::from(task.state != TaskState::Idle);
             for run in &task.history {
-                if let Outcome::Failed { error } = &run.outcome {
+                if let Outcome::Failed { error, .. } = &run.outcome {
                     *phase.failures.entry(error.clone()).or_default() += 1;
                 }
             }
@@ -376,7 +377,6 @@ impl Lab<'_> {
         let admin = self
             .admin
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or("the observer's connection is in use")?;
         let web = PgConnectOptions::from_str(url)?.application_name(WEB_NAME);
@@ -397,7 +397,7 @@ impl Lab<'_> {
         let web = watch.web.await?;
         watch.stop.cancel();
         let (admin, samples) = watch.sampler.await??;
-        *self.admin.lock().unwrap_or_else(|p| p.into_inner()) = Some(admin);
+        *self.admin.lock() = Some(admin);
         Ok(Phase {
             web,
             samples,
@@ -417,7 +417,7 @@ impl Lab<'_> {
 
     /// Waits (up to 15 s) until the previous phase's sessions are gone.
     async fn wait_for_no_app_connections(&self) -> Result<(), BoxError> {
-        let mut taken = self.admin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut taken = self.admin.lock().take();
         let admin = taken
             .as_mut()
             .ok_or("the observer's connection is in use")?;
@@ -432,7 +432,7 @@ impl Lab<'_> {
             }
             tokio::time::sleep(SAMPLE_EVERY).await;
         }
-        *self.admin.lock().unwrap_or_else(|p| p.into_inner()) = taken;
+        *self.admin.lock() = taken;
         Ok(())
     }
 }
@@ -569,7 +569,7 @@ async fn seed_leak(
     sqlx::query("SELECT COUNT(*) FROM auctions")
         .fetch_one(&mut *conn)
         .await?;
-    leaked.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+    leaked.lock().push(conn);
     Ok(())
 }
 

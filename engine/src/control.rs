@@ -327,10 +327,7 @@ impl Engine {
 
     /// Refuses an emergency cleanup within [`EMERGENCY_COOLDOWN`] of the last one.
     fn claim_emergency(&self) -> Result<(), ControlError> {
-        let mut last = self
-            .last_emergency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last_emergency.lock();
         if let Some(at) = *last
             && at.elapsed() < EMERGENCY_COOLDOWN
         {

@@ -1,11 +1,9 @@
 //! The running engine: the database plus the in-process state the dashboard reads.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -14,8 +12,8 @@ use crate::{
     db::{Database, DatabaseUrl, DbError},
     lease::{CleanupReport, LeaseManager},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
-    settings::{PoolSettings, RetryPolicy, TaskIntervals},
-    tasks::{self, TaskManager, jobs::LeakyReport},
+    settings::{PoolSettings, TaskIntervals},
+    tasks::{self, RetryPolicy, TaskManager, jobs::LeakyReport},
 };
 
 /// Everything the engine needs to start.
@@ -31,10 +29,27 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Seed demo auctions at start-up.
     pub demo: bool,
-    /// Recommendation thresholds.
+    /// When each recommendation fires and how long it must hold (the `REC_*` variables).
     pub thresholds: Thresholds,
     /// Demo only: add a `leaky_report` task that holds its connection too long.
     pub demo_leak: Option<DemoLeak>,
+}
+
+impl EngineConfig {
+    /// The engine on `database` with every other setting at its documented default (the
+    /// README's Configuration table): no demo data, no demo leak. Override fields with struct
+    /// update syntax, `EngineConfig { pool, ..EngineConfig::new(database) }`.
+    pub fn new(database: DatabaseUrl) -> Self {
+        Self {
+            database,
+            pool: PoolSettings::default(),
+            intervals: TaskIntervals::default(),
+            retry: RetryPolicy::default(),
+            demo: false,
+            thresholds: Thresholds::default(),
+            demo_leak: None,
+        }
+    }
 }
 
 /// The demo's `leaky_report` task: how often it runs and how long each run sits on its
@@ -73,14 +88,14 @@ pub struct AuctionsView {
 const DEMO_AUCTIONS: u32 = 12;
 
 /// How often a snapshot goes into the history ring (an hour of them is kept).
-pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const HISTORY_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the recommendations are evaluated.
-pub const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
 
 /// The prefix of every instance's task-pool `application_name` (`leasewatch:tasks:<instance>`),
 /// by which the rules count instances on one server.
-pub const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
+pub(crate) const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
 
 /// How long a stop (or SIGTERM) waits for runs in flight before cancelling them.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -121,7 +136,7 @@ impl Engine {
         let db_for_audit = db.clone();
         let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
         let shutdown = CancellationToken::new();
-        let mut jobs = tasks::standard_jobs(&config.intervals);
+        let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
         if let Some(DemoLeak { every, hold }) = config.demo_leak {
             jobs.push((
                 "leaky_report".to_owned(),
@@ -271,16 +286,12 @@ impl Advisor {
             },
             &self.thresholds,
         );
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         state.1 = state.0.update(now, findings, &self.thresholds);
     }
 
     fn current(&self) -> Vec<Recommendation> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+        self.state.lock().1.clone()
     }
 }
 

@@ -17,14 +17,14 @@ const BUCKETS: usize = BOUNDS_SECS.len() + 1;
 
 /// Counts of observed durations per bucket, since start.
 #[derive(Debug, Default)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     counts: [AtomicU64; BUCKETS],
     sum_micros: AtomicU64,
 }
 
 impl Histogram {
     /// Records one observation.
-    pub fn record(&self, elapsed: Duration) {
+    pub(crate) fn record(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let bucket = BOUNDS_SECS.partition_point(|bound| *bound < secs);
         self.counts[bucket].fetch_add(1, Relaxed);
@@ -33,7 +33,7 @@ impl Histogram {
     }
 
     /// The counts now. Point-in-time per bucket: a concurrent `record` may be half-seen.
-    pub fn read(&self) -> HistogramReading {
+    pub(crate) fn read(&self) -> HistogramReading {
         HistogramReading {
             counts: std::array::from_fn(|i| self.counts[i].load(Relaxed)),
             sum_micros: self.sum_micros.load(Relaxed),

@@ -9,6 +9,7 @@
 //!   dashboard reads.
 //! - [`lease`]: the connection lease manager — every connection a task holds is a tracked,
 //!   bounded, reclaimable lease; snapshots, history, cleanup and emergency cleanup.
+//! - [`failure`]: the kind of failure that ended a task run, classified where it happens.
 //! - [`histogram`]: the lock-free latency histogram behind the acquire and hold-time figures.
 //! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
 //! - [`tasks`]: the task manager — scheduler, the three real jobs, retry with backoff, per-task
@@ -28,6 +29,7 @@ pub mod audit;
 pub mod control;
 pub mod db;
 pub mod engine;
+pub mod failure;
 pub mod histogram;
 pub mod lease;
 pub mod recommend;
@@ -37,10 +39,11 @@ pub mod tasks;
 
 pub use db::{Backend, Database, DatabaseUrl, DbError, NotReady, PoolStatus};
 pub use engine::{AuctionsView, DemoLeak, Engine, EngineConfig};
+pub use failure::FailureKind;
 pub use lease::{
     BackendIdentity, CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager,
     PoolSnapshot, RunContext,
 };
 pub use server_view::ServerView;
-pub use settings::{PoolSettings, RetryPolicy, TaskIntervals};
-pub use tasks::{TaskManager, TaskView};
+pub use settings::{PoolSettings, TaskIntervals};
+pub use tasks::{RetryPolicy, TaskManager, TaskView};

@@ -72,27 +72,3 @@ impl TaskIntervals {
         }
     }
 }
-
-/// Exponential backoff with full jitter for retryable task failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (`RETRY_MAX`).
-    pub max_retries: u32,
-    /// Delay before the first retry, before jitter (`RETRY_BASE_DELAY`).
-    pub base_delay: Duration,
-    /// Each retry's delay is the previous one times this factor (`RETRY_FACTOR`).
-    pub factor: u32,
-    /// No delay exceeds this (`RETRY_MAX_DELAY`).
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_retries: 3,
-            base_delay: Duration::from_secs(1),
-            factor: 2,
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}

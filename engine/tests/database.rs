@@ -3,25 +3,21 @@
 use std::time::{Duration, Instant};
 
 use leasewatch_engine::{
-    Backend, Database, DatabaseUrl, DbError, Engine, EngineConfig, PoolSettings, RetryPolicy,
-    TaskIntervals, auctions::AuctionStatus,
+    Backend, Database, DatabaseUrl, DbError, Engine, EngineConfig, PoolSettings,
+    auctions::AuctionStatus,
 };
 use leasewatch_testkit::TestDatabase;
 
 fn config(database: DatabaseUrl, demo: bool) -> EngineConfig {
     EngineConfig {
-        database,
         pool: PoolSettings {
             max_connections: 4,
             min_connections: 1,
             connect_timeout: Duration::from_secs(5),
             ..PoolSettings::default()
         },
-        intervals: TaskIntervals::default(),
-        retry: RetryPolicy::default(),
         demo,
-        thresholds: Default::default(),
-        demo_leak: None,
+        ..EngineConfig::new(database)
     }
 }
 

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use leasewatch_engine::{
-    Backend, BackendIdentity, Database, DatabaseUrl, LeaseError, LeaseManager, PoolSettings,
-    RunContext, ServerView,
+    Backend, BackendIdentity, Database, DatabaseUrl, FailureKind, LeaseError, LeaseManager,
+    PoolSettings, RunContext, ServerView,
 };
 use leasewatch_testkit::{ScratchCluster, TestDatabase};
 use sqlx::{AnyConnection, Connection};
@@ -587,8 +587,9 @@ async fn postgres_slot_exhaustion_times_out_then_recovers() {
         match AnyConnection::connect(&app_url).await {
             Ok(conn) => hog.push(conn),
             Err(err) => {
-                assert!(
-                    err.to_string().contains("remaining connection slots"),
+                assert_eq!(
+                    FailureKind::of_sqlx(&err),
+                    FailureKind::SlotsExhausted,
                     "{err}"
                 );
                 break;

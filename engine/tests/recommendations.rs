@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use leasewatch_engine::{
-    DatabaseUrl, Engine, EngineConfig, PoolSettings, RetryPolicy, RunContext, TaskIntervals,
+    DatabaseUrl, Engine, EngineConfig, PoolSettings, RetryPolicy, RunContext,
     recommend::{Recommendation, Severity, Thresholds},
     server_view::IDLE_IN_TRANSACTION_AFTER,
 };
@@ -13,7 +13,6 @@ use sqlx::{AnyConnection, Connection};
 
 fn config(url: &str, max: u32, min: u32) -> EngineConfig {
     EngineConfig {
-        database: DatabaseUrl::parse(url).unwrap(),
         pool: PoolSettings {
             max_connections: max,
             min_connections: min,
@@ -21,12 +20,10 @@ fn config(url: &str, max: u32, min: u32) -> EngineConfig {
             lease_timeout: Duration::from_secs(1),
             ..PoolSettings::default()
         },
-        intervals: TaskIntervals::default(),
         retry: RetryPolicy {
             max_retries: 0,
             ..RetryPolicy::default()
         },
-        demo: false,
         thresholds: Thresholds {
             waiting_for: Duration::from_secs(1),
             timeout_window: Duration::from_secs(3),
@@ -34,7 +31,7 @@ fn config(url: &str, max: u32, min: u32) -> EngineConfig {
             clear: Duration::ZERO,
             ..Thresholds::default()
         },
-        demo_leak: None,
+        ..EngineConfig::new(DatabaseUrl::parse(url).unwrap())
     }
 }
 

@@ -3,16 +3,38 @@
 //! once; row work also skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`), so no
 //! auction is transitioned or settled twice.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use sqlx::{Any, Connection, Transaction};
 
-use super::{Job, JobContext, JobFuture, JobOutput, TaskError};
+use super::{Job, JobContext, JobFuture, JobOutput, JobSpec, TaskError};
 use crate::{
     auctions::{self, AuctionStatus},
     db::Backend,
     server_view::{self, ServerView},
+    settings::TaskIntervals,
 };
+
+/// The three real tasks at `intervals`.
+pub fn standard_jobs(intervals: &TaskIntervals) -> Vec<JobSpec> {
+    vec![
+        (
+            "status_transitions".to_owned(),
+            intervals.status_transitions,
+            Arc::new(StatusTransitions) as Arc<dyn Job>,
+        ),
+        (
+            "auction_monitor".to_owned(),
+            intervals.auction_monitor,
+            Arc::new(AuctionMonitor),
+        ),
+        (
+            "health_check".to_owned(),
+            intervals.health_check,
+            Arc::new(HealthCheck),
+        ),
+    ]
+}
 
 /// Rows changed per statement: bounded work per round trip, one transaction per run.
 const BATCH: i64 = 200;
@@ -29,9 +51,9 @@ pub struct HealthCheck;
 /// `leaky_report` (demo only): written the careless way the seed's tasks were — it takes a
 /// connection, reads, then keeps the connection while it "formats" for `hold`. It is there
 /// to show the lease manager catching and reclaiming a leak.
-pub struct LeakyReport {
+pub(crate) struct LeakyReport {
     /// How long it sits on its connection.
-    pub hold: std::time::Duration,
+    pub(crate) hold: std::time::Duration,
 }
 
 impl Job for LeakyReport {

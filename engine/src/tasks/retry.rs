@@ -1,10 +1,32 @@
-//! Exponential backoff with full jitter, and which failures deserve a retry.
+//! Exponential backoff with full jitter: the policy and the delay it gives each retry.
 
 use std::time::Duration;
 
 use rand::Rng;
 
-use crate::{lease::LeaseError, settings::RetryPolicy};
+/// Exponential backoff with full jitter for retryable task failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (`RETRY_MAX`).
+    pub max_retries: u32,
+    /// Delay before the first retry, before jitter (`RETRY_BASE_DELAY`).
+    pub base_delay: Duration,
+    /// Each retry's delay is the previous one times this factor (`RETRY_FACTOR`).
+    pub factor: u32,
+    /// No delay exceeds this (`RETRY_MAX_DELAY`).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            base_delay: Duration::from_secs(1),
+            factor: 2,
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
 
 impl RetryPolicy {
     /// The most the `retry`-th retry (1-based) may wait: `base × factor^(retry−1)`, capped.
@@ -24,54 +46,6 @@ impl RetryPolicy {
         let ceiling = self.ceiling(retry);
         let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
         Duration::from_micros(rng.random_range(0..=micros))
-    }
-}
-
-/// Why a task run failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    /// No lease, or the lease was revoked or timed out.
-    #[error(transparent)]
-    Lease(#[from] LeaseError),
-    /// The database refused or failed a statement.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The task's own logic failed: retrying would fail the same way.
-    #[error("{0}")]
-    Logic(String),
-}
-
-impl TaskError {
-    /// Connection errors, timeouts, serialization failures and lease revocation are worth
-    /// another attempt; logic errors are not.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Lease(err) => err.is_retryable(),
-            Self::Database(err) => is_transient(err),
-            Self::Logic(_) => false,
-        }
-    }
-}
-
-fn is_transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            matches!(
-                code.as_ref(),
-                // PostgreSQL: serialization failure, deadlock, statement timeout / cancel,
-                // admin shutdown, crash shutdown, cannot connect now, too many connections,
-                // idle-in-transaction timeout.
-                "40001" | "40P01" | "57014" | "57P01" | "57P02" | "57P03" | "53300" | "25P03"
-                // SQLite: busy, locked, busy snapshot.
-                | "5" | "6" | "517"
-            ) || code.starts_with("08") // PostgreSQL connection exceptions
-        }),
-        _ => false,
     }
 }
 
@@ -115,26 +89,5 @@ mod tests {
                 "jitter reaches high"
             );
         }
-    }
-
-    #[test]
-    fn only_transient_failures_are_retried() {
-        assert!(TaskError::Database(sqlx::Error::PoolTimedOut).is_retryable());
-        assert!(
-            TaskError::Database(sqlx::Error::Io(std::io::Error::from(
-                std::io::ErrorKind::ConnectionRefused
-            )))
-            .is_retryable()
-        );
-        assert!(
-            TaskError::Lease(LeaseError::Revoked {
-                task: "t".into(),
-                reason: "stale".into()
-            })
-            .is_retryable()
-        );
-        assert!(!TaskError::Lease(LeaseError::Closed).is_retryable());
-        assert!(!TaskError::Logic("reserve below zero".into()).is_retryable());
-        assert!(!TaskError::Database(sqlx::Error::RowNotFound).is_retryable());
     }
 }

@@ -1,0 +1,162 @@
+//! What kind of failure ended a task run, decided once, where the failure happens, from the
+//! error's type and (for database errors) its SQLSTATE — never from its message, so rewording
+//! a message cannot change which recommendation a failure raises.
+
+use serde::{Deserialize, Serialize};
+
+/// PostgreSQL's SQLSTATE when it refuses a connection for want of a free slot: "sorry, too
+/// many clients already" and "remaining connection slots are reserved for ..." alike. The
+/// rest of class 53 (disk full, out of memory, configuration limit) is not about slots.
+pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
+
+/// PostgreSQL's SQLSTATE while it starts up or shuts down ("the database system is starting
+/// up").
+pub(crate) const CANNOT_CONNECT_NOW: &str = "57P03";
+
+/// Why a run failed, as the recommendation rules read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// No connection within `DB_CONNECTION_TIMEOUT`: the pool is exhausted, or the server
+    /// does not let the pool open one.
+    AcquireTimeout,
+    /// The database could not be reached or a connection to it could not be opened (refused,
+    /// reset, TLS failure, a connection exception, a server starting up).
+    Unreachable,
+    /// PostgreSQL refused a new connection for want of a free slot
+    /// ([`TOO_MANY_CONNECTIONS`]).
+    SlotsExhausted,
+    /// Cleanup took the run's lease back.
+    Revoked,
+    /// The work outlived the lease timeout.
+    TimedOut,
+    /// The pool is closed: the engine is shutting down.
+    Closed,
+    /// The database refused or failed a statement.
+    Database,
+    /// The task's own logic failed; retrying would fail the same way.
+    Logic,
+}
+
+impl FailureKind {
+    /// Classifies a driver error by its variant and SQLSTATE.
+    pub fn of_sqlx(err: &sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Self::Unreachable,
+            sqlx::Error::PoolTimedOut => Self::AcquireTimeout,
+            sqlx::Error::PoolClosed => Self::Closed,
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some(TOO_MANY_CONNECTIONS) => Self::SlotsExhausted,
+                // Class 08: connection exceptions.
+                Some(code) if code == CANNOT_CONNECT_NOW || code.starts_with("08") => {
+                    Self::Unreachable
+                }
+                _ => Self::Database,
+            },
+            _ => Self::Database,
+        }
+    }
+
+    /// Whether the run could not get a connection at all: what makes a failing health check
+    /// mean "the database is unreachable".
+    pub fn is_connection(self) -> bool {
+        matches!(self, Self::AcquireTimeout | Self::Unreachable)
+    }
+}
+
+/// A database error with a chosen SQLSTATE and message, for tests that classify errors
+/// without a server that would produce them.
+#[cfg(test)]
+pub(crate) mod coded {
+    use std::{borrow::Cow, error::Error, fmt};
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    /// An error as a driver would return it, saying `message` with SQLSTATE `code`.
+    #[derive(Debug)]
+    pub(crate) struct Coded {
+        pub(crate) code: &'static str,
+        pub(crate) message: &'static str,
+    }
+
+    impl Coded {
+        pub(crate) fn error(code: &'static str, message: &'static str) -> sqlx::Error {
+            sqlx::Error::Database(Box::new(Self { code, message }))
+        }
+    }
+
+    impl fmt::Display for Coded {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.message)
+        }
+    }
+
+    impl Error for Coded {}
+
+    impl DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.message
+        }
+
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.code))
+        }
+
+        fn as_error(&self) -> &(dyn Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn as_error_mut(&mut self) -> &mut (dyn Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn into_error(self: Box<Self>) -> Box<dyn Error + Send + Sync + 'static> {
+            self
+        }
+
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{coded::Coded, *};
+
+    #[test]
+    fn driver_errors_are_classified_by_sqlstate_not_message() {
+        // Messages that say the opposite of their code: only the code counts.
+        let cases = [
+            ("53300", "connection refused", FailureKind::SlotsExhausted),
+            ("08006", "too many clients", FailureKind::Unreachable),
+            ("57P03", "", FailureKind::Unreachable),
+            (
+                "53200",
+                "remaining connection slots are reserved",
+                FailureKind::Database,
+            ),
+            ("40001", "no connection within", FailureKind::Database),
+        ];
+        for (code, message, kind) in cases {
+            assert_eq!(
+                FailureKind::of_sqlx(&Coded::error(code, message)),
+                kind,
+                "{code} {message:?}"
+            );
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            FailureKind::of_sqlx(&sqlx::Error::Io(refused)),
+            FailureKind::Unreachable
+        );
+        assert_eq!(
+            FailureKind::of_sqlx(&sqlx::Error::PoolTimedOut),
+            FailureKind::AcquireTimeout
+        );
+        assert_eq!(
+            FailureKind::of_sqlx(&sqlx::Error::RowNotFound),
+            FailureKind::Database
+        );
+    }
+}

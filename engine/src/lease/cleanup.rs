@@ -1,0 +1,297 @@
+//! Taking leases back: cleanup revokes stale leases and ends their backends; emergency
+//! cleanup revokes them all and closes idle connections down to the pool's minimum. Both can
+//! report what they would do instead.
+
+use std::{sync::atomic::Ordering::Relaxed, time::Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    LeaseInfo, LeaseManager, RunContext,
+    backend::{BackendIdentity, terminate_backends},
+};
+use crate::db::Backend;
+
+/// Which cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupKind {
+    /// Revoke stale leases only.
+    Stale,
+    /// Revoke every background lease and shrink the pool to its minimum.
+    Emergency,
+}
+
+/// What a cleanup did, or with `dry_run`, what it would do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CleanupReport {
+    /// Which cleanup.
+    pub kind: CleanupKind,
+    /// Nothing was changed: this is the plan.
+    pub dry_run: bool,
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Leases revoked (or to revoke).
+    pub revoked: Vec<LeaseInfo>,
+    /// PostgreSQL backends of the revoked leases ended (or, in a dry run, to end).
+    pub terminated: Vec<i32>,
+    /// Backends that were no longer there to end: closed by the revocation or by the server
+    /// (a pid since reused by another session counts here too, and that session is left
+    /// alone).
+    #[serde(default)]
+    pub already_gone: Vec<i32>,
+    /// Backends that could not be terminated, with the reason.
+    pub termination_failures: Vec<(i32, String)>,
+    /// Idle connections closed (or to close) to bring the pool down to its minimum.
+    pub closed_idle: u32,
+    /// Open connections before.
+    pub pool_size_before: u32,
+    /// Tasks whose retry series was reset (or would be) by an emergency cleanup.
+    pub retries_reset: Vec<String>,
+    /// Things an operator should know (e.g. that SQLite has no backends to terminate).
+    pub notes: Vec<String>,
+}
+
+impl CleanupReport {
+    /// One line for logs and the dashboard: "revoked 3 leases held by auction_monitor, ...".
+    pub fn summary(&self) -> String {
+        let verb = |done: &str, planned: &str| {
+            if self.dry_run {
+                planned.to_owned()
+            } else {
+                done.to_owned()
+            }
+        };
+        let mut tasks: Vec<&str> = self.revoked.iter().map(|l| l.task.as_str()).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        let mut parts = vec![format!(
+            "{} {} lease{}{}",
+            verb("revoked", "would revoke"),
+            self.revoked.len(),
+            if self.revoked.len() == 1 { "" } else { "s" },
+            if tasks.is_empty() {
+                String::new()
+            } else {
+                format!(" held by {}", tasks.join(", "))
+            }
+        )];
+        if !self.terminated.is_empty() {
+            parts.push(format!(
+                "{} {} backend{}",
+                verb("terminated", "would terminate"),
+                self.terminated.len(),
+                if self.terminated.len() == 1 { "" } else { "s" }
+            ));
+        }
+        if !self.already_gone.is_empty() {
+            parts.push(format!(
+                "{} backend{} already gone",
+                self.already_gone.len(),
+                if self.already_gone.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ));
+        }
+        if !self.termination_failures.is_empty() {
+            parts.push(format!(
+                "{} backend{} could not be terminated",
+                self.termination_failures.len(),
+                if self.termination_failures.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ));
+        }
+        if self.kind == CleanupKind::Emergency {
+            parts.push(format!(
+                "{} {} idle connection{}",
+                verb("closed", "would close"),
+                self.closed_idle,
+                if self.closed_idle == 1 { "" } else { "s" }
+            ));
+        }
+        if !self.retries_reset.is_empty() {
+            parts.push(format!(
+                "{} the retries of {}",
+                verb("reset", "would reset"),
+                self.retries_reset.join(", ")
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
+impl LeaseManager {
+    /// it would do.
+    pub async fn cleanup(&self, dry_run: bool) -> CleanupReport {
+        self.reclaim(CleanupKind::Stale, dry_run).await
+    }
+
+    /// Revokes every background lease, terminates their backends and closes idle connections
+    /// down to the pool's minimum; with `dry_run`, only reports what it would do.
+    pub async fn emergency_cleanup(&self, dry_run: bool) -> CleanupReport {
+        self.reclaim(CleanupKind::Emergency, dry_run).await
+    }
+
+    async fn reclaim(&self, kind: CleanupKind, dry_run: bool) -> CleanupReport {
+        let shared = &self.shared;
+        let pool = shared.db.pool_status();
+        let now = Instant::now();
+        // Decide and (unless dry) take the leases out under one lock, so the report names
+        // exactly the leases acted on.
+        let chosen: Vec<(LeaseInfo, Option<BackendIdentity>, Option<RunContext>)> = {
+            let mut held = shared.leases.lock();
+            let ids: Vec<u64> = held
+                .iter()
+                .filter(|(_, h)| {
+                    kind == CleanupKind::Emergency
+                        || now.saturating_duration_since(h.acquired) > shared.lease_timeout
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| {
+                    let lease = held.get(&id)?;
+                    let info = lease.info(id, now, shared.lease_timeout);
+                    let backend = lease.backend;
+                    let run = if dry_run {
+                        None
+                    } else {
+                        held.remove(&id).map(|h| h.run)
+                    };
+                    Some((info, backend, run))
+                })
+                .collect()
+        };
+        let revoked: Vec<LeaseInfo> = chosen.iter().map(|(info, ..)| info.clone()).collect();
+        let backends: Vec<BackendIdentity> = chosen.iter().filter_map(|(_, b, _)| *b).collect();
+        let pids: Vec<i32> = backends.iter().map(|b| b.pid).collect();
+        let closed_target = match kind {
+            CleanupKind::Stale => 0,
+            // The revoked leases' connections close as their runs drop them.
+            CleanupKind::Emergency => pool.idle.min(
+                pool.size
+                    .saturating_sub(u32::try_from(revoked.len()).unwrap_or(u32::MAX))
+                    .saturating_sub(pool.min),
+            ),
+        };
+        let mut report = CleanupReport {
+            kind,
+            dry_run,
+            at: Utc::now(),
+            revoked,
+            terminated: pids,
+            already_gone: Vec::new(),
+            termination_failures: Vec::new(),
+            closed_idle: closed_target,
+            pool_size_before: pool.size,
+            retries_reset: Vec::new(),
+            notes: Vec::new(),
+        };
+        if shared.db.backend() == Backend::Sqlite && !report.revoked.is_empty() {
+            report.notes.push(
+                "SQLite has no server backends to terminate; revoked runs stop and their \
+                 connections are closed"
+                    .to_owned(),
+            );
+        }
+        if dry_run {
+            return report;
+        }
+
+        let reason = match kind {
+            CleanupKind::Stale => format!(
+                "stale: held longer than the {} s lease timeout",
+                shared.lease_timeout.as_secs_f64()
+            ),
+            CleanupKind::Emergency => "emergency cleanup".to_owned(),
+        };
+        for (info, _, run) in &chosen {
+            if let Some(run) = run {
+                run.revoke(reason.clone());
+            }
+            shared.revoked.fetch_add(1, Relaxed);
+            self.count(&info.task, |c| c.revoked += 1);
+        }
+        if !backends.is_empty() {
+            let ended = terminate_backends(&shared.db, &backends).await;
+            report.terminated = ended.terminated;
+            report.already_gone = ended.already_gone;
+            report.termination_failures = ended.failures;
+        }
+        report.closed_idle = self.close_idle(closed_target).await;
+        if !report.revoked.is_empty() || report.closed_idle > 0 {
+            tracing::warn!(kind = ?kind, "{}", report.summary());
+        }
+        report
+    }
+
+    /// Closes up to `count` idle connections; returns how many it closed.
+    async fn close_idle(&self, count: u32) -> u32 {
+        let mut closed = 0;
+        while closed < count {
+            let Some(conn) = self.shared.db.pool().try_acquire() else {
+                break;
+            };
+            let _ = conn.close().await;
+            closed += 1;
+        }
+        closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(task: &str) -> LeaseInfo {
+        LeaseInfo {
+            id: 1,
+            task: task.to_owned(),
+            run_id: 1,
+            acquired_at: Utc::now(),
+            backend_pid: Some(7),
+            held_ms: 40_000,
+            stale: true,
+        }
+    }
+
+    #[test]
+    fn summaries_say_what_was_done_or_would_be() {
+        let mut report = CleanupReport {
+            kind: CleanupKind::Emergency,
+            dry_run: true,
+            at: Utc::now(),
+            revoked: vec![
+                info("auction_monitor"),
+                info("auction_monitor"),
+                info("health_check"),
+            ],
+            terminated: vec![7, 8, 9],
+            already_gone: vec![],
+            termination_failures: vec![],
+            closed_idle: 1,
+            pool_size_before: 6,
+            retries_reset: vec![],
+            notes: vec![],
+        };
+        assert_eq!(
+            report.summary(),
+            "would revoke 3 leases held by auction_monitor, health_check, would terminate 3 \
+             backends, would close 1 idle connection"
+        );
+        report.dry_run = false;
+        report.kind = CleanupKind::Stale;
+        report.revoked.truncate(1);
+        report.terminated.truncate(1);
+        assert_eq!(
+            report.summary(),
+            "revoked 1 lease held by auction_monitor, terminated 1 backend"
+        );
+    }
+}

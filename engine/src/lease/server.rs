@@ -1,0 +1,42 @@
+//! The database server's view (PostgreSQL's connection use), kept beside the leases so the
+//! rules read it without a database round trip.
+
+use super::{LeaseError, LeaseManager, RunContext};
+use crate::{
+    db::Backend,
+    server_view::{self, ServerView},
+};
+
+impl LeaseManager {
+    /// The last server-wide view the health check read.
+    pub fn server_view(&self) -> ServerView {
+        self.shared.server_view.read().clone()
+    }
+
+    /// Reads the server-wide view through a lease of `run` and keeps it (PostgreSQL); on SQLite
+    /// it says that it does not apply.
+    pub async fn refresh_server_view(&self, run: &RunContext) -> Result<ServerView, LeaseError> {
+        if self.database().backend() == Backend::Sqlite {
+            return Ok(self.server_view());
+        }
+        let mut lease = self.acquire(run).await?;
+        let task = run.task().to_owned();
+        let view = lease
+            .run(|conn| {
+                Box::pin(async move {
+                    server_view::read_postgres(conn)
+                        .await
+                        .map_err(|err| LeaseError::connect(&task, &err))
+                })
+            })
+            .await?;
+        let view = ServerView::Postgres(view);
+        self.store_server_view(view.clone());
+        Ok(view)
+    }
+
+    /// Keeps a server-wide view read by a task (the health check).
+    pub fn store_server_view(&self, view: ServerView) {
+        *self.shared.server_view.write() = view;
+    }
+}

@@ -1,0 +1,172 @@
+//! Rules over the database server as a whole (PostgreSQL): pools that together can exhaust
+//! it, its connections running out, sessions idle in transaction, a slow round trip.
+
+use super::{Finding, Inputs, Thresholds};
+use crate::{
+    recommend::Severity,
+    server_view::{IDLE_IN_TRANSACTION_AFTER, PgServerView, ServerView},
+};
+
+/// The PostgreSQL view, when there is one.
+fn postgres<'a>(inputs: &Inputs<'a>) -> Option<&'a PgServerView> {
+    match inputs.server {
+        ServerView::Postgres(view) => Some(view),
+        _ => None,
+    }
+}
+
+/// Instances (counted by their task pools' `application_name`) × pool max exceeds the slots
+/// ordinary roles can use.
+pub(super) fn pool_can_exhaust_server(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
+    let Some(view) = postgres(inputs) else {
+        return Vec::new();
+    };
+    let max = inputs.snapshot.max;
+    let instances = view
+        .by_application
+        .iter()
+        .filter(|(name, _)| name.starts_with(inputs.app_prefix))
+        .count()
+        .max(1) as i64;
+    let usable = view.usable_connections();
+    let demand = instances * i64::from(max);
+    if demand <= usable {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        "pool_can_exhaust_server",
+        Severity::Critical,
+        "The pools can exhaust the database server",
+        format!(
+            "{instances} instance{} × pool max {} = {demand} connections, but the server allows {usable} ({} max_connections − {} reserved). Lower DB_MAX_CONNECTIONS to at most {} per instance.",
+            if instances == 1 { "" } else { "s" },
+            max,
+            view.max_connections,
+            view.reserved_connections,
+            (usable / instances).max(1)
+        ),
+        None,
+    )]
+}
+
+/// Client connections, all clients together, at or above `server_connections_warning` of
+/// `max_connections`.
+pub(super) fn server_connections(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
+    let Some(view) = postgres(inputs) else {
+        return Vec::new();
+    };
+    let share = view.client_connections as f64 / view.max_connections.max(1) as f64;
+    if share < t.server_connections_warning {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        "server_connections",
+        Severity::Warning,
+        "The database server is running out of connections",
+        format!(
+            "{} of {} connections in use ({:.0} %), all clients together.",
+            view.client_connections,
+            view.max_connections,
+            share * 100.0
+        ),
+        None,
+    )]
+}
+
+/// Sessions idle inside an open transaction for over [`IDLE_IN_TRANSACTION_AFTER`].
+pub(super) fn idle_in_transaction(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
+    let Some(view) = postgres(inputs).filter(|view| view.idle_in_transaction > 0) else {
+        return Vec::new();
+    };
+    vec![Finding::new(
+        "idle_in_transaction",
+        Severity::Warning,
+        "Sessions are idle inside open transactions",
+        format!(
+            "{} session{} idle in transaction for over {} s: each holds a connection and its locks doing nothing. Find them in pg_stat_activity; idle_in_transaction_session_timeout ends them.",
+            view.idle_in_transaction,
+            if view.idle_in_transaction == 1 {
+                ""
+            } else {
+                "s"
+            },
+            IDLE_IN_TRANSACTION_AFTER.as_secs()
+        ),
+        None,
+    )]
+}
+
+/// The health check's last round trip took longer than `slow_round_trip`.
+pub(super) fn slow_database(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
+    inputs
+        .round_trip
+        .filter(|rt| *rt > t.slow_round_trip)
+        .map(|round_trip| {
+            Finding::new(
+                "slow_database",
+                Severity::Warning,
+                "The database answers slowly",
+                format!(
+                    "the last health check's round trip took {:.0} ms (the line is {} ms).",
+                    round_trip.as_secs_f64() * 1000.0,
+                    t.slow_round_trip.as_millis()
+                ),
+                None,
+            )
+        })
+        .into_iter()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::recommend::{Severity, world::*};
+
+    #[test]
+    fn pools_that_can_exhaust_the_server_are_critical() {
+        let mut w = World::new();
+        w.server = server(4, 10, 0); // 4 × 20 = 80 ≤ 97
+        assert_eq!(w.ids(), ["all_clear"]);
+        w.server = server(5, 10, 0); // 5 × 20 = 100 > 97
+        let f = w.one("pool_can_exhaust_server");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(
+            f.detail,
+            "5 instances × pool max 20 = 100 connections, but the server allows 97 (100 max_connections − 3 reserved). Lower DB_MAX_CONNECTIONS to at most 19 per instance."
+        );
+        // The seed's fault: one pool of 100.
+        w.server = server(1, 10, 0);
+        w.snapshot.max = 100;
+        assert!(w.ids().contains(&"pool_can_exhaust_server".to_owned()));
+    }
+
+    #[test]
+    fn server_wide_pressure_and_idle_transactions_are_warnings() {
+        let mut w = World::new();
+        w.server = server(1, 79, 0);
+        assert_eq!(w.ids(), ["all_clear"]);
+        w.server = server(1, 80, 0);
+        assert!(
+            w.one("server_connections")
+                .detail
+                .starts_with("80 of 100 connections in use (80 %)")
+        );
+        w.server = server(1, 10, 2);
+        assert!(
+            w.one("idle_in_transaction")
+                .detail
+                .starts_with("2 sessions idle in transaction")
+        );
+    }
+
+    #[test]
+    fn a_slow_round_trip_is_a_warning() {
+        let mut w = World::new();
+        w.round_trip = Some(Duration::from_millis(100));
+        assert_eq!(w.ids(), ["all_clear"]);
+        w.round_trip = Some(Duration::from_millis(101));
+        assert!(w.one("slow_database").detail.contains("101 ms"));
+    }
+}

@@ -1,0 +1,86 @@
+//! What a task is: a [`Job`] that makes one attempt at its work with the connections of
+//! [`JobContext::leases`], and what it reports.
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use super::TaskError;
+use crate::{
+    auctions::StatusCounts,
+    lease::{LeaseManager, RunContext},
+};
+
+/// A boxed job future.
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<JobOutput, TaskError>> + Send + 'a>>;
+
+/// The work of one task. Implementations take every connection through `ctx.leases`.
+pub trait Job: Send + Sync + 'static {
+    /// One attempt at the work.
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a>;
+}
+
+/// What a job attempt gets.
+pub struct JobContext {
+    /// Where connections come from.
+    pub leases: LeaseManager,
+    /// This attempt's run (revocation stops it).
+    pub run: RunContext,
+    /// "Now" for the work, in Unix milliseconds.
+    pub now_ms: i64,
+    /// This process's name in the audit of auction events.
+    pub instance: String,
+}
+
+/// What a successful attempt reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutput {
+    /// Done, or skipped (and why).
+    pub skipped: Option<String>,
+    /// Rows changed.
+    pub rows: u64,
+    /// One line for the operator.
+    pub detail: String,
+    /// Auction counts read at the end of the work, if it read them.
+    pub counts: Option<StatusCounts>,
+    /// Database round trip, for the health check.
+    pub round_trip: Option<Duration>,
+}
+
+impl JobOutput {
+    /// Work done.
+    pub fn done(rows: u64, detail: impl Into<String>) -> Self {
+        Self {
+            skipped: None,
+            rows,
+            detail: detail.into(),
+            counts: None,
+            round_trip: None,
+        }
+    }
+
+    /// Nothing done, for a reason (another instance holds the task).
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self {
+            skipped: Some(reason.clone()),
+            rows: 0,
+            detail: format!("skipped: {reason}"),
+            counts: None,
+            round_trip: None,
+        }
+    }
+
+    /// With the auction counts the work read.
+    pub fn with_counts(mut self, counts: StatusCounts) -> Self {
+        self.counts = Some(counts);
+        self
+    }
+
+    /// With the round trip the work measured.
+    pub fn with_round_trip(mut self, round_trip: Duration) -> Self {
+        self.round_trip = Some(round_trip);
+        self
+    }
+}
+
+/// A named job on its cadence, as [`TaskManager::with_jobs`] takes them.
+pub type JobSpec = (String, Duration, Arc<dyn Job>);

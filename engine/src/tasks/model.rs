@@ -1,0 +1,160 @@
+//! What the dashboard and the API read about tasks: how runs ended, where each task is, its
+//! counters and recent runs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::failure::FailureKind;
+
+/// Runs kept per task for the dashboard.
+pub const HISTORY_LEN: usize = 50;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The work was done.
+    Succeeded {
+        /// Rows changed.
+        rows: u64,
+        /// What happened, in a line.
+        detail: String,
+    },
+    /// Not run: another instance was running it.
+    Skipped {
+        /// Why, in words for the operator.
+        reason: String,
+    },
+    /// Failed after its attempts.
+    Failed {
+        /// What kind of failure the last attempt met (what the recommendation rules read).
+        cause: FailureKind,
+        /// The last error, in words for the operator.
+        error: String,
+    },
+    /// Stopped by the operator (stop past its deadline, emergency cleanup).
+    Cancelled {
+        /// What stopped it, in words for the operator.
+        reason: String,
+    },
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Its cadence.
+    Schedule,
+    /// An operator's "run now".
+    Manual,
+}
+
+/// One finished run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunRecord {
+    /// The run's number (unique in this process).
+    pub run_id: u64,
+    /// What started it.
+    pub trigger: Trigger,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took, retries included.
+    pub duration_ms: u64,
+    /// Attempts made (1 without retries).
+    pub attempts: u32,
+    /// The backoff waited before each retry, in milliseconds.
+    pub backoff_ms: Vec<u64>,
+    /// When it needed retries: the error of the last attempt that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_after: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Where a task is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for its next tick.
+    Idle,
+    /// A run is working.
+    Running {
+        /// The run.
+        run_id: u64,
+        /// Which attempt.
+        attempt: u32,
+        /// When the run started.
+        started_at: DateTime<Utc>,
+    },
+    /// A run failed and waits to retry.
+    Backoff {
+        /// The run.
+        run_id: u64,
+        /// The attempt that comes next.
+        next_attempt: u32,
+        /// When it will be made.
+        until: DateTime<Utc>,
+    },
+}
+
+/// Everything the dashboard and the API show for one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TaskView {
+    /// The task's name.
+    pub name: String,
+    /// Its cadence, in seconds.
+    pub interval_secs: u64,
+    /// Paused: ticks do not start runs.
+    pub paused: bool,
+    /// Idle, running or in backoff.
+    pub state: TaskState,
+    /// When the next tick is due (none while the scheduler is stopped).
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The last finished run.
+    pub last: Option<RunRecord>,
+    /// When a run last succeeded.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Runs finished, by outcome, since start.
+    pub counts: TaskCounts,
+    /// The last [`HISTORY_LEN`] runs, newest first.
+    pub history: Vec<RunRecord>,
+}
+
+/// Counters for one task, since start.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct TaskCounts {
+    /// Runs that did their work.
+    pub succeeded: u64,
+    /// Runs that failed after their attempts.
+    pub failed: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Ticks skipped because the previous run was still going.
+    pub overlap_skips: u64,
+    /// Runs skipped because another instance was running the task.
+    pub elsewhere_skips: u64,
+    /// Runs cancelled.
+    pub cancelled: u64,
+}
+
+/// Why a control command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No task by that name (and the names there are).
+    #[error("unknown task {0:?}: the tasks are {1}")]
+    UnknownTask(String, String),
+    /// The task is running already.
+    #[error("{0} is already running (run {1})")]
+    AlreadyRunning(String, u64),
+}
+
+/// What a stop did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StopReport {
+    /// Runs that finished within the deadline.
+    pub finished: Vec<u64>,
+    /// Runs cancelled at the deadline.
+    pub cancelled: Vec<u64>,
+}

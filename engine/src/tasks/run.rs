@@ -1,0 +1,179 @@
+//! One run: its attempts with backoff between them, the state the dashboard shows while it
+//! works, and the record it leaves.
+
+use std::sync::{Arc, atomic::Ordering::Relaxed};
+
+use chrono::Utc;
+
+use super::{
+    CommandError, Current, HISTORY_LEN, Inner, JobContext, Outcome, RunRecord, TaskState, Trigger,
+};
+use crate::lease::RunContext;
+
+impl Inner {
+    /// Starts a run of slot `index` unless one is going; returns its number.
+    pub(super) fn start_run(
+        self: &Arc<Self>,
+        index: usize,
+        trigger: Trigger,
+    ) -> Result<u64, CommandError> {
+        let slot = &self.slots[index];
+        // The lock is held across the spawn so the run cannot finish before it is recorded.
+        let mut state = slot.state.lock();
+        if let Some(current) = &state.current {
+            return Err(CommandError::AlreadyRunning(
+                slot.name.clone(),
+                current.run_id,
+            ));
+        }
+        let run_id = self.next_run_id.fetch_add(1, Relaxed);
+        let started_at = Utc::now();
+        let handle = tokio::spawn(run(Arc::clone(self), index, run_id));
+        state.current = Some(Current {
+            run_id,
+            trigger,
+            started_at,
+            state: TaskState::Running {
+                run_id,
+                attempt: 1,
+                started_at,
+            },
+            backoff_ms: Vec::new(),
+            retried_after: None,
+            handle: Some(handle),
+        });
+        Ok(run_id)
+    }
+
+    fn set_state(&self, index: usize, run_id: u64, update: impl FnOnce(&mut Current)) {
+        let mut state = self.slots[index].state.lock();
+        if let Some(current) = state.current.as_mut().filter(|c| c.run_id == run_id) {
+            update(current);
+        }
+    }
+
+    fn finish(&self, index: usize, run_id: u64, attempts: u32, outcome: Outcome) {
+        let slot = &self.slots[index];
+        let mut state = slot.state.lock();
+        let Some(current) = state.current.take_if(|c| c.run_id == run_id) else {
+            return;
+        };
+        let finished_at = Utc::now();
+        match &outcome {
+            Outcome::Succeeded { .. } => {
+                state.counts.succeeded += 1;
+                state.last_success_at = Some(finished_at);
+            }
+            Outcome::Skipped { .. } => state.counts.elsewhere_skips += 1,
+            Outcome::Failed { cause, error } => {
+                state.counts.failed += 1;
+                tracing::warn!(task = %slot.name, run_id, attempts, ?cause, %error, "run failed");
+            }
+            Outcome::Cancelled { .. } => state.counts.cancelled += 1,
+        }
+        let record = RunRecord {
+            run_id,
+            trigger: current.trigger,
+            started_at: current.started_at,
+            duration_ms: u64::try_from(
+                (finished_at - current.started_at).num_milliseconds().max(0),
+            )
+            .unwrap_or(0),
+            attempts,
+            backoff_ms: current.backoff_ms,
+            retried_after: current.retried_after,
+            outcome,
+        };
+        if state.history.len() == HISTORY_LEN {
+            state.history.pop_back();
+        }
+        state.history.push_front(record);
+        drop(state);
+        slot.finished.notify_waiters();
+    }
+
+    /// Records run `run_id` of slot `index` as cancelled, for `reason`.
+    pub(super) fn finish_cancelled(&self, index: usize, run_id: u64, reason: &str) {
+        let attempts = {
+            let state = self.slots[index].state.lock();
+            state.current.as_ref().map_or(1, |c| {
+                u32::try_from(c.backoff_ms.len()).unwrap_or(u32::MAX) + 1
+            })
+        };
+        self.finish(
+            index,
+            run_id,
+            attempts,
+            Outcome::Cancelled {
+                reason: reason.to_owned(),
+            },
+        );
+    }
+}
+
+/// One run: attempts with backoff between them, then its record.
+async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
+    let slot = &inner.slots[index];
+    let mut attempt = 1u32;
+    let outcome = loop {
+        inner.set_state(index, run_id, |current| {
+            current.state = TaskState::Running {
+                run_id,
+                attempt,
+                started_at: current.started_at,
+            };
+        });
+        // A fresh run context per attempt: a revoked attempt can be retried.
+        let ctx = JobContext {
+            leases: inner.leases.clone(),
+            run: RunContext::new(slot.name.clone(), run_id),
+            now_ms: Utc::now().timestamp_millis(),
+            instance: inner.instance.clone(),
+        };
+        let result = ctx.run.scope(slot.job.run(&ctx)).await;
+        match result {
+            Ok(output) => {
+                if let Some(counts) = output.counts {
+                    *inner.latest_counts.lock() = Some((counts, Utc::now()));
+                }
+                if let Some(round_trip) = output.round_trip {
+                    *inner.latest_round_trip.lock() = Some(round_trip);
+                }
+                break match output.skipped {
+                    Some(reason) => Outcome::Skipped { reason },
+                    None => Outcome::Succeeded {
+                        rows: output.rows,
+                        detail: output.detail,
+                    },
+                };
+            }
+            Err(err) if err.is_retryable() && attempt <= inner.retry.max_retries => {
+                let delay = inner.retry.delay(attempt, &mut rand::rng());
+                let until = Utc::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
+                tracing::info!(task = %slot.name, run_id, attempt, %err, delay_ms = delay.as_millis() as u64, "retrying");
+                slot.state.lock().counts.retries += 1;
+                inner.set_state(index, run_id, |current| {
+                    current
+                        .backoff_ms
+                        .push(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                    current.retried_after = Some(err.to_string());
+                    current.state = TaskState::Backoff {
+                        run_id,
+                        next_attempt: attempt + 1,
+                        until,
+                    };
+                });
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(err) => {
+                break Outcome::Failed {
+                    cause: err.kind(),
+                    error: err.to_string(),
+                };
+            }
+        }
+    };
+    inner.finish(index, run_id, attempt, outcome);
+}
