@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::auth::Secret;
+use crate::auth::secret::Secret;
 use leasewatch_engine::{
     DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
     db::redact_password, recommend::Thresholds,

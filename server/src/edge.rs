@@ -14,7 +14,10 @@ use axum::{
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use url::Url;
 
-use crate::api::{ApiError, MAX_BODY};
+use crate::error::ApiError;
+
+/// Largest request body accepted, on every route.
+pub const MAX_BODY: usize = 16 * 1024;
 
 /// The nonce of this response's scripts, in the request's extensions for the page renderer.
 #[derive(Debug, Clone)]

@@ -7,11 +7,11 @@
 //! out for a while ([`throttle`]). Tokens are compared in constant time and never logged.
 
 pub mod login;
+pub mod secret;
 pub mod session;
 pub mod throttle;
 
 use std::{
-    fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
     time::Duration,
@@ -25,63 +25,21 @@ use axum::{
 };
 use leasewatch_engine::control::Role;
 use leptos::config::LeptosOptions;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 use url::Url;
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
+pub use secret::Secret;
 pub use session::{SESSION_COOKIE, Sessions};
 use throttle::Throttle;
 
-/// Who made a request and how they proved it; put in the request's extensions.
+/// Who made a request and how they proved it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     /// Their role.
     pub role: Role,
     /// Whether they came with a session cookie (a browser) rather than a bearer token.
     pub by_cookie: bool,
-}
-
-/// A token that does not print itself.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// A fresh random token (256 bits, hex).
-    pub fn generate() -> Self {
-        Self(format!(
-            "{:032x}{:032x}",
-            rand::random::<u128>(),
-            rand::random::<u128>()
-        ))
-    }
-
-    /// The token itself, for the places that must have it (deriving keys, the token file).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Constant-time comparison of digests: the time taken tells neither where the two differ
-    /// nor how long the token is.
-    pub fn matches(&self, given: &str) -> bool {
-        let (a, b) = (
-            Sha256::digest(self.0.as_bytes()),
-            Sha256::digest(given.as_bytes()),
-        );
-        bool::from(a.ct_eq(&b))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// Where the site is reached, for the same-origin check and Secure cookies: `PUBLIC_URL`
@@ -285,8 +243,7 @@ pub async fn authenticate(
     if caller.by_cookie && changes_state && !auth.site.same_origin(request.headers()) {
         return cross_origin();
     }
-    request.extensions_mut().insert(caller);
-    // The dashboard's server functions read the role alone.
+    // The API's handlers and the dashboard's server functions read the role.
     request.extensions_mut().insert(caller.role);
     next.run(request).await
 }
@@ -305,17 +262,6 @@ fn cross_origin() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_match_exactly_and_never_print() {
-        let secret = Secret::new("abcdef0123456789");
-        assert!(secret.matches("abcdef0123456789"));
-        assert!(!secret.matches("abcdef012345678"));
-        assert!(!secret.matches("abcdef01234567890"));
-        assert!(!secret.matches(""));
-        assert_eq!(format!("{secret:?}"), "Secret(***)");
-        assert_eq!(Secret::generate().expose().len(), 64);
-    }
 
     fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
