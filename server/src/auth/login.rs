@@ -4,7 +4,7 @@
 //! wrong tokens or codes count toward the client's lockout.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,6 +15,7 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 use leasewatch_engine::control::Role;
+use parking_lot::Mutex;
 use serde::Deserialize;
 
 use super::{Auth, LockedOut, SESSION_COOKIE, Secret, client_ip, cross_origin};
@@ -32,7 +33,7 @@ impl LoginLinks {
     /// A new code, valid once within [`LINK_TTL`].
     pub fn issue(&self) -> String {
         let code = format!("{:032x}", rand::random::<u128>());
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut codes = self.codes.lock();
         codes.retain(|(_, expires)| *expires > Instant::now());
         codes.push((Secret::new(code.clone()), Instant::now() + LINK_TTL));
         code
@@ -40,7 +41,7 @@ impl LoginLinks {
 
     /// Uses up `code`: true when it was issued, unused and unexpired.
     fn redeem(&self, code: &str) -> bool {
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut codes = self.codes.lock();
         codes.retain(|(_, expires)| *expires > Instant::now());
         let found = codes.iter().position(|(issued, _)| issued.matches(code));
         found.map(|i| codes.remove(i)).is_some()
