@@ -2,19 +2,19 @@
 //!
 //! Modules, bottom to top; each imports only from the ones above it in this list, so
 //! nothing depends on the router or on start-up:
-//! - [`error`]: `ApiError`, the `{"error": {"code", "message"}}` every JSON refusal uses.
-//! - [`auth::secret`]: a token that does not print itself.
-//! - [`config`]: typed configuration from the environment, validated up front.
-//! - [`dto`]: the API's request and response bodies (their schemas are the document's).
-//! - [`edge`]: the Host allowlist, the body limit, security headers and CSP.
-//! - [`auth`]: tokens, sessions, the login page, the middleware in front of everything.
-//! - [`openapi`]: the document's own parts (security schemes) and its handler.
-//! - handlers: [`api`] (status, actions, audit, probes) and [`metrics`] (`/metrics`), each
+//! - `error`: `ApiError`, the `{"error": {"code", "message"}}` every JSON refusal uses.
+//! - `auth::secret`: a token that does not print itself.
+//! - `config`: typed configuration from the environment, validated up front.
+//! - `dto`: the API's request and response bodies (their schemas are the document's).
+//! - `edge`: the Host allowlist, the body limit, security headers and CSP.
+//! - `auth`: tokens, sessions, the login page, the middleware in front of everything.
+//! - `openapi`: the document's own parts (security schemes) and its handler.
+//! - handlers: `api` (status, actions, audit, probes) and `metrics` (`/metrics`), each
 //!   beside its OpenAPI description.
-//! - [`routes`]: the one router, mounting every handler (the API's with their OpenAPI
+//! - `routes`: the one router, mounting every handler (the API's with their OpenAPI
 //!   descriptions) behind the layers.
-//! - [`serve`]: the listener, with header timeouts and a connection cap.
-//! - [`startup`]: builds the engine and the router, serves until Ctrl-C or SIGTERM.
+//! - `serve`: the listener, with header timeouts and a connection cap.
+//! - `startup`: builds the engine and the router, serves until Ctrl-C or SIGTERM.
 //!
 //! Handlers take the dashboard's `AppState` as router state and reach the engine through
 //! `State<Arc<Engine>>` (`FromRef`); only the login routes keep state of their own (`Auth`).
@@ -24,17 +24,19 @@
 // here say what a reader needs, where there is something to say.
 #![allow(missing_docs)]
 
-pub mod api;
+// Public: what `main` and the integration tests build the server from.
 pub mod auth;
 pub mod config;
-pub mod dto;
 pub mod edge;
-pub mod error;
-pub mod metrics;
-pub mod openapi;
 pub mod routes;
-pub mod serve;
 pub mod startup;
+
+pub(crate) mod api;
+pub(crate) mod dto;
+pub(crate) mod error;
+pub(crate) mod metrics;
+pub(crate) mod openapi;
+pub(crate) mod serve;
 
 pub use config::{Config, ConfigError};
 pub use startup::{Application, StartupError};

@@ -106,7 +106,8 @@ impl Family<'_> {
     }
 }
 
-/// The whole scrape.
+/// Every family, in the order operators read them: the pool, leases, acquires, the
+/// scheduler, then per task.
 pub fn render(engine: &Engine) -> String {
     let mut out = Exposition(String::with_capacity(8 * 1024));
     let pool = engine.leases().snapshot();

@@ -61,7 +61,7 @@ fn api() -> ApiRouter<AppState> {
 }
 
 /// The API's routes and the document that describes them.
-pub fn api_with_document() -> (Router<AppState>, OpenApi) {
+pub(crate) fn api_with_document() -> (Router<AppState>, OpenApi) {
     let mut document = OpenApi::default();
     let router = api().finish_api_with(&mut document, openapi::describe);
     (router, document)

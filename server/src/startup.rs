@@ -34,11 +34,9 @@ pub enum StartupError {
          (DB_CONNECTION_TIMEOUT): {reason}"
     )]
     DatabaseUnreachable {
-        /// Redacted URL.
+        /// With its password replaced by `***`.
         url: String,
-        /// The bound waited.
         timeout_ms: u128,
-        /// The driver's reason.
         reason: String,
     },
     /// Migrations or the first reads failed.
@@ -50,9 +48,7 @@ pub enum StartupError {
     /// The listening socket could not be opened.
     #[error("invalid BIND_ADDR=\"{addr}\": cannot listen there: {reason}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
-        /// Why not.
         reason: std::io::Error,
     },
 }

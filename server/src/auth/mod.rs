@@ -6,10 +6,10 @@
 //! be this site's origin, scheme included. A client that sends too many wrong tokens is locked
 //! out for a while ([`throttle`]). Tokens are compared in constant time and never logged.
 
-pub mod login;
+pub(crate) mod login;
 pub mod secret;
-pub mod session;
-pub mod throttle;
+pub(crate) mod session;
+mod throttle;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -35,11 +35,10 @@ use throttle::Throttle;
 
 /// Who made a request and how they proved it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// Their role.
+pub(crate) struct Caller {
     pub role: Role,
     /// Whether they came with a session cookie (a browser) rather than a bearer token.
-    pub by_cookie: bool,
+    pub(crate) by_cookie: bool,
 }
 
 /// Where the site is reached, for the same-origin check and Secure cookies: `PUBLIC_URL`
@@ -103,7 +102,7 @@ pub struct Auth {
 
 /// A client locked out by the brute-force limit, for this much longer.
 #[derive(Debug, Clone, Copy)]
-pub struct LockedOut(pub Duration);
+pub(crate) struct LockedOut(pub Duration);
 
 impl IntoResponse for LockedOut {
     fn into_response(self) -> Response {
@@ -142,12 +141,12 @@ impl Auth {
     }
 
     /// The session store (the server refreshes it from the database).
-    pub fn sessions(&self) -> &Sessions {
+    pub(crate) fn sessions(&self) -> &Sessions {
         &self.sessions
     }
 
     /// A single-use login link's code for the operator, valid for [`login::LINK_TTL`].
-    pub fn issue_login_code(&self) -> String {
+    pub(crate) fn issue_login_code(&self) -> String {
         self.links.issue()
     }
 
@@ -174,7 +173,11 @@ impl Auth {
     }
 
     /// Who is calling, from a bearer token or a session cookie.
-    pub fn caller(&self, headers: &HeaderMap, client: IpAddr) -> Result<Option<Caller>, LockedOut> {
+    pub(crate) fn caller(
+        &self,
+        headers: &HeaderMap,
+        client: IpAddr,
+    ) -> Result<Option<Caller>, LockedOut> {
         if let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -194,7 +197,7 @@ impl Auth {
 }
 
 /// The peer's address (put on each request by the server; unknown in in-process tests).
-pub fn client_ip(request: &Request) -> IpAddr {
+pub(crate) fn client_ip(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -212,7 +215,7 @@ fn is_public(path: &str) -> bool {
 /// The middleware: public paths pass; everything else needs a caller. Unauthenticated API
 /// calls get 401, pages a redirect to the login page. Cookie-authenticated state changes must
 /// be same-origin (403 otherwise).
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     State(auth): State<Arc<Auth>>,
     mut request: Request,
     next: Next,

@@ -10,7 +10,6 @@ use subtle::ConstantTimeEq as _;
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Self {
         Self(token.into())
     }

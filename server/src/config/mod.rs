@@ -16,10 +16,10 @@ use self::env::{Env, format_duration};
 use crate::auth::secret::Secret;
 
 /// The SQLite file used when `DATABASE_URL` is not set.
-pub const DEFAULT_SQLITE_PATH: &str = "data/leasewatch.db";
+pub(crate) const DEFAULT_SQLITE_PATH: &str = "data/leasewatch.db";
 
 /// Where a generated operator token is written when `LEASEWATCH_TOKEN_FILE` is not set.
-pub const DEFAULT_TOKEN_FILE: &str = "data/operator-token";
+pub(crate) const DEFAULT_TOKEN_FILE: &str = "data/operator-token";
 
 /// The whole configuration of one server process.
 #[derive(Debug, Clone)]
