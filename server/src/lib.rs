@@ -4,10 +4,13 @@
 //! nothing depends on the router or on start-up:
 //! - `error`: `ApiError`, the `{"error": {"code", "message"}}` every JSON refusal uses.
 //! - `auth::secret`: a token that does not print itself.
-//! - `config`: typed configuration from the environment, validated up front.
+//! - `config`: typed configuration from the environment, validated up front (`config::env`
+//!   reads one variable each, below `config` itself).
 //! - `dto`: the API's request and response bodies (their schemas are the document's).
 //! - `edge`: the Host allowlist, the body limit, security headers and CSP.
-//! - `auth`: tokens, sessions, the login page, the middleware in front of everything.
+//! - `auth`: tokens, sessions and the middleware in front of everything; inside it,
+//!   `secret`, `links`, `session` and `throttle` below `auth` itself, and `login` (the login
+//!   page's handlers) above it.
 //! - `openapi`: the document's own parts (security schemes) and its handler.
 //! - handlers: `api` (status, actions, audit, probes) and `metrics` (`/metrics`), each
 //!   beside its OpenAPI description.

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::{
-    auth::{Auth, Secret, Sessions, SiteOrigin, login},
+    auth::{Auth, Secret, Sessions, SiteOrigin, links},
     config::Config,
     edge::Hosts,
     routes::router,
@@ -166,7 +166,7 @@ impl Application {
                 };
                 format!(
                     "{base}/login?code={code} (single use, valid for {} min; {file})",
-                    login::LINK_TTL.as_secs() / 60
+                    links::LINK_TTL.as_secs() / 60
                 )
             }
         }

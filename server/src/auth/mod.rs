@@ -6,6 +6,7 @@
 //! be this site's origin, scheme included. A client that sends too many wrong tokens is locked
 //! out for a while ([`throttle`]). Tokens are compared in constant time and never logged.
 
+pub(crate) mod links;
 pub(crate) mod login;
 pub mod secret;
 pub(crate) mod session;
@@ -95,7 +96,7 @@ pub struct Auth {
     sessions: Sessions,
     throttle: Throttle,
     site: SiteOrigin,
-    links: login::LoginLinks,
+    links: links::LoginLinks,
     /// Site options, for the login page's head (the hashed stylesheet).
     site_options: LeptosOptions,
 }
@@ -135,7 +136,7 @@ impl Auth {
             sessions,
             throttle: Throttle::default(),
             site,
-            links: login::LoginLinks::default(),
+            links: links::LoginLinks::default(),
             site_options,
         })
     }
@@ -145,7 +146,7 @@ impl Auth {
         &self.sessions
     }
 
-    /// A single-use login link's code for the operator, valid for [`login::LINK_TTL`].
+    /// A single-use login link's code for the operator, valid for [`links::LINK_TTL`].
     pub(crate) fn issue_login_code(&self) -> String {
         self.links.issue()
     }

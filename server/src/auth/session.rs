@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use sha2::Sha512;
 use sqlx::AnyPool;
 
-use super::Secret;
+use super::secret::Secret;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "leasewatch_session";

@@ -3,8 +3,19 @@
 
 use std::time::Duration;
 
-use super::ConfigError;
 use crate::auth::secret::Secret;
+
+/// A configuration value that was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {var}={value:?}: {allowed}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// The value given (passwords redacted).
+    pub value: String,
+    /// What would have been accepted.
+    pub allowed: String,
+}
 
 /// Shortest token accepted.
 const MIN_TOKEN: usize = 16;

@@ -12,6 +12,7 @@ use leasewatch_engine::{
     db::redact_password, recommend::Thresholds,
 };
 
+pub use self::env::ConfigError;
 use self::env::{Env, format_duration};
 use crate::auth::secret::Secret;
 
@@ -49,18 +50,6 @@ pub struct AuthConfig {
     pub session_ttl: Duration,
     /// Where a generated operator token is written for scripts (`LEASEWATCH_TOKEN_FILE`).
     pub token_file: PathBuf,
-}
-
-/// A configuration value that was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid {var}={value:?}: {allowed}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub var: &'static str,
-    /// The value given (passwords redacted).
-    pub value: String,
-    /// What would have been accepted.
-    pub allowed: String,
 }
 
 impl Config {
