@@ -14,11 +14,14 @@ use axum::{
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use url::Url;
 
-use crate::api::{ApiError, MAX_BODY};
+use crate::error::ApiError;
+
+/// Largest request body accepted, on every route.
+pub(crate) const MAX_BODY: usize = 16 * 1024;
 
 /// The nonce of this response's scripts, in the request's extensions for the page renderer.
 #[derive(Debug, Clone)]
-pub struct CspNonce(pub String);
+pub(crate) struct CspNonce(pub String);
 
 /// Which `Host` values are answered.
 #[derive(Debug, Clone)]
@@ -69,7 +72,11 @@ impl Hosts {
 
 /// Refuses a `Host` the server does not answer to (421), except for the probes, which
 /// orchestrators send with whatever address they reach the process at.
-pub async fn check_host(State(hosts): State<Arc<Hosts>>, request: Request, next: Next) -> Response {
+pub(crate) async fn check_host(
+    State(hosts): State<Arc<Hosts>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     let probe = matches!(path, "/healthz" | "/readyz");
     let host = request
@@ -92,7 +99,7 @@ pub async fn check_host(State(hosts): State<Arc<Hosts>>, request: Request, next:
 /// reads it (the API, the dashboard's server functions, the login form) gets a bounded body,
 /// and too large is a 413 everywhere. A body that stops arriving is cut off by the body
 /// timeout (408).
-pub async fn limit_body(request: Request, next: Next) -> Response {
+pub(crate) async fn limit_body(request: Request, next: Next) -> Response {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -139,7 +146,7 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
 }
 
 /// Security headers on every response; the CSP allows scripts by this response's nonce only.
-pub async fn security_headers(mut request: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(mut request: Request, next: Next) -> Response {
     let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
     request.extensions_mut().insert(CspNonce(nonce.clone()));
     let asset = request.uri().path().starts_with("/pkg/");

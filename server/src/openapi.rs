@@ -1,150 +1,98 @@
-//! The OpenAPI document served at `/api/openapi.json`, generated from the types the handlers
-//! exchange (their JSON schemas come from the same structs serde uses).
+//! The OpenAPI document served at `/api/openapi.json`. Its paths and operations come from the
+//! routes ([`crate::routes`] mounts each API handler with its description), its schemas from
+//! the types the handlers exchange; this module adds what belongs to the whole document: the
+//! title, the security schemes, and the schemas of an action's `details`.
 
-use axum::Json;
-use leasewatch_engine::{
-    CleanupReport,
-    audit::{AuditEntry, DEFAULT_PAGE, MAX_PAGE},
-    tasks::StopReport,
+use std::sync::Arc;
+
+use aide::{
+    generate::in_context,
+    openapi::{ApiKeyLocation, OpenApi, SecurityScheme},
+    transform::{TransformOpenApi, TransformOperation},
 };
-use schemars::generate::SchemaSettings;
-use serde_json::{Value, json};
+use axum::{
+    Extension, Json,
+    http::header,
+    response::{IntoResponse, Response},
+};
+use leasewatch_engine::{CleanupReport, tasks::StopReport};
 
-use crate::api::{ActionRequest, ActionResponse, ErrorBody, STATUS_PATH, StatusResponse};
+use crate::{auth::SESSION_COOKIE, error::ApiError};
 
-/// Serves the document.
-pub async fn serve() -> Json<Value> {
-    Json(document())
+/// Names of the security schemes.
+const BEARER: &str = "bearer";
+const SESSION: &str = "session";
+
+/// An operation that needs a token: a bearer token or the session cookie; without one it
+/// gets 401, and a client locked out for wrong tokens gets 429.
+pub fn authenticated(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.security_requirement(BEARER)
+        .security_requirement(SESSION)
+        .response_with::<401, ApiError, _>(|r| r.description("No credentials"))
+        .response_with::<429, ApiError, _>(|r| {
+            r.description("Too many wrong tokens from this address: locked out for a while")
+        })
 }
 
-/// Builds the document.
-pub fn document() -> Value {
-    let mut generator = SchemaSettings::openapi3().into_generator();
-    let status = generator.subschema_for::<StatusResponse>();
-    let request = generator.subschema_for::<ActionRequest>();
-    let response = generator.subschema_for::<ActionResponse>();
-    let error = generator.subschema_for::<ErrorBody>();
-    let audit = generator.subschema_for::<Vec<AuditEntry>>();
-    // What an action's `details` holds: a cleanup report (cleanups), a stop report (stop).
-    generator.subschema_for::<CleanupReport>();
-    generator.subschema_for::<StopReport>();
-    let schemas = generator.take_definitions(true);
-    let errors = |codes: &[(&str, &str)]| -> Value {
-        codes
-            .iter()
-            .map(|(code, what)| {
-                (
-                    (*code).to_owned(),
-                    json!({"description": what, "content": {"application/json": {"schema": error}}}),
-                )
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
-    let with = |mut ok: Value, more: Value| {
-        if let (Some(ok), Some(more)) = (ok.as_object_mut(), more.as_object()) {
-            ok.extend(more.clone());
-        }
-        ok
-    };
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Leasewatch admin API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Background tasks, the connection leases they hold, and controls. \
-                Authenticate with `Authorization: Bearer <token>` (operator or viewer token) or \
-                the session cookie set by /login."
-        },
-        "security": [{"bearer": []}, {"session": []}],
-        "paths": {
-            STATUS_PATH: {
-                "get": {
-                    "summary": "The whole state: scheduler, tasks, pool, leases, recommendations, server view",
-                    "responses": with(
-                        json!({"200": {"description": "The state", "content": {"application/json": {"schema": status}}}}),
-                        errors(&[("401", "No credentials")]),
-                    )
-                },
-                "post": {
-                    "summary": "A control action: start, stop, cleanup, emergency_cleanup, run_now, pause, resume",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
-                    "responses": with(
-                        json!({"200": {"description": "What happened, and the state after", "content": {"application/json": {"schema": response}}}}),
-                        errors(&[
-                            ("400", "Malformed or unknown action, task or field"),
-                            ("401", "No credentials"),
-                            ("403", "A viewer, or a cross-site request with a session cookie"),
-                            ("409", "The task is running already, or an emergency cleanup ran less than 10 s ago"),
-                            ("413", "Body over 16 KiB"),
-                            ("415", "Body not application/json"),
-                        ]),
-                    )
-                }
-            },
-            "/api/admin/audit": {
-                "get": {
-                    "summary": "Control actions from the database, newest first, a page at a time",
-                    "description": "Identical refusals (same role, client address and action within a minute) are one entry with `count` > 1 and `last_at`. When older entries remain, the response has a `Link` header with `rel=\"next\"` and an `X-Next-Before` header: pass that id as `before` for the next page.",
-                    "parameters": [
-                        {"name": "limit", "in": "query", "description": "Entries per page", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}},
-                        {"name": "before", "in": "query", "description": "Only entries with an id below this (the previous page's cursor)", "schema": {"type": "integer", "format": "int64", "minimum": 1}}
-                    ],
-                    "responses": with(
-                        json!({"200": {
-                            "description": "Audit entries, newest first",
-                            "headers": {
-                                "Link": {"description": "`<...?limit=N&before=ID>; rel=\"next\"` when older entries remain", "schema": {"type": "string"}},
-                                "X-Next-Before": {"description": "The `before` of the next page, when older entries remain", "schema": {"type": "integer", "format": "int64"}}
-                            },
-                            "content": {"application/json": {"schema": audit}}
-                        }}),
-                        errors(&[
-                            ("400", "limit not from 1 to 500, or before not an entry id"),
-                            ("401", "No credentials"),
-                            ("503", "The database cannot be read now"),
-                        ]),
-                    )
-                }
-            },
-            "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "The scrape", "content": {"text/plain": {}}}}}},
-            "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "The database answers within 1 s (asked at most once a second; probes in between share the answer)", "security": [], "responses": {"200": {"description": "Ready: `{\"ready\": true}`"}, "503": {"description": "Not ready: `{\"ready\": false, \"reason\"}`, the reason `database unreachable` or `database did not answer within 1 s`"}}}}
-        },
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE}
-            }
-        }
-    })
-}
+/// The finished document, serialized once when the router is built.
+#[derive(Clone)]
+pub struct Document(pub Arc<str>);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_reference_resolves() {
-        let doc = document();
-        let text = doc.to_string();
-        let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for name in [
-            "StatusResponse",
-            "ActionRequest",
-            "ActionResponse",
-            "ErrorBody",
-            "AuditEntry",
-            "PoolSnapshot",
-            "TaskView",
-            "CleanupReport",
-        ] {
-            assert!(schemas.contains_key(name), "{name} missing");
-        }
-        for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
-            let name = reference.split('"').next().unwrap();
-            assert!(schemas.contains_key(name), "dangling $ref {name}");
-        }
+impl Document {
+    pub fn new(api: &OpenApi) -> Self {
+        Self(
+            serde_json::to_string(api)
+                .expect("an OpenAPI document is plain data")
+                .into(),
+        )
     }
+}
+
+pub async fn serve(Extension(Document(text)): Extension<Document>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        text.to_string(),
+    )
+        .into_response()
+}
+
+pub fn serve_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    authenticated(op)
+        .summary("This document")
+        .response_with::<200, Json<serde_json::Value>, _>(|r| r.description("The OpenAPI document"))
+}
+
+/// The document's own parts, applied when the router is finished.
+pub fn describe(api: TransformOpenApi<'_>) -> TransformOpenApi<'_> {
+    // What an action's `details` holds: a cleanup report (cleanups), a stop report (stop).
+    in_context(|ctx| {
+        ctx.schema.subschema_for::<CleanupReport>();
+        ctx.schema.subschema_for::<StopReport>();
+    });
+    api.title("Leasewatch admin API")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(
+            "Background tasks, the connection leases they hold, and controls. Authenticate \
+             with `Authorization: Bearer <token>` (operator or viewer token) or the session \
+             cookie set by /login. Every error is `{\"error\": {\"code\", \"message\"}}` \
+             (`ErrorBody`).",
+        )
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http {
+                scheme: "bearer".to_owned(),
+                bearer_format: None,
+                description: Some("The operator or viewer token".to_owned()),
+                extensions: Default::default(),
+            },
+        )
+        .security_scheme(
+            SESSION,
+            SecurityScheme::ApiKey {
+                location: ApiKeyLocation::Cookie,
+                name: SESSION_COOKIE.to_owned(),
+                description: Some("The session cookie /login sets".to_owned()),
+                extensions: Default::default(),
+            },
+        )
 }

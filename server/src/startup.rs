@@ -7,33 +7,18 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    Router,
-    http::StatusCode,
-    middleware,
-    routing::{get, post},
-};
-use leasewatch_app::{api::ssr::AppState, not_found_shell, shell};
+use axum::Router;
+use leasewatch_app::api::ssr::AppState;
 use leasewatch_engine::{DbError, Engine};
-use leptos::{
-    config::{LeptosOptions, get_configuration},
-    nonce::Nonce,
-    prelude::{provide_context, use_context},
-};
-use leptos_axum::{AxumRouteListing, LeptosRoutes};
-use leptos_router::{Method, SsrMode};
+use leptos::config::{LeptosOptions, get_configuration};
 use tokio::net::TcpListener;
-use tower_http::{
-    compression::CompressionLayer,
-    timeout::{RequestBodyTimeoutLayer, TimeoutLayer},
-};
 use url::Url;
 
 use crate::{
-    api::{self, ApiState},
-    auth::{self, Auth, Secret, Sessions, SiteOrigin, login},
+    auth::{Auth, Secret, Sessions, SiteOrigin, links},
     config::Config,
-    edge::{self, CspNonce, Hosts},
+    edge::Hosts,
+    routes::router,
     serve,
 };
 
@@ -49,11 +34,9 @@ pub enum StartupError {
          (DB_CONNECTION_TIMEOUT): {reason}"
     )]
     DatabaseUnreachable {
-        /// Redacted URL.
+        /// With its password replaced by `***`.
         url: String,
-        /// The bound waited.
         timeout_ms: u128,
-        /// The driver's reason.
         reason: String,
     },
     /// Migrations or the first reads failed.
@@ -65,9 +48,7 @@ pub enum StartupError {
     /// The listening socket could not be opened.
     #[error("invalid BIND_ADDR=\"{addr}\": cannot listen there: {reason}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
-        /// Why not.
         reason: std::io::Error,
     },
 }
@@ -185,7 +166,7 @@ impl Application {
                 };
                 format!(
                     "{base}/login?code={code} (single use, valid for {} min; {file})",
-                    login::LINK_TTL.as_secs() / 60
+                    links::LINK_TTL.as_secs() / 60
                 )
             }
         }
@@ -245,84 +226,6 @@ fn write_token_file(path: &Path, token: &Secret) -> Result<PathBuf, String> {
         std::fs::canonicalize(path)
     };
     write().map_err(|err| format!("{}: {err}", path.display()))
-}
-
-/// A request body must arrive within this.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request must be answered within this (a stop waits up to 10 s for runs in flight).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Everything the server answers: the API, the dashboard (SSR + server functions), the login
-/// page and static files, behind the edge checks and the authentication middleware.
-pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
-    let state_hashed = state.leptos_options.hash_files;
-    let api = api::routes(ApiState {
-        engine: Arc::clone(&state.engine),
-    });
-    let login = Router::new()
-        .route("/login", get(login::login_page).post(login::login_submit))
-        .route("/logout", post(login::logout))
-        .with_state(Arc::clone(&auth));
-    // The dashboard is the only page: `/`, rendered with its data before it is sent (Async),
-    // so it is readable without JavaScript. `leptos_routes` also mounts the server functions.
-    // Anything else is a static file or the not-found page.
-    let routes = vec![AxumRouteListing::new(
-        "/".to_owned(),
-        SsrMode::Async,
-        [Method::Get],
-        vec![],
-    )];
-    let dashboard = Router::new()
-        .leptos_routes_with_context(&state, routes, use_request_nonce, {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            not_found_shell,
-        ))
-        .with_state(state);
-    api.merge(login)
-        .merge(dashboard)
-        .layer(middleware::from_fn_with_state(auth, auth::authenticate))
-        .layer(middleware::from_fn_with_state(state_hashed, cache_assets))
-        .layer(middleware::from_fn(edge::limit_body))
-        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(middleware::from_fn(edge::security_headers))
-        .layer(middleware::from_fn_with_state(
-            Arc::new(hosts),
-            edge::check_host,
-        ))
-        .layer(CompressionLayer::new())
-}
-
-/// Leptos's scripts carry the nonce the response's CSP names.
-fn use_request_nonce() {
-    let nonce = use_context::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
-    if let Some(CspNonce(nonce)) = nonce {
-        provide_context(Nonce::from_value(nonce));
-    }
-}
-
-/// Built assets carry a content hash in their names: browsers may keep them for a year.
-async fn cache_assets(
-    axum::extract::State(hashed): axum::extract::State<bool>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    let immutable = hashed && request.uri().path().starts_with("/pkg/");
-    let mut response = next.run(request).await;
-    if immutable && response.status().is_success() {
-        response.headers_mut().insert(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("public, max-age=31536000, immutable"),
-        );
-    }
-    response
 }
 
 /// Hashed asset names come from `hash.txt` beside the binary (`cargo leptos build --release`

@@ -2,6 +2,7 @@
 //! every bad input, every role on every endpoint, CSRF, metrics, audit.
 
 use std::{
+    collections::BTreeSet,
     io::Write,
     net::SocketAddr,
     process::{Command, Stdio},
@@ -18,7 +19,7 @@ use axum::{
 use leasewatch::{
     auth::{Auth, Secret, Sessions, SiteOrigin},
     edge::Hosts,
-    startup::router,
+    routes::{PAGE_PATHS, router},
 };
 use leasewatch_app::api::ssr::AppState;
 use leasewatch_engine::{
@@ -741,6 +742,74 @@ async fn the_audit_log_survives_a_restart() {
     assert_eq!(entry["arguments"], r#"{"task":"health_check"}"#);
     assert_eq!(entry["result"], "health_check paused");
     assert_eq!(entry["role"], "operator");
+}
+
+/// The paths the router routes, as its `Debug` output lists them (axum has no other way to
+/// enumerate a router): only the main path router's, not the fallback's.
+fn routed_paths(router: &Router) -> BTreeSet<String> {
+    let listing = format!("{router:?}");
+    let main = listing
+        .split("fallback_router")
+        .next()
+        .expect("a router lists its path router first");
+    main.split("RouteId(")
+        .skip(1)
+        .filter_map(|entry| {
+            let (_, rest) = entry.split_once("): \"")?;
+            Some(rest.split('"').next()?.to_owned())
+        })
+        .collect()
+}
+
+/// Every route the server answers is either in the OpenAPI document, a page, or one of the
+/// dashboard's server functions; and the document lists nothing that is not routed. A route
+/// added without its description fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_api_route() {
+    let app = sqlite_app().await;
+    let routed = routed_paths(&app.router);
+    assert!(
+        routed.contains(STATUS) && routed.contains("/"),
+        "the router's listing changed shape: {routed:?}"
+    );
+    let server_fns: BTreeSet<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_owned())
+        .collect();
+    assert!(server_fns.contains("/api/dashboard"), "{server_fns:?}");
+    let api: BTreeSet<String> = routed
+        .iter()
+        .filter(|path| !PAGE_PATHS.contains(&path.as_str()) && !server_fns.contains(*path))
+        .cloned()
+        .collect();
+
+    let reply = app
+        .send(Method::GET, "/api/openapi.json", As::Bearer(VIEWER), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+    let documented: BTreeSet<String> = reply.body["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(api, documented, "routed API paths vs the document's");
+    for (path, item) in reply.body["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                operation["summary"].is_string() && operation["responses"].is_object(),
+                "{method} {path} has no description: {operation}"
+            );
+        }
+    }
+    // The error shape and both ways to authenticate are part of the document.
+    let components = &reply.body["components"];
+    assert!(components["schemas"]["ErrorBody"]["properties"]["error"].is_object());
+    assert_eq!(components["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        components["securitySchemes"]["session"]["name"],
+        "leasewatch_session"
+    );
 }
 
 /// promtool (Debian's `prometheus` package) accepts a scrape taken while tasks run.

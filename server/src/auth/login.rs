@@ -3,10 +3,7 @@
 //! travels in a URL. Both login and logout must come from this site (no login CSRF), and
 //! wrong tokens or codes count toward the client's lockout.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use axum::{
     Form,
@@ -17,35 +14,7 @@ use axum::{
 use leasewatch_engine::control::Role;
 use serde::Deserialize;
 
-use super::{Auth, LockedOut, SESSION_COOKIE, Secret, client_ip, cross_origin};
-
-/// How long the start-up login link works.
-pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
-
-/// Codes of unused login links (at most one: the start-up one), each until it expires.
-#[derive(Default)]
-pub struct LoginLinks {
-    codes: Mutex<Vec<(Secret, Instant)>>,
-}
-
-impl LoginLinks {
-    /// A new code, valid once within [`LINK_TTL`].
-    pub fn issue(&self) -> String {
-        let code = format!("{:032x}", rand::random::<u128>());
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
-        codes.retain(|(_, expires)| *expires > Instant::now());
-        codes.push((Secret::new(code.clone()), Instant::now() + LINK_TTL));
-        code
-    }
-
-    /// Uses up `code`: true when it was issued, unused and unexpired.
-    fn redeem(&self, code: &str) -> bool {
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
-        codes.retain(|(_, expires)| *expires > Instant::now());
-        let found = codes.iter().position(|(issued, _)| issued.matches(code));
-        found.map(|i| codes.remove(i)).is_some()
-    }
-}
+use super::{Auth, LockedOut, SESSION_COOKIE, client_ip, cross_origin};
 
 /// `GET /login?code=...` (the start-up link).
 #[derive(Deserialize)]
@@ -156,18 +125,4 @@ fn login_form(auth: &Auth, error: Option<&'static str>, status: StatusCode) -> R
 fn login_page_html(auth: &Auth, error: Option<&'static str>) -> Html<String> {
     let page = leasewatch_app::login_shell(auth.site_options.clone(), error);
     Html(leptos::prelude::RenderHtml::to_html(page))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_login_code_works_once() {
-        let links = LoginLinks::default();
-        let code = links.issue();
-        assert!(!links.redeem("0123"));
-        assert!(links.redeem(&code));
-        assert!(!links.redeem(&code), "single use");
-    }
 }

@@ -6,12 +6,13 @@
 //! be this site's origin, scheme included. A client that sends too many wrong tokens is locked
 //! out for a while ([`throttle`]). Tokens are compared in constant time and never logged.
 
-pub mod login;
-pub mod session;
-pub mod throttle;
+pub(crate) mod links;
+pub(crate) mod login;
+pub mod secret;
+pub(crate) mod session;
+mod throttle;
 
 use std::{
-    fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
     time::Duration,
@@ -25,63 +26,20 @@ use axum::{
 };
 use leasewatch_engine::control::Role;
 use leptos::config::LeptosOptions;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 use url::Url;
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
+pub use secret::Secret;
 pub use session::{SESSION_COOKIE, Sessions};
 use throttle::Throttle;
 
-/// Who made a request and how they proved it; put in the request's extensions.
+/// Who made a request and how they proved it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// Their role.
+pub(crate) struct Caller {
     pub role: Role,
     /// Whether they came with a session cookie (a browser) rather than a bearer token.
-    pub by_cookie: bool,
-}
-
-/// A token that does not print itself.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a token.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// A fresh random token (256 bits, hex).
-    pub fn generate() -> Self {
-        Self(format!(
-            "{:032x}{:032x}",
-            rand::random::<u128>(),
-            rand::random::<u128>()
-        ))
-    }
-
-    /// The token itself, for the places that must have it (deriving keys, the token file).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Constant-time comparison of digests: the time taken tells neither where the two differ
-    /// nor how long the token is.
-    pub fn matches(&self, given: &str) -> bool {
-        let (a, b) = (
-            Sha256::digest(self.0.as_bytes()),
-            Sha256::digest(given.as_bytes()),
-        );
-        bool::from(a.ct_eq(&b))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
+    pub(crate) by_cookie: bool,
 }
 
 /// Where the site is reached, for the same-origin check and Secure cookies: `PUBLIC_URL`
@@ -138,14 +96,14 @@ pub struct Auth {
     sessions: Sessions,
     throttle: Throttle,
     site: SiteOrigin,
-    links: login::LoginLinks,
+    links: links::LoginLinks,
     /// Site options, for the login page's head (the hashed stylesheet).
     site_options: LeptosOptions,
 }
 
 /// A client locked out by the brute-force limit, for this much longer.
 #[derive(Debug, Clone, Copy)]
-pub struct LockedOut(pub Duration);
+pub(crate) struct LockedOut(pub Duration);
 
 impl IntoResponse for LockedOut {
     fn into_response(self) -> Response {
@@ -178,18 +136,18 @@ impl Auth {
             sessions,
             throttle: Throttle::default(),
             site,
-            links: login::LoginLinks::default(),
+            links: links::LoginLinks::default(),
             site_options,
         })
     }
 
     /// The session store (the server refreshes it from the database).
-    pub fn sessions(&self) -> &Sessions {
+    pub(crate) fn sessions(&self) -> &Sessions {
         &self.sessions
     }
 
-    /// A single-use login link's code for the operator, valid for [`login::LINK_TTL`].
-    pub fn issue_login_code(&self) -> String {
+    /// A single-use login link's code for the operator, valid for [`links::LINK_TTL`].
+    pub(crate) fn issue_login_code(&self) -> String {
         self.links.issue()
     }
 
@@ -216,7 +174,11 @@ impl Auth {
     }
 
     /// Who is calling, from a bearer token or a session cookie.
-    pub fn caller(&self, headers: &HeaderMap, client: IpAddr) -> Result<Option<Caller>, LockedOut> {
+    pub(crate) fn caller(
+        &self,
+        headers: &HeaderMap,
+        client: IpAddr,
+    ) -> Result<Option<Caller>, LockedOut> {
         if let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -236,7 +198,7 @@ impl Auth {
 }
 
 /// The peer's address (put on each request by the server; unknown in in-process tests).
-pub fn client_ip(request: &Request) -> IpAddr {
+pub(crate) fn client_ip(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -254,7 +216,7 @@ fn is_public(path: &str) -> bool {
 /// The middleware: public paths pass; everything else needs a caller. Unauthenticated API
 /// calls get 401, pages a redirect to the login page. Cookie-authenticated state changes must
 /// be same-origin (403 otherwise).
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     State(auth): State<Arc<Auth>>,
     mut request: Request,
     next: Next,
@@ -285,8 +247,7 @@ pub async fn authenticate(
     if caller.by_cookie && changes_state && !auth.site.same_origin(request.headers()) {
         return cross_origin();
     }
-    request.extensions_mut().insert(caller);
-    // The dashboard's server functions read the role alone.
+    // The API's handlers and the dashboard's server functions read the role.
     request.extensions_mut().insert(caller.role);
     next.run(request).await
 }
@@ -305,17 +266,6 @@ fn cross_origin() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_match_exactly_and_never_print() {
-        let secret = Secret::new("abcdef0123456789");
-        assert!(secret.matches("abcdef0123456789"));
-        assert!(!secret.matches("abcdef012345678"));
-        assert!(!secret.matches("abcdef01234567890"));
-        assert!(!secret.matches(""));
-        assert_eq!(format!("{secret:?}"), "Secret(***)");
-        assert_eq!(Secret::generate().expose().len(), 64);
-    }
 
     fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -5,20 +5,17 @@
 //! and work on every instance sharing the database. Logout is durable: ended sessions are kept
 //! in the database until they would have expired.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, RwLock},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use hmac::{Hmac, Mac as _};
 use leasewatch_engine::{Engine, audit::NewEntry, control::Role};
+use parking_lot::{Mutex, RwLock};
 use sha2::Sha512;
 use sqlx::AnyPool;
 
-use super::Secret;
+use super::secret::Secret;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "leasewatch_session";
@@ -87,7 +84,7 @@ impl Sessions {
     /// A new session for `role`: a jar to return with the response (it sets the signed
     /// cookie). `None` when the role has no token.
     pub fn start(&self, role: Role, secure: bool) -> Option<SignedCookieJar> {
-        let keys = read(&self.keys);
+        let keys = self.keys.read();
         let (_, key) = keys.iter().find(|(r, _)| *r == role)?;
         let id = format!("{:032x}", rand::random::<u128>());
         let expires = unix_now() + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
@@ -106,13 +103,13 @@ impl Sessions {
     /// The session a request's cookie proves, if it is signed by a current key, unexpired and
     /// not ended by a logout.
     pub fn verify(&self, headers: &HeaderMap) -> Option<Session> {
-        let keys = read(&self.keys);
+        let keys = self.keys.read();
         keys.iter().find_map(|(role, key)| {
             let jar = SignedCookieJar::from_headers(headers, key.clone());
             let value = jar.get(SESSION_COOKIE)?.value().to_owned();
             let (id, expires) = value.split_once('.')?;
             let expires: i64 = expires.parse().ok()?;
-            let live = expires > unix_now() && !lock(&self.revoked).contains_key(id);
+            let live = expires > unix_now() && !self.revoked.lock().contains_key(id);
             live.then(|| Session {
                 role: *role,
                 id: id.to_owned(),
@@ -126,7 +123,7 @@ impl Sessions {
     pub async fn revoke(&self, session: &Session) -> Result<(), StoreError> {
         let now = unix_now();
         let full = {
-            let mut revoked = lock(&self.revoked);
+            let mut revoked = self.revoked.lock();
             revoked.retain(|_, expires| *expires > now);
             revoked.insert(session.id.clone(), session.expires);
             revoked.len() > self.max_revoked
@@ -160,8 +157,8 @@ impl Sessions {
         .fetch_all(self.control())
         .await?;
         let secret = load_secret(self.control()).await?;
-        *write(&self.keys) = derive_keys(&secret, &self.operator, self.viewer.as_ref());
-        let mut revoked = lock(&self.revoked);
+        *self.keys.write() = derive_keys(&secret, &self.operator, self.viewer.as_ref());
+        let mut revoked = self.revoked.lock();
         revoked.retain(|_, expires| *expires > now_ms / 1000);
         revoked.extend(rows.into_iter().map(|(id, ms)| (id, ms / 1000)));
         Ok(())
@@ -179,8 +176,8 @@ impl Sessions {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        *write(&self.keys) = derive_keys(&secret, &self.operator, self.viewer.as_ref());
-        lock(&self.revoked).clear();
+        *self.keys.write() = derive_keys(&secret, &self.operator, self.viewer.as_ref());
+        self.revoked.lock().clear();
         let result = format!(
             "more than {} ended sessions: the session secret was replaced, every \
              browser must log in again",
@@ -249,18 +246,6 @@ pub(crate) fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|p| p.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::{HeaderValue, header};
@@ -320,7 +305,7 @@ mod tests {
             "the replaced secret ends every session"
         );
         assert!(
-            lock(&sessions.revoked).is_empty(),
+            sessions.revoked.lock().is_empty(),
             "and the list starts empty"
         );
         let fresh = cookie_header(sessions.start(Role::Operator, false).unwrap());

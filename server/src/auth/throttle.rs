@@ -9,9 +9,10 @@
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
+
+use parking_lot::{Mutex, MutexGuard};
 
 /// Wrong tokens accepted from one client within [`WINDOW`].
 pub const MAX_FAILURES: u32 = 5;
@@ -78,7 +79,7 @@ impl Throttle {
     }
 
     fn clients(&self) -> MutexGuard<'_, HashMap<IpAddr, Strikes>> {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+        self.clients.lock()
     }
 }
 

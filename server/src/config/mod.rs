@@ -1,0 +1,349 @@
+//! Configuration from the environment (and `.env`). Every variable is validated up front: a bad
+//! value stops start-up with one line naming the variable, the value given and what is allowed.
+
+mod env;
+#[cfg(test)]
+mod tests;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use leasewatch_engine::{
+    DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
+    db::redact_password, recommend::Thresholds,
+};
+
+pub use self::env::ConfigError;
+use self::env::{Env, format_duration};
+use crate::auth::secret::Secret;
+
+/// The SQLite file used when `DATABASE_URL` is not set.
+pub(crate) const DEFAULT_SQLITE_PATH: &str = "data/leasewatch.db";
+
+/// Where a generated operator token is written when `LEASEWATCH_TOKEN_FILE` is not set.
+pub(crate) const DEFAULT_TOKEN_FILE: &str = "data/operator-token";
+
+/// The whole configuration of one server process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (`BIND_ADDR`); `None` keeps Leptos.toml's `site-addr`.
+    pub bind: Option<SocketAddr>,
+    /// What the engine runs with.
+    pub engine: EngineConfig,
+    /// Who may read and act.
+    pub auth: AuthConfig,
+    /// How often the dashboard polls (`DASHBOARD_POLL_INTERVAL`).
+    pub dashboard_poll: Duration,
+    /// The address browsers use (`PUBLIC_URL`), behind a proxy: the origin state changes must
+    /// come from, the only `Host` answered besides loopback names, and `https` makes session
+    /// cookies `Secure`.
+    pub public_url: Option<url::Url>,
+}
+
+/// Tokens and sessions.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `LEASEWATCH_OPERATOR_TOKEN`; generated at start-up when unset.
+    pub operator: Option<Secret>,
+    /// `LEASEWATCH_VIEWER_TOKEN`: read-only access, optional.
+    pub viewer: Option<Secret>,
+    /// How long a browser session lasts (`SESSION_TTL`).
+    pub session_ttl: Duration,
+    /// Where a generated operator token is written for scripts (`LEASEWATCH_TOKEN_FILE`).
+    pub token_file: PathBuf,
+}
+
+impl Config {
+    /// Reads the configuration through `lookup` (the process environment in production, a map in
+    /// tests). `demo` shortens task intervals that the environment leaves unset.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        demo: bool,
+    ) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let database = match env.get("DATABASE_URL") {
+            None => DatabaseUrl::Sqlite(PathBuf::from(DEFAULT_SQLITE_PATH)),
+            Some(raw) => DatabaseUrl::parse(&raw).map_err(|err| ConfigError {
+                var: "DATABASE_URL",
+                value: redact_password(&raw),
+                allowed: err.to_string(),
+            })?,
+        };
+
+        let pool_defaults = PoolSettings::default();
+        let max_connections = env.integer(
+            "DB_MAX_CONNECTIONS",
+            pool_defaults.max_connections,
+            1,
+            10_000,
+        )?;
+        let min_connections = env.integer(
+            "DB_MIN_CONNECTIONS",
+            pool_defaults.min_connections,
+            0,
+            10_000,
+        )?;
+        if min_connections > max_connections {
+            return Err(ConfigError {
+                var: "DB_MIN_CONNECTIONS",
+                value: min_connections.to_string(),
+                allowed: format!("must not exceed DB_MAX_CONNECTIONS ({max_connections})"),
+            });
+        }
+        let pool = PoolSettings {
+            max_connections,
+            min_connections,
+            idle_timeout: env.millis(
+                "DB_IDLE_TIMEOUT",
+                pool_defaults.idle_timeout,
+                1_000,
+                86_400_000,
+            )?,
+            connect_timeout: env.millis(
+                "DB_CONNECTION_TIMEOUT",
+                pool_defaults.connect_timeout,
+                100,
+                600_000,
+            )?,
+            lease_timeout: env.duration(
+                "LEASE_TIMEOUT",
+                pool_defaults.lease_timeout,
+                secs(1),
+                secs(3600),
+            )?,
+            ..pool_defaults
+        };
+
+        let defaults = if demo {
+            TaskIntervals::demo()
+        } else {
+            TaskIntervals::default()
+        };
+        let (least, most) = (secs(1), secs(7 * 24 * 3600));
+        let intervals = TaskIntervals {
+            status_transitions: env.duration(
+                "TASK_STATUS_TRANSITIONS_INTERVAL",
+                defaults.status_transitions,
+                least,
+                most,
+            )?,
+            auction_monitor: env.duration(
+                "TASK_AUCTION_MONITOR_INTERVAL",
+                defaults.auction_monitor,
+                least,
+                most,
+            )?,
+            health_check: env.duration(
+                "TASK_HEALTH_CHECK_INTERVAL",
+                defaults.health_check,
+                least,
+                most,
+            )?,
+            cleanup: env.duration("CLEANUP_INTERVAL", defaults.cleanup, least, most)?,
+        };
+
+        let retry_defaults = RetryPolicy::default();
+        let base_delay = env.duration(
+            "RETRY_BASE_DELAY",
+            retry_defaults.base_delay,
+            Duration::from_millis(10),
+            secs(3600),
+        )?;
+        let max_delay = env.duration(
+            "RETRY_MAX_DELAY",
+            retry_defaults.max_delay,
+            Duration::from_millis(10),
+            secs(24 * 3600),
+        )?;
+        if max_delay < base_delay {
+            return Err(ConfigError {
+                var: "RETRY_MAX_DELAY",
+                value: env.get("RETRY_MAX_DELAY").unwrap_or_default(),
+                allowed: format!(
+                    "must be at least RETRY_BASE_DELAY ({})",
+                    format_duration(base_delay)
+                ),
+            });
+        }
+        let retry = RetryPolicy {
+            max_retries: env.integer("RETRY_MAX", retry_defaults.max_retries, 0, 100)?,
+            base_delay,
+            factor: env.integer("RETRY_FACTOR", retry_defaults.factor, 1, 10)?,
+            max_delay,
+        };
+
+        let bind = env
+            .get("BIND_ADDR")
+            .map(|raw| {
+                raw.parse().map_err(|_| ConfigError {
+                    var: "BIND_ADDR",
+                    value: raw,
+                    allowed: "an IP address and port, such as 127.0.0.1:3000 or 0.0.0.0:8080"
+                        .into(),
+                })
+            })
+            .transpose()?;
+
+        let operator = env.token("LEASEWATCH_OPERATOR_TOKEN")?;
+        let viewer = env.token("LEASEWATCH_VIEWER_TOKEN")?;
+        if let (Some(op), Some(view)) = (&operator, &viewer)
+            && op == view
+        {
+            return Err(ConfigError {
+                var: "LEASEWATCH_VIEWER_TOKEN",
+                value: "***".into(),
+                allowed: "must differ from LEASEWATCH_OPERATOR_TOKEN".into(),
+            });
+        }
+        let auth = AuthConfig {
+            operator,
+            viewer,
+            session_ttl: env.duration(
+                "SESSION_TTL",
+                secs(12 * 3600),
+                secs(60),
+                secs(30 * 86_400),
+            )?,
+            token_file: env
+                .get("LEASEWATCH_TOKEN_FILE")
+                .map_or_else(|| PathBuf::from(DEFAULT_TOKEN_FILE), PathBuf::from),
+        };
+        let public_url = env
+            .get("PUBLIC_URL")
+            .map(|raw| {
+                url::Url::parse(raw.trim())
+                    .ok()
+                    .filter(|url| {
+                        matches!(url.scheme(), "http" | "https")
+                            && url.host_str().is_some()
+                            && url.username().is_empty()
+                            && url.password().is_none()
+                            && url.query().is_none()
+                            && url.path() == "/"
+                    })
+                    .ok_or_else(|| ConfigError {
+                        var: "PUBLIC_URL",
+                        value: redact_password(&raw),
+                        allowed: "an http or https origin browsers reach the server at, such as \
+                                  https://leasewatch.example.com (no path, query or credentials)"
+                            .into(),
+                    })
+            })
+            .transpose()?;
+
+        let thresholds = thresholds(&env)?;
+
+        let demo_leak = match env.get("DEMO_LEAK_HOLD") {
+            Some(raw) if !demo => {
+                return Err(ConfigError {
+                    var: "DEMO_LEAK_HOLD",
+                    value: raw,
+                    allowed: "only with --demo (it adds a task that leaks its connection)".into(),
+                });
+            }
+            Some(_) => Some(DemoLeak::holding(env.duration(
+                "DEMO_LEAK_HOLD",
+                secs(60),
+                secs(1),
+                secs(3600),
+            )?)),
+            None => None,
+        };
+        let dashboard_poll = env.duration(
+            "DASHBOARD_POLL_INTERVAL",
+            secs(2),
+            Duration::from_millis(500),
+            secs(300),
+        )?;
+
+        Ok(Self {
+            bind,
+            auth,
+            dashboard_poll,
+            public_url,
+            engine: EngineConfig {
+                database,
+                pool,
+                intervals,
+                retry,
+                demo,
+                thresholds,
+                demo_leak,
+            },
+        })
+    }
+}
+
+/// The recommendation rules' thresholds (`REC_*`), the engine's defaults where unset.
+fn thresholds<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Thresholds, ConfigError> {
+    let defaults = Thresholds::default();
+    let thresholds = Thresholds {
+        waiting_for: env.duration(
+            "REC_WAITING_FOR",
+            defaults.waiting_for,
+            Duration::ZERO,
+            secs(86_400),
+        )?,
+        timeout_window: env.duration(
+            "REC_TIMEOUT_WINDOW",
+            defaults.timeout_window,
+            secs(1),
+            secs(86_400),
+        )?,
+        stale_critical_age: env.duration(
+            "REC_STALE_CRITICAL_AGE",
+            defaults.stale_critical_age,
+            secs(1),
+            secs(86_400),
+        )?,
+        utilization_warning: env
+            .percent("REC_UTILIZATION_WARNING", defaults.utilization_warning)?,
+        utilization_critical: env
+            .percent("REC_UTILIZATION_CRITICAL", defaults.utilization_critical)?,
+        utilization_for: env.duration(
+            "REC_UTILIZATION_FOR",
+            defaults.utilization_for,
+            Duration::ZERO,
+            secs(86_400),
+        )?,
+        oversized_for: env.duration(
+            "REC_OVERSIZED_FOR",
+            defaults.oversized_for,
+            secs(1),
+            secs(7 * 86_400),
+        )?,
+        server_connections_warning: env.percent(
+            "REC_SERVER_CONNECTIONS_WARNING",
+            defaults.server_connections_warning,
+        )?,
+        slow_round_trip: env.duration(
+            "REC_SLOW_ROUND_TRIP",
+            defaults.slow_round_trip,
+            Duration::from_millis(1),
+            secs(60),
+        )?,
+        failures_in_a_row: env.integer(
+            "REC_FAILURES_IN_A_ROW",
+            u32::try_from(defaults.failures_in_a_row).unwrap_or(u32::MAX),
+            1,
+            50,
+        )? as usize,
+        runtime_share: env.percent("REC_RUNTIME_SHARE", defaults.runtime_share)?,
+        hold: env.duration("REC_HOLD", defaults.hold, Duration::ZERO, secs(3600))?,
+        clear: env.duration("REC_CLEAR", defaults.clear, Duration::ZERO, secs(86_400))?,
+    };
+    if thresholds.utilization_critical < thresholds.utilization_warning {
+        return Err(ConfigError {
+            var: "REC_UTILIZATION_CRITICAL",
+            value: env.get("REC_UTILIZATION_CRITICAL").unwrap_or_default(),
+            allowed: format!(
+                "must be at least REC_UTILIZATION_WARNING ({:.0})",
+                thresholds.utilization_warning * 100.0
+            ),
+        });
+    }
+    Ok(thresholds)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}

@@ -1,0 +1,206 @@
+//! The configuration as a user writes it: defaults, values, and the line a bad value gets.
+
+use std::collections::HashMap;
+
+use super::{
+    env::{format_duration, parse_duration},
+    *,
+};
+
+fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_lookup(|var| map.get(var).cloned(), false)
+}
+
+fn config_err(vars: &[(&str, &str)]) -> String {
+    config(vars).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_are_the_seeds() {
+    let config = config(&[]).unwrap();
+    let pool = &config.engine.pool;
+    assert_eq!(pool.max_connections, 20);
+    assert_eq!(pool.min_connections, 5);
+    assert_eq!(pool.idle_timeout, Duration::from_millis(60_000));
+    assert_eq!(pool.connect_timeout, Duration::from_millis(15_000));
+    assert_eq!(pool.lease_timeout, secs(30));
+    assert_eq!(config.engine.intervals, TaskIntervals::default());
+    assert_eq!(config.engine.intervals.status_transitions, secs(900));
+    assert_eq!(config.engine.retry, RetryPolicy::default());
+    assert_eq!(
+        config.engine.database,
+        DatabaseUrl::Sqlite(PathBuf::from(DEFAULT_SQLITE_PATH))
+    );
+    assert_eq!(config.bind, None);
+    assert_eq!(config.engine.thresholds, Thresholds::default());
+}
+
+#[test]
+fn thresholds_are_read_and_checked() {
+    let config = config(&[("REC_HOLD", "0s"), ("REC_UTILIZATION_WARNING", "70")]).unwrap();
+    assert_eq!(config.engine.thresholds.hold, Duration::ZERO);
+    assert!((config.engine.thresholds.utilization_warning - 0.70).abs() < 1e-9);
+    let err = config_err(&[
+        ("REC_UTILIZATION_WARNING", "90"),
+        ("REC_UTILIZATION_CRITICAL", "85"),
+    ]);
+    assert_eq!(
+        err,
+        "invalid REC_UTILIZATION_CRITICAL=\"85\": must be at least REC_UTILIZATION_WARNING (90)"
+    );
+    assert!(config_err(&[("REC_RUNTIME_SHARE", "150")]).contains("whole number from 1 to 100"));
+}
+
+#[test]
+fn demo_shortens_only_the_intervals_left_unset() {
+    let map: HashMap<&str, &str> = [("TASK_HEALTH_CHECK_INTERVAL", "2h")].into();
+    let config = Config::from_lookup(|v| map.get(v).map(|s| (*s).to_owned()), true).unwrap();
+    assert_eq!(
+        config.engine.intervals.status_transitions,
+        TaskIntervals::demo().status_transitions
+    );
+    assert_eq!(config.engine.intervals.health_check, secs(7200));
+}
+
+#[test]
+fn values_are_read() {
+    let config = config(&[
+        ("DATABASE_URL", "postgres://app:pw@db:5432/prod"),
+        ("DB_MAX_CONNECTIONS", "8"),
+        ("DB_MIN_CONNECTIONS", "8"),
+        ("TASK_STATUS_TRANSITIONS_INTERVAL", "1h30m"),
+        ("RETRY_MAX", "0"),
+        ("BIND_ADDR", "0.0.0.0:8080"),
+    ])
+    .unwrap();
+    assert_eq!(config.engine.pool.max_connections, 8);
+    assert_eq!(config.engine.pool.min_connections, 8);
+    assert_eq!(config.engine.intervals.status_transitions, secs(5400));
+    assert_eq!(config.engine.retry.max_retries, 0);
+    assert_eq!(config.bind, Some("0.0.0.0:8080".parse().unwrap()));
+}
+
+#[test]
+fn bad_values_name_the_variable_the_value_and_what_is_allowed() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "DB_MAX_CONNECTIONS",
+            "twenty",
+            "whole number from 1 to 10000",
+        ),
+        ("DB_MAX_CONNECTIONS", "0", "whole number from 1 to 10000"),
+        ("DB_MAX_CONNECTIONS", "-3", "whole number from 1 to 10000"),
+        (
+            "DB_IDLE_TIMEOUT",
+            "1m",
+            "milliseconds from 1000 to 86400000",
+        ),
+        (
+            "DB_CONNECTION_TIMEOUT",
+            "abc",
+            "milliseconds from 100 to 600000",
+        ),
+        ("LEASE_TIMEOUT", "30", "duration from 1s to 1h"),
+        (
+            "TASK_AUCTION_MONITOR_INTERVAL",
+            "soon",
+            "written like 500ms",
+        ),
+        ("CLEANUP_INTERVAL", "0s", "duration from 1s to 7days"),
+        ("RETRY_FACTOR", "1.5", "whole number from 1 to 10"),
+        ("BIND_ADDR", "localhost", "IP address and port"),
+        (
+            "DATABASE_URL",
+            "mysql://root@localhost/db",
+            "postgres://, postgresql:// and sqlite://",
+        ),
+    ];
+    for (var, value, allowed) in cases {
+        let err = config(&[(var, value)]).unwrap_err();
+        let line = err.to_string();
+        assert_eq!(err.var, *var, "{line}");
+        assert!(line.contains(&format!("{var}=\"{value}\"")), "{line}");
+        assert!(line.contains(allowed), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+}
+
+#[test]
+fn tokens_are_checked_and_never_echoed() {
+    let err = config(&[("LEASEWATCH_OPERATOR_TOKEN", "short")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid LEASEWATCH_OPERATOR_TOKEN=\"*** (5 characters)\": must be at least 16 \
+         characters without spaces (try: openssl rand -hex 32)"
+    );
+    let same = "0123456789abcdef0123";
+    let err = config(&[
+        ("LEASEWATCH_OPERATOR_TOKEN", same),
+        ("LEASEWATCH_VIEWER_TOKEN", same),
+    ])
+    .unwrap_err();
+    assert!(!err.to_string().contains(same), "{err}");
+    let ok = config(&[("LEASEWATCH_OPERATOR_TOKEN", same)]).unwrap();
+    assert_eq!(ok.auth.operator, Some(Secret::new(same)));
+    assert!(!format!("{ok:?}").contains(same));
+    assert_eq!(ok.auth.session_ttl, secs(12 * 3600));
+}
+
+#[test]
+fn min_above_max_is_refused() {
+    let err = config(&[("DB_MAX_CONNECTIONS", "4"), ("DB_MIN_CONNECTIONS", "5")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid DB_MIN_CONNECTIONS=\"5\": must not exceed DB_MAX_CONNECTIONS (4)"
+    );
+}
+
+#[test]
+fn a_bad_url_never_shows_its_password() {
+    let err = config(&[("DATABASE_URL", "redis://user:hunter2@cache:6379")]).unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(
+        err.to_string().contains("redis://user:***@cache:6379"),
+        "{err}"
+    );
+}
+
+#[test]
+fn durations_parse_and_print_alike() {
+    for (text, ms) in [
+        ("500ms", 500),
+        ("30s", 30_000),
+        ("15m", 900_000),
+        ("15min", 900_000),
+        ("1h", 3_600_000),
+        ("1h30m", 5_400_000),
+        ("2d", 172_800_000),
+        ("1h 30m", 5_400_000),
+        ("1.5h", 5_400_000),
+    ] {
+        assert_eq!(
+            parse_duration(text),
+            Some(Duration::from_millis(ms)),
+            "{text}"
+        );
+    }
+    for bad in ["", "15", "m", "1x", "-1s", "1h30"] {
+        assert_eq!(parse_duration(bad), None, "{bad:?}");
+    }
+    // What the messages print reads back as the same duration.
+    for d in [
+        Duration::from_millis(5_400_000),
+        secs(3600),
+        secs(7 * 86_400),
+        Duration::from_millis(250),
+        Duration::ZERO,
+    ] {
+        assert_eq!(parse_duration(&format_duration(d)), Some(d), "{d:?}");
+    }
+    assert_eq!(format_duration(Duration::from_millis(5_400_000)), "1h 30m");
+    assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+}

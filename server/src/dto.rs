@@ -1,0 +1,124 @@
+//! What the admin API exchanges: the request and response bodies and the audit query. Their
+//! JSON schemas, and so the OpenAPI document, come from the same structs serde uses.
+
+use aide::{OperationInput, generate::GenContext, openapi::Operation};
+use axum::{Json, extract::FromRequest};
+use chrono::{DateTime, Utc};
+use leasewatch_engine::{
+    Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView, audit::MAX_PAGE,
+    recommend::Recommendation,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// The whole state, as scripts and monitoring read it.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StatusResponse {
+    /// Whether the scheduler is running.
+    pub scheduler: Scheduler,
+    /// Every task's state and recent runs.
+    pub tasks: Vec<TaskView>,
+    /// The pool now.
+    pub pool: PoolSnapshot,
+    /// The leases held now.
+    pub leases: Vec<LeaseInfo>,
+    /// What the rules recommend, worst first.
+    pub recommendations: Vec<Recommendation>,
+    /// The server-wide view from the last health check.
+    pub server: ServerView,
+    /// Auction counts, as last read by a task.
+    pub auctions: Auctions,
+}
+
+/// The scheduler's state.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Scheduler {
+    /// Ticks start runs.
+    pub running: bool,
+}
+
+/// Auction counts per status.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Auctions {
+    /// When they were read.
+    pub as_of: DateTime<Utc>,
+    /// Count per status.
+    pub counts: serde_json::Map<String, Value>,
+}
+
+impl StatusResponse {
+    /// From in-process state only: no database connection is taken, so polling it is free.
+    pub fn of(engine: &Engine) -> Self {
+        let auctions = engine.auctions();
+        Self {
+            scheduler: Scheduler {
+                running: engine.tasks().is_running(),
+            },
+            tasks: engine.tasks().tasks(),
+            pool: engine.leases().snapshot(),
+            leases: engine.leases().leases(),
+            recommendations: engine.recommendations(),
+            server: engine.leases().server_view(),
+            auctions: Auctions {
+                as_of: auctions.as_of,
+                counts: auctions
+                    .counts
+                    .0
+                    .iter()
+                    .map(|(status, n)| (status.as_str().to_owned(), Value::from(*n)))
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// A control request. Read as JSON (`Content-Type: application/json`); anything else, or a
+/// body that does not fit, is refused with a named 4xx before anything happens.
+#[derive(Debug, Deserialize, schemars::JsonSchema, FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// start, stop, cleanup, emergency_cleanup, run_now, pause or resume.
+    pub action: String,
+    /// For run_now, pause and resume: status_transitions, auction_monitor or health_check.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// For cleanup and emergency_cleanup: report what would be done, do nothing.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+/// Documented as the JSON body it is read from.
+impl OperationInput for ActionRequest {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        Json::<Self>::operation_input(ctx, operation);
+    }
+}
+
+/// What a control action did.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ActionResponse {
+    /// The action.
+    pub action: String,
+    /// What happened, in a line.
+    pub message: String,
+    /// A `CleanupReport` (cleanup, emergency_cleanup), a `StopReport` (stop), `{"run_id"}`
+    /// (run_now), or null.
+    pub details: Value,
+    /// The state after the action.
+    pub status: StatusResponse,
+}
+
+/// `GET /api/admin/audit`'s query: `?limit=` (1 to 500, default 50) entries with ids below
+/// `?before=` (the cursor the previous page gave; omitted for the newest page).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct AuditQuery {
+    /// Entries per page, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
+    pub limit: Option<u32>,
+    /// Only entries with an id below this: the `before` of the previous page's `next` link.
+    #[schemars(range(min = 1))]
+    pub before: Option<i64>,
+}
