@@ -22,9 +22,7 @@ use leasewatch::{
     routes::{PAGE_PATHS, router},
 };
 use leasewatch_app::api::ssr::AppState;
-use leasewatch_engine::{
-    DatabaseUrl, Engine, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
-};
+use leasewatch_engine::{DatabaseUrl, Engine, EngineConfig, PoolSettings};
 use leasewatch_testkit::TestDatabase;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -41,18 +39,14 @@ struct TestApp {
 
 fn engine_config(database: DatabaseUrl) -> EngineConfig {
     EngineConfig {
-        database,
         pool: PoolSettings {
             max_connections: 4,
             min_connections: 1,
             connect_timeout: Duration::from_secs(5),
             ..PoolSettings::default()
         },
-        intervals: TaskIntervals::default(),
-        retry: RetryPolicy::default(),
         demo: true,
-        thresholds: Default::default(),
-        demo_leak: None,
+        ..EngineConfig::new(database)
     }
 }
 

@@ -249,7 +249,7 @@ pub(crate) fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use axum::http::{HeaderValue, header};
-    use leasewatch_engine::{DatabaseUrl, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals};
+    use leasewatch_engine::{DatabaseUrl, EngineConfig};
 
     use super::*;
 
@@ -265,15 +265,7 @@ mod tests {
     #[tokio::test]
     async fn too_many_ended_sessions_replace_the_secret_and_the_audit_log_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        let config = EngineConfig {
-            database: DatabaseUrl::Sqlite(dir.path().join("s.db")),
-            pool: PoolSettings::default(),
-            intervals: TaskIntervals::default(),
-            retry: RetryPolicy::default(),
-            demo: false,
-            thresholds: Default::default(),
-            demo_leak: None,
-        };
+        let config = EngineConfig::new(DatabaseUrl::Sqlite(dir.path().join("s.db")));
         let engine = Arc::new(Engine::start(config).await.unwrap());
         let operator = Secret::new("operator-token-0123456789");
         let mut sessions = Sessions::load(
