@@ -37,7 +37,7 @@ test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
   test('the page is readable with its real data', async ({ page }) => {
-    await logIn(page);
+    await logIn(page, OPERATOR_TOKEN, '', false);
     await expect(page.getByRole('heading', { name: 'Leasewatch' })).toBeVisible();
     await expect(page.locator('[data-metric="total"] .value')).toHaveText(/^\d+$/);
     await expect(page.locator('[data-metric="utilization"] .detail')).toContainText('of max 20 (min 5)');
