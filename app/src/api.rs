@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::wire::{ControlOutcome, Dashboard};
+use crate::wire::{ActionName, ControlOutcome, Dashboard};
 
 /// Everything the dashboard shows, from in-process state.
 #[server(endpoint = "dashboard")]
@@ -20,8 +20,8 @@ pub async fn get_dashboard() -> Result<Dashboard, ServerFnError> {
 /// `pause`, `resume`); cleanups with `dry_run` only preview.
 #[server(endpoint = "control")]
 pub async fn control(
-    /// The action's name.
-    action: String,
+    /// The action.
+    action: ActionName,
     /// The task, for run_now, pause and resume.
     task: Option<String>,
     /// Preview only, for the cleanups.
@@ -30,7 +30,7 @@ pub async fn control(
     use self::ssr::*;
     let state = expect_context::<AppState>();
     let role = caller_role().await?;
-    let parsed = Action::parse(&action, task, dry_run).map_err(refused)?;
+    let parsed = Action::parse(action.as_str(), task, dry_run).map_err(refused)?;
     let client = client_address().await;
     let done = state
         .engine
@@ -55,10 +55,7 @@ pub mod ssr {
     };
     use chrono::Utc;
     pub use leasewatch_engine::control::{Action, ControlError, Role};
-    use leasewatch_engine::{
-        Engine, ServerView,
-        tasks::{Outcome, TaskState, TaskView},
-    };
+    use leasewatch_engine::{Engine, ServerView, tasks::TaskView};
     use leptos::{config::LeptosOptions, prelude::ServerFnError};
 
     use crate::wire::{
@@ -118,7 +115,7 @@ pub mod ssr {
         let auctions = engine.auctions();
         Dashboard {
             taken_at_ms: snapshot.taken_at.timestamp_millis(),
-            role: role.as_str().to_owned(),
+            role,
             poll_ms: u64::try_from(state.poll_every.as_millis()).unwrap_or(2_000),
             backend: db.backend().to_string(),
             database: db.url().to_string(),
@@ -164,10 +161,10 @@ pub mod ssr {
                 .into_iter()
                 .map(|r| Advice {
                     id: r.id,
-                    severity: serde_plain(&r.severity),
+                    severity: r.severity,
                     title: r.title,
                     detail: r.detail,
-                    action: r.action.map(|a| serde_plain(&a)),
+                    action: r.action,
                 })
                 .collect(),
             audit: engine
@@ -193,7 +190,7 @@ pub mod ssr {
                 .0
                 .iter()
                 .map(|(status, count)| StatusCount {
-                    status: status.as_str().to_owned(),
+                    status: *status,
                     count: *count,
                 })
                 .collect(),
@@ -212,40 +209,16 @@ pub mod ssr {
         }
     }
 
-    /// A unit enum's serde name ("warning", "emergency_cleanup").
-    fn serde_plain<T: serde::Serialize>(value: &T) -> String {
-        serde_json::to_value(value)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    }
-
     fn task_row(task: TaskView) -> TaskRow {
-        let state = match task.state {
-            TaskState::Running { .. } => "running",
-            TaskState::Backoff { .. } => "backoff",
-            TaskState::Idle if task.paused => "paused",
-            TaskState::Idle => "idle",
-        };
-        let outcome_name = |o: &Outcome| match o {
-            Outcome::Succeeded { .. } => "succeeded",
-            Outcome::Skipped { .. } => "skipped",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Cancelled { .. } => "cancelled",
-        };
         let last = task.last.as_ref();
         TaskRow {
             task: task.name.clone(),
             every_secs: task.interval_secs,
-            state: state.to_owned(),
+            state: task.status(),
             paused: task.paused,
             next_run_at_ms: task.next_run_at.map(|at| at.timestamp_millis()),
-            last_outcome: last.map(|r| outcome_name(&r.outcome).to_owned()),
-            last_detail: last.map(|r| match &r.outcome {
-                Outcome::Succeeded { detail, .. } => detail.clone(),
-                Outcome::Skipped { reason } | Outcome::Cancelled { reason } => reason.clone(),
-                Outcome::Failed { error, .. } => error.clone(),
-            }),
+            last_outcome: last.map(|r| r.outcome.kind()),
+            last_detail: last.map(|r| r.outcome.detail().to_owned()),
             last_run_at_ms: last.map(|r| r.started_at.timestamp_millis()),
             last_duration_ms: last.map(|r| r.duration_ms),
             last_attempts: last.map(|r| r.attempts),
@@ -254,7 +227,7 @@ pub mod ssr {
                 .iter()
                 .map(|r| RunDot {
                     at_ms: r.started_at.timestamp_millis(),
-                    outcome: outcome_name(&r.outcome).to_owned(),
+                    outcome: r.outcome.kind(),
                 })
                 .collect(),
         }

@@ -196,7 +196,7 @@ mod tests {
         };
         Dashboard {
             taken_at_ms: now_ms,
-            role: "viewer".to_owned(),
+            role: crate::wire::Role::Viewer,
             poll_ms: 2_000,
             backend: "SQLite".to_owned(),
             database: "sqlite://x.db".to_owned(),
@@ -217,7 +217,7 @@ mod tests {
             tasks: vec![TaskRow {
                 task: "leaky_<report>".to_owned(),
                 every_secs: 60,
-                state: "idle".to_owned(),
+                state: crate::wire::TaskStatus::Idle,
                 paused: false,
                 next_run_at_ms: None,
                 last_outcome: None,
@@ -227,7 +227,7 @@ mod tests {
                 last_attempts: None,
                 runs: vec![crate::wire::RunDot {
                     at_ms: now_ms - 30_000,
-                    outcome: "failed".to_owned(),
+                    outcome: crate::wire::RunOutcome::Failed,
                 }],
             }],
             recommendations: vec![],

@@ -114,18 +114,21 @@ mod tests {
 
     #[test]
     fn text_and_attributes_are_escaped() {
-        let auctions = [StatusCount {
-            status: r#"<a href="x">&</a>"#.to_owned(),
-            count: 1,
-        }];
-        assert_eq!(
-            auction_rows(&auctions),
-            concat!(
-                r#"<tr data-status="&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;">"#,
-                r#"<th scope="row">&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;</th>"#,
-                r#"<td class="num">1</td></tr>"#
-            )
+        let lease = LeaseRow {
+            id: 1,
+            task: r#"<a href="x">&</a>"#.to_owned(),
+            run_id: 2,
+            backend_pid: None,
+            held_ms: 0,
+            stale: false,
+        };
+        let html = lease_rows(&[lease]);
+        let escaped = "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;";
+        assert!(
+            html.contains(&format!(r#"data-task="{escaped}""#)),
+            "{html}"
         );
+        assert!(html.contains(&format!("<td>{escaped}</td>")), "{html}");
     }
 
     #[test]
@@ -179,7 +182,7 @@ mod tests {
     #[test]
     fn auction_and_audit_rows_carry_their_data_attributes() {
         let auctions = [StatusCount {
-            status: "active".to_owned(),
+            status: crate::wire::AuctionStatus::Active,
             count: 12,
         }];
         assert_eq!(
@@ -188,10 +191,10 @@ mod tests {
         );
         let audit = [AuditRow {
             at_ms: 1_714_979_289_999,
-            role: "operator".to_owned(),
+            role: crate::wire::Actor::Operator,
             action: "emergency_cleanup".to_owned(),
             arguments: r#"{"dry_run":false}"#.to_owned(),
-            outcome: "ok".to_owned(),
+            outcome: crate::wire::AuditOutcome::Ok,
             result: "revoked 1 lease <held>".to_owned(),
         }];
         assert_eq!(

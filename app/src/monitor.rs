@@ -12,7 +12,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     api::{Control, get_dashboard},
     charts, markup,
-    wire::{ControlOutcome, Dashboard, clock_utc},
+    wire::{ActionName, ControlOutcome, Dashboard, Role, TaskStatus, clock_utc},
 };
 
 /// The dashboard page.
@@ -47,7 +47,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
             preview.set(None);
             notice.set(Some((
                 true,
-                format!("{}: {}", label(&outcome.action), outcome.message),
+                format!("{}: {}", label(outcome.action), outcome.message),
             )));
             polls.update(|n| *n += 1);
         }
@@ -147,25 +147,26 @@ struct Controls {
 }
 
 impl Controls {
-    fn send(self, action: &str, task: Option<String>, dry_run: Option<bool>) {
+    fn send(self, action: ActionName, task: Option<String>, dry_run: Option<bool>) {
         self.act.dispatch(Control {
-            action: action.to_owned(),
+            action,
             task,
             dry_run,
         });
     }
 
     /// Cleanups preview first; everything else acts at once.
-    fn request(self, action: &str, task: Option<String>) {
-        match action {
-            "cleanup" | "emergency_cleanup" => self.send(action, None, Some(true)),
-            _ => self.send(action, task, None),
+    fn request(self, action: ActionName, task: Option<String>) {
+        if action.takes_dry_run() {
+            self.send(action, None, Some(true));
+        } else {
+            self.send(action, task, None);
         }
     }
 
     fn is_operator(self) -> bool {
         self.data
-            .with(|d| d.as_ref().is_some_and(|d| d.role == "operator"))
+            .with(|d| d.as_ref().is_some_and(|d| d.role == Role::Operator))
     }
 
     /// Why a button is off: not an operator, or an action under way.
@@ -174,8 +175,8 @@ impl Controls {
     }
 }
 
-fn label(action: &str) -> String {
-    let mut text = action.replace('_', " ");
+fn label(action: ActionName) -> String {
+    let mut text = action.as_str().replace('_', " ");
     if let Some(first) = text.get_mut(0..1) {
         first.make_ascii_uppercase();
     }
@@ -218,14 +219,14 @@ fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl In
                     let:advice
                 >
                     <li class=format!("severity {}", advice.severity) data-recommendation=advice.id.clone()>
-                        <span class="badge">{advice.severity.to_ascii_uppercase()}</span>
+                        <span class="badge">{advice.severity.as_str().to_ascii_uppercase()}</span>
                         <strong>{advice.title.clone()}</strong>
                         <p>{advice.detail.clone()}</p>
-                        {advice.action.clone().map(|action| {
-                            let text = label(&action);
+                        {advice.action.map(|action| {
+                            let text = label(action);
                             view! {
                                 <button
-                                    on:click=move |_| controls.request(&action, None)
+                                    on:click=move |_| controls.request(action, None)
                                     disabled=move || controls.disabled()
                                 >
                                     {text}
@@ -258,10 +259,10 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
             .with(|d| d.as_ref().is_some_and(|d| d.scheduler_running))
     };
     let busy = controls.act.pending();
-    let button = move |action: &'static str, text: &'static str, off: fn(bool) -> bool| {
+    let button = move |action: ActionName, text: &'static str, off: fn(bool) -> bool| {
         view! {
             <button
-                data-control=action
+                data-control=action.as_str()
                 on:click=move |_| controls.request(action, None)
                 disabled=move || controls.disabled() || off(running())
             >
@@ -273,10 +274,10 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
         <section aria-labelledby="controls-title" class="controls">
             <h2 id="controls-title">"Controls"</h2>
             <div class="buttons">
-                {button("start", "Start", |running| running)}
-                {button("stop", "Stop", |running| !running)}
-                {button("cleanup", "Cleanup…", |_| false)}
-                {button("emergency_cleanup", "Emergency cleanup…", |_| false)}
+                {button(ActionName::Start, "Start", |running| running)}
+                {button(ActionName::Stop, "Stop", |running| !running)}
+                {button(ActionName::Cleanup, "Cleanup…", |_| false)}
+                {button(ActionName::EmergencyCleanup, "Emergency cleanup…", |_| false)}
                 {move || busy.get().then(|| view! { <span class="busy">"Working…"</span> })}
             </div>
             {move || (!controls.is_operator()).then(|| view! {
@@ -285,12 +286,12 @@ fn ControlPanel(controls: Controls) -> impl IntoView {
                 </p>
             })}
             {move || controls.preview.get().map(|plan| {
-                let action = plan.action.clone();
-                let confirm = format!("Confirm {}", label(&plan.action).to_ascii_lowercase());
+                let action = plan.action;
+                let confirm = format!("Confirm {}", label(action).to_ascii_lowercase());
                 view! {
-                    <div class="preview" role="group" aria-label="Preview" data-preview=plan.action.clone()>
-                        <p><strong>{label(&plan.action)} " preview: "</strong> {format!("this {}.", plan.message)}</p>
-                        <button class="danger" on:click=move |_| controls.send(&action, None, Some(false)) disabled=move || controls.disabled()>
+                    <div class="preview" role="group" aria-label="Preview" data-preview=action.as_str()>
+                        <p><strong>{label(action)} " preview: "</strong> {format!("this {}.", plan.message)}</p>
+                        <button class="danger" on:click=move |_| controls.send(action, None, Some(false)) disabled=move || controls.disabled()>
                             {confirm}
                         </button>
                         <button class="quiet" on:click=move |_| controls.preview.set(None)>"Cancel"</button>
@@ -385,9 +386,9 @@ fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> 
         <tr data-task=name.clone()>
             <th scope="row">{name.clone()}</th>
             <td>{move || task.get().map(|t| human_interval(t.every_secs))}</td>
-            <td data-state=move || task.get().map(|t| t.state.clone())>{move || task.get().map(|t| t.state)}</td>
+            <td data-state=move || task.get().map(|t| t.state.as_str())>{move || task.get().map(|t| t.state.as_str())}</td>
             <td>{move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}</td>
-            <td class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome)>
+            <td class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome).map(|o| o.as_str())>
                 {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
                     (Some(at), Some(outcome)) => format!("{} {outcome}", clock_utc(at)),
                     _ => "not yet".to_owned(),
@@ -399,8 +400,8 @@ fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> 
             <td class="row-actions">
                 <button
                     aria-label=format!("Run {name} now")
-                    on:click=move |_| controls.request("run_now", Some(run_name.clone()))
-                    disabled=move || controls.disabled() || task.get().is_some_and(|t| t.state == "running" || t.state == "backoff")
+                    on:click=move |_| controls.request(ActionName::RunNow, Some(run_name.clone()))
+                    disabled=move || controls.disabled() || task.get().is_some_and(|t| matches!(t.state, TaskStatus::Running | TaskStatus::Backoff))
                 >
                     "Run now"
                 </button>
@@ -408,7 +409,7 @@ fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> 
                     aria-label=move || format!("{} {}", if paused() { "Resume" } else { "Pause" }, pause_name)
                     on:click={
                         let name = name.clone();
-                        move |_| controls.request(if paused() { "resume" } else { "pause" }, Some(name.clone()))
+                        move |_| controls.request(if paused() { ActionName::Resume } else { ActionName::Pause }, Some(name.clone()))
                     }
                     disabled=move || controls.disabled()
                 >
@@ -530,7 +531,7 @@ mod tests {
 
     #[test]
     fn action_labels_read_as_words() {
-        assert_eq!(label("emergency_cleanup"), "Emergency cleanup");
-        assert_eq!(label("run_now"), "Run now");
+        assert_eq!(label(ActionName::EmergencyCleanup), "Emergency cleanup");
+        assert_eq!(label(ActionName::RunNow), "Run now");
     }
 }

@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use leasewatch_types::{
+    ActionName, Actor, AuctionStatus, AuditOutcome, Role, RunOutcome, Severity, TaskStatus,
+};
+
 /// "HH:MM:SS", the UTC time of day of an instant given in Unix milliseconds (what chrono's
 /// `format("%H:%M:%S")` gives for the same instant, before 1970 too).
 pub fn clock_utc(at_ms: i64) -> String {
@@ -23,8 +27,8 @@ pub fn clock_utc(at_ms: i64) -> String {
 pub struct Dashboard {
     /// When this was taken on the server, in Unix milliseconds.
     pub taken_at_ms: i64,
-    /// The caller's role: "operator" acts, "viewer" only reads.
-    pub role: String,
+    /// The caller's role: the operator acts, a viewer only reads.
+    pub role: Role,
     /// How often the page asks again, in milliseconds.
     pub poll_ms: u64,
     /// "PostgreSQL" or "SQLite".
@@ -113,14 +117,14 @@ pub struct TaskRow {
     pub task: String,
     /// Its interval in seconds.
     pub every_secs: u64,
-    /// "idle", "running", "backoff" or "paused".
-    pub state: String,
+    /// Where the task is now.
+    pub state: TaskStatus,
     /// Paused: ticks start no runs.
     pub paused: bool,
     /// The next tick, in Unix milliseconds.
     pub next_run_at_ms: Option<i64>,
     /// How the last run ended ("succeeded", "skipped", "failed", "cancelled").
-    pub last_outcome: Option<String>,
+    pub last_outcome: Option<RunOutcome>,
     /// The last run's one-line detail or error.
     pub last_detail: Option<String>,
     /// When the last run started, in Unix milliseconds.
@@ -139,7 +143,7 @@ pub struct RunDot {
     /// When it started, in Unix milliseconds.
     pub at_ms: i64,
     /// How it ended.
-    pub outcome: String,
+    pub outcome: RunOutcome,
 }
 
 /// A recommendation.
@@ -147,14 +151,14 @@ pub struct RunDot {
 pub struct Advice {
     /// Rule id.
     pub id: String,
-    /// "info", "warning" or "critical".
-    pub severity: String,
+    /// How urgent.
+    pub severity: Severity,
     /// What is wrong.
     pub title: String,
     /// The numbers and what to do.
     pub detail: String,
     /// The control action that helps ("cleanup", "emergency_cleanup", "start"), if any.
-    pub action: Option<String>,
+    pub action: Option<ActionName>,
 }
 
 /// An audit entry.
@@ -162,14 +166,14 @@ pub struct Advice {
 pub struct AuditRow {
     /// When, in Unix milliseconds.
     pub at_ms: i64,
-    /// Who (role).
-    pub role: String,
+    /// Who: a role, or Leasewatch itself.
+    pub role: Actor,
     /// What.
     pub action: String,
     /// With what (JSON).
     pub arguments: String,
-    /// "ok" or "refused".
-    pub outcome: String,
+    /// How it came out.
+    pub outcome: AuditOutcome,
     /// What came of it.
     pub result: String,
 }
@@ -178,7 +182,7 @@ pub struct AuditRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCount {
     /// The status, as stored ("scheduled", "active", ...).
-    pub status: String,
+    pub status: AuctionStatus,
     /// Auctions in it.
     pub count: i64,
 }
@@ -187,7 +191,7 @@ pub struct StatusCount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlOutcome {
     /// The action.
-    pub action: String,
+    pub action: ActionName,
     /// Whether it was a preview.
     pub dry_run: bool,
     /// What happened (or would), in a line.

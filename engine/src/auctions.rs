@@ -7,54 +7,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyPool, Executor};
 
-/// Where an auction is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuctionStatus {
-    /// Being written; not yet scheduled.
-    Draft,
-    /// Waiting for `starts_at`.
-    Scheduled,
-    /// Taking bids until `ends_at`.
-    Active,
-    /// Past `ends_at`, waiting to be settled.
-    Ended,
-    /// Sold to the highest bid at or above the reserve.
-    Settled,
-    /// Ended without a bid at or above the reserve.
-    Unsold,
-}
-
-impl AuctionStatus {
-    /// Every status, in life-cycle order.
-    pub const ALL: [AuctionStatus; 6] = [
-        Self::Draft,
-        Self::Scheduled,
-        Self::Active,
-        Self::Ended,
-        Self::Settled,
-        Self::Unsold,
-    ];
-
-    /// The value stored in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "draft",
-            Self::Scheduled => "scheduled",
-            Self::Active => "active",
-            Self::Ended => "ended",
-            Self::Settled => "settled",
-            Self::Unsold => "unsold",
-        }
-    }
-
-    /// Parses a `status` column value.
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == value)
-    }
-}
+pub use leasewatch_types::AuctionStatus;
 
 /// How many auctions are in each status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,11 +38,12 @@ where
             .fetch_all(executor)
             .await?;
     let counts = AuctionStatus::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|status| {
             let n = rows
                 .iter()
-                .find(|(s, _)| AuctionStatus::parse(s) == Some(status))
+                .find(|(s, _)| s.parse::<AuctionStatus>().ok() == Some(status))
                 .map_or(0, |(_, n)| *n);
             (status, n)
         })
@@ -143,9 +97,9 @@ mod tests {
     #[test]
     fn status_round_trips_through_its_column_value() {
         for status in AuctionStatus::ALL {
-            assert_eq!(AuctionStatus::parse(status.as_str()), Some(status));
+            assert_eq!(status.as_str().parse::<AuctionStatus>(), Ok(*status));
         }
-        assert_eq!(AuctionStatus::parse("bogus"), None);
+        assert!("bogus".parse::<AuctionStatus>().is_err());
     }
 
     #[test]

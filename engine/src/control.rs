@@ -5,28 +5,32 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
+
+pub use leasewatch_types::{ActionName, Role};
+use leasewatch_types::{Actor, AuditOutcome};
 
 use crate::{
     Engine,
-    audit::{MAX_PENDING, NewEntry, REFUSED, Recorded},
+    audit::{MAX_PENDING, NewEntry, Recorded},
     engine::STOP_DEADLINE,
-    tasks::CommandError,
+    lease::CleanupReport,
+    tasks::{CommandError, StopReport},
 };
 
 /// A second emergency cleanup within this long of the last is refused.
 pub const EMERGENCY_COOLDOWN: Duration = Duration::from_secs(10);
 
-/// Every action's name, as the API spells them.
-pub const ACTIONS: [&str; 7] = [
-    "start",
-    "stop",
-    "cleanup",
-    "emergency_cleanup",
-    "run_now",
-    "pause",
-    "resume",
-];
+/// The built-in tasks, as an error message lists them.
+fn built_in_tasks() -> String {
+    use leasewatch_types::task;
+    format!(
+        "{}, {} or {}",
+        task::STATUS_TRANSITIONS,
+        task::AUCTION_MONITOR,
+        task::HEALTH_CHECK
+    )
+}
 
 /// The longest task name an action accepts.
 pub const MAX_TASK_NAME: usize = 64;
@@ -37,26 +41,6 @@ fn is_task_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// Who may do what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything, changes nothing.
-    Viewer,
-    /// Reads and acts.
-    Operator,
-}
-
-impl Role {
-    /// "viewer" or "operator".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-        }
-    }
 }
 
 /// A validated action.
@@ -116,73 +100,69 @@ impl Action {
         dry_run: Option<bool>,
     ) -> Result<Self, ControlError> {
         let invalid = |code, message: String| ControlError::Invalid { code, message };
-        if !ACTIONS.contains(&action) {
-            return Err(invalid(
-                "unknown_action",
-                format!(
-                    "unknown action {action:?}: allowed are {}",
-                    ACTIONS.join(", ")
-                ),
-            ));
-        }
-        let needs_task = matches!(action, "run_now" | "pause" | "resume");
-        let task = match (needs_task, task) {
+        let name: ActionName = action
+            .parse()
+            .map_err(|err: leasewatch_types::UnknownName| {
+                invalid(
+                    "unknown_action",
+                    format!("unknown action {action:?}: allowed are {}", err.allowed),
+                )
+            })?;
+        let task = match (name.takes_task(), task) {
             (true, None) => {
                 return Err(invalid(
                     "missing_task",
-                    format!(
-                        "{action} needs \"task\": status_transitions, auction_monitor or health_check"
-                    ),
+                    format!("{name} needs \"task\": {}", built_in_tasks()),
                 ));
             }
             (false, Some(_)) => {
                 return Err(invalid(
                     "unexpected_task",
-                    format!("{action} takes no \"task\""),
+                    format!("{name} takes no \"task\""),
                 ));
             }
             (_, task) => task.unwrap_or_default(),
         };
-        if needs_task && !is_task_name(&task) {
+        if name.takes_task() && !is_task_name(&task) {
             // Not quoted back: it may be megabytes, and it is not audited either.
             return Err(invalid(
                 "invalid_task",
                 format!(
                     "\"task\" must be a task name, 1 to {MAX_TASK_NAME} characters of a-z, 0-9 \
-                     and _ (status_transitions, auction_monitor or health_check); got {} bytes",
+                     and _ ({}); got {} bytes",
+                    built_in_tasks(),
                     task.len()
                 ),
             ));
         }
-        let takes_dry_run = matches!(action, "cleanup" | "emergency_cleanup");
-        if !takes_dry_run && dry_run.is_some() {
+        if !name.takes_dry_run() && dry_run.is_some() {
             return Err(invalid(
                 "unexpected_dry_run",
-                format!("{action} takes no \"dry_run\""),
+                format!("{name} takes no \"dry_run\""),
             ));
         }
         let dry_run = dry_run.unwrap_or(false);
-        Ok(match action {
-            "start" => Self::Start,
-            "stop" => Self::Stop,
-            "cleanup" => Self::Cleanup { dry_run },
-            "emergency_cleanup" => Self::EmergencyCleanup { dry_run },
-            "run_now" => Self::RunNow(task),
-            "pause" => Self::Pause(task),
-            _ => Self::Resume(task),
+        Ok(match name {
+            ActionName::Start => Self::Start,
+            ActionName::Stop => Self::Stop,
+            ActionName::Cleanup => Self::Cleanup { dry_run },
+            ActionName::EmergencyCleanup => Self::EmergencyCleanup { dry_run },
+            ActionName::RunNow => Self::RunNow(task),
+            ActionName::Pause => Self::Pause(task),
+            ActionName::Resume => Self::Resume(task),
         })
     }
 
     /// The action's name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> ActionName {
         match self {
-            Self::Start => "start",
-            Self::Stop => "stop",
-            Self::Cleanup { .. } => "cleanup",
-            Self::EmergencyCleanup { .. } => "emergency_cleanup",
-            Self::RunNow(_) => "run_now",
-            Self::Pause(_) => "pause",
-            Self::Resume(_) => "resume",
+            Self::Start => ActionName::Start,
+            Self::Stop => ActionName::Stop,
+            Self::Cleanup { .. } => ActionName::Cleanup,
+            Self::EmergencyCleanup { .. } => ActionName::EmergencyCleanup,
+            Self::RunNow(_) => ActionName::RunNow,
+            Self::Pause(_) => ActionName::Pause,
+            Self::Resume(_) => ActionName::Resume,
         }
     }
 
@@ -203,8 +183,26 @@ impl Action {
 pub struct Done {
     /// What happened, in a line.
     pub message: String,
-    /// A cleanup or stop report, `{"run_id"}`, or null.
-    pub details: Value,
+    /// The action's report, if it has one.
+    pub details: Details,
+}
+
+/// An action's report, as the API returns it: a cleanup or stop report, the run started, or
+/// `null` for the actions that have nothing to report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Details {
+    /// What a cleanup or emergency cleanup did, or would do.
+    Cleanup(CleanupReport),
+    /// What a stop did: runs finished and cancelled.
+    Stop(StopReport),
+    /// The run `run_now` started.
+    RunStarted {
+        /// Its number.
+        run_id: u64,
+    },
+    /// Start, pause and resume report nothing more than their message.
+    None,
 }
 
 impl Engine {
@@ -232,14 +230,14 @@ impl Engine {
             self.act(action).await
         };
         let (verdict, result) = match &outcome {
-            Ok(done) => ("ok", done.message.clone()),
-            Err(err) => (REFUSED, err.to_string()),
+            Ok(done) => (AuditOutcome::Ok, done.message.clone()),
+            Err(err) => (AuditOutcome::Refused, err.to_string()),
         };
         let entry = NewEntry {
-            role: role.as_str().to_owned(),
-            action: action.name().to_owned(),
+            role: Actor::from(role),
+            action: action.name().as_str().to_owned(),
             arguments: action.arguments(),
-            outcome: verdict.to_owned(),
+            outcome: verdict,
             result,
             client: client.to_owned(),
         };
@@ -248,7 +246,7 @@ impl Engine {
             Recorded::Queued(reason) => Some(reason),
         };
         outcome.map(|mut done| {
-            tracing::info!(action = action.name(), message = %done.message, "control action");
+            tracing::info!(action = action.name().as_str(), message = %done.message, "control action");
             if let Some(reason) = queued {
                 done.message.push_str(&format!(
                     " (audit entry queued: the database is unreachable ({reason}); it is \
@@ -271,7 +269,7 @@ impl Engine {
                 message: err.to_string(),
             },
         };
-        let done = |message: String, details: Value| Ok(Done { message, details });
+        let done = |message: String, details: Details| Ok(Done { message, details });
         match action {
             Action::Start => {
                 let started = tasks.start();
@@ -282,7 +280,7 @@ impl Engine {
                         "scheduler was already running"
                     }
                     .to_owned(),
-                    Value::Null,
+                    Details::None,
                 )
             }
             Action::Stop => {
@@ -293,34 +291,34 @@ impl Engine {
                         report.finished.len(),
                         report.cancelled.len()
                     ),
-                    json!(report),
+                    Details::Stop(report),
                 )
             }
             Action::Cleanup { dry_run } => {
                 let report = self.leases().cleanup(*dry_run).await;
-                done(report.summary(), json!(report))
+                done(report.summary(), Details::Cleanup(report))
             }
             Action::EmergencyCleanup { dry_run } => {
                 if !dry_run {
                     self.claim_emergency()?;
                 }
                 let report = self.emergency_cleanup(*dry_run).await;
-                done(report.summary(), json!(report))
+                done(report.summary(), Details::Cleanup(report))
             }
             Action::RunNow(task) => {
                 let run_id = tasks.run_now(task).map_err(command)?;
                 done(
                     format!("{task} run {run_id} started"),
-                    json!({"run_id": run_id}),
+                    Details::RunStarted { run_id },
                 )
             }
             Action::Pause(task) => {
                 tasks.pause(task).map_err(command)?;
-                done(format!("{task} paused"), Value::Null)
+                done(format!("{task} paused"), Details::None)
             }
             Action::Resume(task) => {
                 tasks.resume(task).map_err(command)?;
-                done(format!("{task} resumed"), Value::Null)
+                done(format!("{task} resumed"), Details::None)
             }
         }
     }

@@ -139,7 +139,7 @@ impl Engine {
         let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
         if let Some(DemoLeak { every, hold }) = config.demo_leak {
             jobs.push((
-                "leaky_report".to_owned(),
+                leasewatch_types::task::LEAKY_REPORT.to_owned(),
                 every,
                 Arc::new(LeakyReport { hold }),
             ));

@@ -8,13 +8,14 @@ use leasewatch_engine::{
     audit::{AuditLog, MAX_FIELD_BYTES, MAX_PENDING_REFUSALS, NewEntry, Recorded},
 };
 use leasewatch_testkit::ScratchCluster;
+use leasewatch_types::{Actor, AuditOutcome};
 
-fn entry(role: &str, action: &str, outcome: &str, client: &str) -> NewEntry {
+fn entry(role: Actor, action: &str, outcome: AuditOutcome, client: &str) -> NewEntry {
     NewEntry {
-        role: role.into(),
+        role,
         action: action.into(),
         arguments: "{}".into(),
-        outcome: outcome.into(),
+        outcome,
         result: "-".into(),
         client: client.into(),
     }
@@ -45,14 +46,22 @@ async fn an_outage_keeps_every_operator_action_and_a_bounded_coalesced_few_refus
 
     tokio::task::block_in_place(|| cluster.stop());
     let first = audit
-        .record(&db, entry("operator", "stop", "ok", "10.0.0.1:1"))
+        .record(
+            &db,
+            entry(Actor::Operator, "stop", AuditOutcome::Ok, "10.0.0.1:1"),
+        )
         .await;
     assert!(matches!(first, Recorded::Queued(_)), "{first:?}");
     for port in 0..300 {
         audit
             .record(
                 &db,
-                entry("viewer", "start", "refused", &format!("10.9.9.9:{port}")),
+                entry(
+                    Actor::Viewer,
+                    "start",
+                    AuditOutcome::Refused,
+                    &format!("10.9.9.9:{port}"),
+                ),
             )
             .await;
     }
@@ -60,19 +69,25 @@ async fn an_outage_keeps_every_operator_action_and_a_bounded_coalesced_few_refus
     for i in 0..300 {
         let client = format!("10.1.{}.{}:80", i / 256, i % 256);
         if audit
-            .record(&db, entry("viewer", "start", "refused", &client))
+            .record(
+                &db,
+                entry(Actor::Viewer, "start", AuditOutcome::Refused, &client),
+            )
             .await
             == Recorded::Dropped
         {
             dropped += 1;
         }
     }
-    let mut huge = entry("operator", "pause", "ok", "10.0.0.1:1");
+    let mut huge = entry(Actor::Operator, "pause", AuditOutcome::Ok, "10.0.0.1:1");
     huge.result = "r".repeat(5 << 20);
     assert!(matches!(audit.record(&db, huge).await, Recorded::Queued(_)));
     assert!(matches!(
         audit
-            .record(&db, entry("operator", "start", "ok", "10.0.0.1:1"))
+            .record(
+                &db,
+                entry(Actor::Operator, "start", AuditOutcome::Ok, "10.0.0.1:1")
+            )
             .await,
         Recorded::Queued(_)
     ));

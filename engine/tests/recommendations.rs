@@ -170,7 +170,7 @@ async fn a_stale_lease_shows_until_cleanup() {
     );
     assert_eq!(
         stale.action,
-        Some(leasewatch_engine::recommend::Suggested::Cleanup)
+        Some(leasewatch_engine::recommend::ActionName::Cleanup)
     );
     let report = engine.leases().cleanup(false).await;
     assert_eq!(report.revoked.len(), 1);

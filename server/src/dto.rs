@@ -1,15 +1,19 @@
 //! What the admin API exchanges: the request and response bodies and the audit query. Their
 //! JSON schemas, and so the OpenAPI document, come from the same structs serde uses.
 
+use std::collections::BTreeMap;
+
 use aide::{OperationInput, generate::GenContext, openapi::Operation};
 use axum::{Json, extract::FromRequest};
 use chrono::{DateTime, Utc};
 use leasewatch_engine::{
-    Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView, audit::MAX_PAGE,
+    Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
+    auctions::AuctionStatus,
+    audit::MAX_PAGE,
+    control::{ActionName, Details},
     recommend::Recommendation,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -45,7 +49,7 @@ pub struct Auctions {
     /// When they were read.
     pub as_of: DateTime<Utc>,
     /// Count per status.
-    pub counts: serde_json::Map<String, Value>,
+    pub counts: BTreeMap<AuctionStatus, i64>,
 }
 
 impl StatusResponse {
@@ -63,12 +67,7 @@ impl StatusResponse {
             server: engine.leases().server_view(),
             auctions: Auctions {
                 as_of: auctions.as_of,
-                counts: auctions
-                    .counts
-                    .0
-                    .iter()
-                    .map(|(status, n)| (status.as_str().to_owned(), Value::from(*n)))
-                    .collect(),
+                counts: auctions.counts.0.iter().copied().collect(),
             },
         }
     }
@@ -80,8 +79,11 @@ impl StatusResponse {
 #[from_request(via(Json), rejection(ApiError))]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
-    /// start, stop, cleanup, emergency_cleanup, run_now, pause or resume.
-    pub action: String,
+    /// The action. Read as text so that a missing or unknown one gets its own error code
+    /// (`missing_action`, `unknown_action`) naming the choices; documented as the enum.
+    #[serde(default)]
+    #[schemars(with = "ActionName")]
+    pub action: Option<String>,
     /// For run_now, pause and resume: status_transitions, auction_monitor or health_check.
     #[serde(default)]
     pub task: Option<String>,
@@ -101,12 +103,11 @@ impl OperationInput for ActionRequest {
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionResponse {
     /// The action.
-    pub action: String,
+    pub action: ActionName,
     /// What happened, in a line.
     pub message: String,
-    /// A `CleanupReport` (cleanup, emergency_cleanup), a `StopReport` (stop), `{"run_id"}`
-    /// (run_now), or null.
-    pub details: Value,
+    /// The action's report, if it has one.
+    pub details: Details,
     /// The state after the action.
     pub status: StatusResponse,
 }

@@ -12,7 +12,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use leasewatch_engine::control::{ACTIONS, ControlError};
+use leasewatch_engine::control::ControlError;
 use serde::{Deserialize, Serialize};
 
 /// An error as a client sees it. The code is stable (scripts match on it); the message says
@@ -101,21 +101,10 @@ impl From<JsonRejection> for ApiError {
                 "invalid_json",
                 format!("the body is not valid JSON: {}", innermost(&err)),
             ),
-            JsonRejection::JsonDataError(err) => {
-                let reason = innermost(&err);
-                // The one field every request needs gets its own code, naming the choices.
-                if reason.starts_with("missing field `action`") {
-                    Self::bad_request(
-                        "missing_action",
-                        format!("the body needs \"action\": one of {}", ACTIONS.join(", ")),
-                    )
-                } else {
-                    Self::bad_request(
-                        "invalid_request",
-                        format!("the request does not fit: {reason}"),
-                    )
-                }
-            }
+            JsonRejection::JsonDataError(err) => Self::bad_request(
+                "invalid_request",
+                format!("the request does not fit: {}", innermost(&err)),
+            ),
             other => Self::new(other.status(), "body_unreadable", other.body_text()),
         }
     }

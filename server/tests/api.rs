@@ -24,6 +24,7 @@ use leasewatch::{
 use leasewatch_app::api::ssr::AppState;
 use leasewatch_engine::{DatabaseUrl, Engine, EngineConfig, PoolSettings};
 use leasewatch_testkit::TestDatabase;
+use leasewatch_types::AuditOutcome;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -491,7 +492,7 @@ async fn bad_input_gets_a_named_4xx_and_changes_nothing() {
         StatusCode::OK
     );
     let refused = app.engine.audit().recent(3);
-    assert_eq!(refused[1].outcome, "refused", "{refused:?}");
+    assert_eq!(refused[1].outcome, AuditOutcome::Refused, "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,7 +556,10 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
         assert_eq!(error_code(&reply), "forbidden");
     }
-    assert_eq!(app.engine.audit().recent(1)[0].outcome, "refused");
+    assert_eq!(
+        app.engine.audit().recent(1)[0].outcome,
+        AuditOutcome::Refused
+    );
     assert_eq!(
         app.act(As::Bearer(OPERATOR), body.clone()).await.status,
         StatusCode::OK

@@ -5,7 +5,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{Row, any::AnyRow};
 
-use super::{MAX_FIELD_BYTES, REFUSED};
+use leasewatch_types::{Actor, AuditOutcome};
+
+use super::MAX_FIELD_BYTES;
 
 /// One control action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -14,14 +16,14 @@ pub struct AuditEntry {
     pub id: i64,
     /// When it was taken (for coalesced refusals, the first).
     pub at: DateTime<Utc>,
-    /// "operator" or "viewer".
-    pub role: String,
+    /// Who took it: a role, or Leasewatch itself.
+    pub role: Actor,
     /// The action ("start", "emergency_cleanup", ...).
     pub action: String,
     /// Its arguments, as JSON (of the first, for coalesced refusals).
     pub arguments: String,
-    /// "ok", "refused" or "error".
-    pub outcome: String,
+    /// How it came out.
+    pub outcome: AuditOutcome,
     /// What came of it, in a line.
     pub result: String,
     /// The client's address.
@@ -42,14 +44,15 @@ fn one() -> u64 {
 /// What to record; id and time are assigned on write.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    /// "operator" or "viewer".
-    pub role: String,
-    /// The action.
+    /// Who takes it: a role, or Leasewatch itself.
+    pub role: Actor,
+    /// The action (an [`ActionName`](leasewatch_types::ActionName), or one of the system's
+    /// own such as [`REPLACE_SESSION_SECRET`](leasewatch_types::REPLACE_SESSION_SECRET)).
     pub action: String,
     /// Its arguments, as JSON.
     pub arguments: String,
-    /// "ok", "refused" or "error".
-    pub outcome: String,
+    /// How it came out.
+    pub outcome: AuditOutcome,
     /// What came of it.
     pub result: String,
     /// The client's address.
@@ -60,10 +63,8 @@ impl NewEntry {
     /// The entry with every field cut to [`MAX_FIELD_BYTES`].
     pub(super) fn bounded(mut self) -> Self {
         for field in [
-            &mut self.role,
             &mut self.action,
             &mut self.arguments,
-            &mut self.outcome,
             &mut self.result,
             &mut self.client,
         ] {
@@ -74,7 +75,7 @@ impl NewEntry {
 
     /// Whether this is a refused action (those are coalesced).
     pub(super) fn is_refusal(&self) -> bool {
-        self.outcome == REFUSED
+        self.outcome == AuditOutcome::Refused
     }
 }
 
@@ -124,16 +125,28 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for AuditEntry {
         Ok(Self {
             id: row.try_get("id")?,
             at: from_ms(row.try_get("at_ms")?),
-            role: row.try_get("role")?,
+            role: parse_column(row, "role")?,
             action: row.try_get("action")?,
             arguments: row.try_get("arguments")?,
-            outcome: row.try_get("outcome")?,
+            outcome: parse_column(row, "outcome")?,
             result: row.try_get("result")?,
             client: row.try_get("client")?,
             count: u64::try_from(repeat_count).unwrap_or(1).max(1),
             last_at: row.try_get::<Option<i64>, _>("last_at_ms")?.map(from_ms),
         })
     }
+}
+
+/// A text column holding one of a kind of names.
+fn parse_column<T>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error>
+where
+    T: std::str::FromStr<Err = leasewatch_types::UnknownName>,
+{
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|err| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(err),
+    })
 }
 
 fn from_ms(ms: i64) -> DateTime<Utc> {

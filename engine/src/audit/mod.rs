@@ -68,9 +68,6 @@ pub const MAX_PAGE: u32 = 500;
 /// Refusal windows kept open at most (distinct role, client and action).
 const MAX_WINDOWS: usize = 1024;
 
-/// The outcome of a refused action.
-pub const REFUSED: &str = "refused";
-
 /// The log: the database table, the most recent entries in memory, and the entries waiting
 /// for the database.
 pub struct AuditLog {

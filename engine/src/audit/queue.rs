@@ -8,13 +8,15 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
+use leasewatch_types::Actor;
+
 use super::{AuditLog, MAX_WINDOWS, NewEntry, REFUSAL_WINDOW, Recorded};
 
 /// Identical refusals: same role, client host (the port changes with every connection) and
 /// action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Key {
-    pub(super) role: String,
+    pub(super) role: Actor,
     pub(super) client: String,
     pub(super) action: String,
 }
@@ -27,7 +29,7 @@ impl Key {
             .parse::<std::net::SocketAddr>()
             .map_or_else(|_| entry.client.clone(), |addr| addr.ip().to_string());
         Self {
-            role: entry.role.clone(),
+            role: entry.role,
             client,
             action: entry.action.clone(),
         }
@@ -146,15 +148,15 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::REFUSED;
+    use leasewatch_types::AuditOutcome;
 
     #[test]
     fn refusals_coalesce_by_client_host_not_port() {
         let entry = |client: &str| NewEntry {
-            role: "viewer".into(),
+            role: Actor::Viewer,
             action: "pause".into(),
             arguments: "{}".into(),
-            outcome: REFUSED.into(),
+            outcome: AuditOutcome::Refused,
             result: "no".into(),
             client: client.into(),
         };

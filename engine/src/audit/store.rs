@@ -64,10 +64,10 @@ impl AuditLog {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(pending.at.timestamp_millis())
-        .bind(entry.role.clone())
+        .bind(entry.role.as_str())
         .bind(entry.action.clone())
         .bind(entry.arguments.clone())
-        .bind(entry.outcome.clone())
+        .bind(entry.outcome.as_str())
         .bind(entry.result.clone())
         .bind(entry.client.clone())
         .bind(i64::try_from(pending.count).unwrap_or(i64::MAX))
@@ -77,10 +77,10 @@ impl AuditLog {
         let written = AuditEntry {
             id,
             at: pending.at,
-            role: entry.role.clone(),
+            role: entry.role,
             action: entry.action.clone(),
             arguments: entry.arguments.clone(),
-            outcome: entry.outcome.clone(),
+            outcome: entry.outcome,
             result: entry.result.clone(),
             client: entry.client.clone(),
             count: pending.count,

@@ -28,31 +28,7 @@ use crate::{
     tasks::TaskView,
 };
 
-/// How urgent a recommendation is; recommendations are shown worst first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing.
-    Info,
-    /// Will hurt if left.
-    Warning,
-    /// Hurting now.
-    Critical,
-}
-
-/// A control action a recommendation suggests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Suggested {
-    /// Revoke stale leases.
-    Cleanup,
-    /// Revoke everything, shrink the pool.
-    EmergencyCleanup,
-    /// Start the scheduler.
-    Start,
-}
+pub use leasewatch_types::{ActionName, Severity};
 
 /// One recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -66,7 +42,7 @@ pub struct Recommendation {
     /// The numbers that triggered it, and what to do.
     pub detail: String,
     /// The control action that helps, where there is one.
-    pub action: Option<Suggested>,
+    pub action: Option<ActionName>,
     /// Since when it has been shown.
     pub since: DateTime<Utc>,
 }
@@ -154,7 +130,7 @@ pub(crate) struct Finding {
     pub severity: Severity,
     pub title: String,
     pub detail: String,
-    pub action: Option<Suggested>,
+    pub action: Option<ActionName>,
 }
 
 impl Finding {
@@ -163,7 +139,7 @@ impl Finding {
         severity: Severity,
         title: impl Into<String>,
         detail: impl Into<String>,
-        action: Option<Suggested>,
+        action: Option<ActionName>,
     ) -> Self {
         Self {
             id: id.into(),

@@ -3,6 +3,7 @@
 //! once; row work also skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`), so no
 //! auction is transitioned or settled twice.
 
+use leasewatch_types::task;
 use std::{sync::Arc, time::Instant};
 
 use sqlx::{Any, Connection, Transaction};
@@ -19,17 +20,17 @@ use crate::{
 pub fn standard_jobs(intervals: &TaskIntervals) -> Vec<JobSpec> {
     vec![
         (
-            "status_transitions".to_owned(),
+            task::STATUS_TRANSITIONS.to_owned(),
             intervals.status_transitions,
             Arc::new(StatusTransitions) as Arc<dyn Job>,
         ),
         (
-            "auction_monitor".to_owned(),
+            task::AUCTION_MONITOR.to_owned(),
             intervals.auction_monitor,
             Arc::new(AuctionMonitor),
         ),
         (
-            "health_check".to_owned(),
+            task::HEALTH_CHECK.to_owned(),
             intervals.health_check,
             Arc::new(HealthCheck),
         ),
@@ -153,7 +154,7 @@ impl Job for AuctionMonitor {
                             .await?;
                         for (id, status) in &rows {
                             record_event(tx, *id, "ended", status, now, &instance).await?;
-                            match AuctionStatus::parse(status) {
+                            match status.parse::<AuctionStatus>().ok() {
                                 Some(AuctionStatus::Settled) => settled += 1,
                                 Some(AuctionStatus::Unsold) => unsold += 1,
                                 _ => {

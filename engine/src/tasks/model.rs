@@ -2,6 +2,7 @@
 //! counters and recent runs.
 
 use chrono::{DateTime, Utc};
+use leasewatch_types::{RunOutcome, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::FailureKind;
@@ -37,6 +38,27 @@ pub enum Outcome {
         /// What stopped it, in words for the operator.
         reason: String,
     },
+}
+
+impl Outcome {
+    /// How it ended, in one word.
+    pub fn kind(&self) -> RunOutcome {
+        match self {
+            Self::Succeeded { .. } => RunOutcome::Succeeded,
+            Self::Skipped { .. } => RunOutcome::Skipped,
+            Self::Failed { .. } => RunOutcome::Failed,
+            Self::Cancelled { .. } => RunOutcome::Cancelled,
+        }
+    }
+
+    /// Its line for the operator: what was done, why it was skipped or cancelled, the error.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Succeeded { detail, .. } => detail,
+            Self::Skipped { reason } | Self::Cancelled { reason } => reason,
+            Self::Failed { error, .. } => error,
+        }
+    }
 }
 
 /// What started a run.
@@ -118,6 +140,18 @@ pub struct TaskView {
     pub counts: TaskCounts,
     /// The last [`HISTORY_LEN`] runs, newest first.
     pub history: Vec<RunRecord>,
+}
+
+impl TaskView {
+    /// Where the task is, in one word: a paused task between runs is `Paused`.
+    pub fn status(&self) -> TaskStatus {
+        match self.state {
+            TaskState::Running { .. } => TaskStatus::Running,
+            TaskState::Backoff { .. } => TaskStatus::Backoff,
+            TaskState::Idle if self.paused => TaskStatus::Paused,
+            TaskState::Idle => TaskStatus::Idle,
+        }
+    }
 }
 
 /// Counters for one task, since start.

@@ -10,7 +10,7 @@ use axum::{
 };
 use leasewatch_engine::{
     Engine,
-    control::{Action, Role},
+    control::{Action, ActionName, Role},
 };
 
 use crate::{
@@ -36,11 +36,24 @@ pub async fn act(
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: ActionRequest,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    let action = Action::parse(&request.action, request.task, request.dry_run)?;
+    let Some(name) = request.action else {
+        return Err(ApiError::bad_request(
+            "missing_action",
+            format!(
+                "the body needs \"action\": one of {}",
+                ActionName::ALL
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    let action = Action::parse(&name, request.task, request.dry_run)?;
     let client = connect.map_or_else(|| "unknown".to_owned(), |c| c.0.0.to_string());
     let done = engine.perform(&action, role, &client).await?;
     Ok(Json(ActionResponse {
-        action: action.name().to_owned(),
+        action: action.name(),
         message: done.message,
         details: done.details,
         status: StatusResponse::of(&engine),

@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use hmac::{Hmac, Mac as _};
 use leasewatch_engine::{Engine, audit::NewEntry, control::Role};
+use leasewatch_types::{Actor, AuditOutcome, REPLACE_SESSION_SECRET};
 use parking_lot::{Mutex, RwLock};
 use sha2::Sha512;
 use sqlx::AnyPool;
@@ -185,10 +186,10 @@ impl Sessions {
         );
         tracing::warn!("{result}");
         let entry = NewEntry {
-            role: "system".to_owned(),
-            action: "replace_session_secret".to_owned(),
+            role: Actor::System,
+            action: REPLACE_SESSION_SECRET.to_owned(),
             arguments: "{}".to_owned(),
-            outcome: "ok".to_owned(),
+            outcome: AuditOutcome::Ok,
             result,
             client: "leasewatch".to_owned(),
         };
@@ -303,8 +304,8 @@ mod tests {
         let fresh = cookie_header(sessions.start(Role::Operator, false).unwrap());
         assert!(sessions.verify(&fresh).is_some());
         let audited = engine.audit().recent(1);
-        assert_eq!(audited[0].action, "replace_session_secret");
-        assert_eq!(audited[0].role, "system");
+        assert_eq!(audited[0].action, REPLACE_SESSION_SECRET);
+        assert_eq!(audited[0].role, Actor::System);
         engine.shutdown().await;
     }
 }

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{Finding, Inputs, Thresholds, ago, secs, sustained};
-use crate::recommend::{Severity, Suggested};
+use crate::recommend::{ActionName, Severity};
 
 /// Acquires have waited for a connection, without a break, for `waiting_for`.
 pub(super) fn waiting(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
@@ -55,7 +55,7 @@ pub(super) fn acquire_timeouts(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Findi
             s.max,
             s.waiting
         ),
-        Some(Suggested::EmergencyCleanup),
+        Some(ActionName::EmergencyCleanup),
     )]
 }
 
@@ -81,7 +81,7 @@ pub(super) fn stale_leases(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> 
                     if count == 1 { "" } else { "s" },
                     oldest_ms / 1000
                 ),
-                Some(Suggested::Cleanup),
+                Some(ActionName::Cleanup),
             )
         })
         .collect()
@@ -143,7 +143,7 @@ pub(super) fn oversized(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
 mod tests {
     use crate::{
         lease::PoolSnapshot,
-        recommend::{Severity, Suggested, world::*},
+        recommend::{ActionName, Severity, world::*},
     };
 
     #[test]
@@ -177,7 +177,7 @@ mod tests {
         let f = w.one("acquire_timeouts");
         assert_eq!(
             (f.severity, f.action),
-            (Severity::Critical, Some(Suggested::EmergencyCleanup))
+            (Severity::Critical, Some(ActionName::EmergencyCleanup))
         );
         assert!(
             f.detail
@@ -201,7 +201,7 @@ mod tests {
         let f = w.one("stale_lease:auction_monitor");
         assert_eq!(
             (f.severity, f.action),
-            (Severity::Warning, Some(Suggested::Cleanup))
+            (Severity::Warning, Some(ActionName::Cleanup))
         );
         assert!(
             f.detail.starts_with(

@@ -2,7 +2,7 @@
 //! overdue.
 
 use super::{Finding, Inputs, Thresholds};
-use crate::recommend::{Severity, Suggested};
+use crate::recommend::{ActionName, Severity};
 
 /// A task's last run took `runtime_share` of its interval or more: ticks will start to skip.
 pub(super) fn slow_task(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
@@ -58,13 +58,13 @@ pub(super) fn scheduler_stopped(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Find
             if overdue.len() == 1 { "has" } else { "have" },
             if overdue.len() == 1 { "its" } else { "their" }
         ),
-        Some(Suggested::Start),
+        Some(ActionName::Start),
     )]
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::recommend::{Suggested, world::*};
+    use crate::recommend::{ActionName, world::*};
 
     #[test]
     fn a_run_near_its_interval_is_a_warning() {
@@ -88,7 +88,7 @@ mod tests {
             task("status_transitions", 5, vec![(ok(), 1, 10)]),
         ];
         let f = w.one("scheduler_stopped");
-        assert_eq!(f.action, Some(Suggested::Start));
+        assert_eq!(f.action, Some(ActionName::Start));
         assert!(
             f.detail
                 .starts_with("status_transitions has not run within its interval"),

@@ -1,0 +1,242 @@
+//! The names that cross Leasewatch's wire: who is calling, how urgent a recommendation is,
+//! where a task is, how a run ended, which control action, how an audited action came out.
+//! Defined once here and compiled for the server and the browser (serde only; the `schema`
+//! feature adds `JsonSchema` for the server's OpenAPI document), so no side compares them as
+//! strings and a rename is a compile error, not a silent mismatch.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a unit enum whose serde name, [`Display`](fmt::Display) and [`FromStr`] are the
+/// same snake_case word, with the list of every variant.
+macro_rules! names {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The name on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownName;
+
+            fn from_str(text: &str) -> Result<Self, UnknownName> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownName {
+                        kind: stringify!($name),
+                        given: text.to_owned(),
+                        allowed: Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", "),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+/// A name that is not one of its kind's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// The kind of name (`ActionName`, `Role`, ...).
+    pub kind: &'static str,
+    /// What was given.
+    pub given: String,
+    /// The names allowed, comma-separated.
+    pub allowed: String,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown {:?}: allowed are {}", self.given, self.allowed)
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+names! {
+    /// Who may do what.
+    Role {
+        /// Reads everything, changes nothing.
+        Viewer = "viewer",
+        /// Reads and acts.
+        Operator = "operator",
+    }
+}
+
+names! {
+    /// Who an audited action was taken by: a role, or Leasewatch itself.
+    Actor {
+        /// A viewer (whose actions are refused).
+        Viewer = "viewer",
+        /// An operator.
+        Operator = "operator",
+        /// Leasewatch on its own (replacing the session secret, ...).
+        System = "system",
+    }
+}
+
+impl From<Role> for Actor {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Viewer => Actor::Viewer,
+            Role::Operator => Actor::Operator,
+        }
+    }
+}
+
+names! {
+    /// How urgent a recommendation is; recommendations are shown worst first.
+    Severity {
+        /// Worth knowing.
+        Info = "info",
+        /// Will hurt if left.
+        Warning = "warning",
+        /// Hurting now.
+        Critical = "critical",
+    }
+}
+
+names! {
+    /// A control action.
+    ActionName {
+        /// Start the scheduler.
+        Start = "start",
+        /// Stop it, letting runs in flight finish within a deadline.
+        Stop = "stop",
+        /// Revoke stale leases and end their backends.
+        Cleanup = "cleanup",
+        /// Revoke every lease, end their backends, shrink the pool.
+        EmergencyCleanup = "emergency_cleanup",
+        /// Run a task now.
+        RunNow = "run_now",
+        /// Pause a task.
+        Pause = "pause",
+        /// Resume a paused task.
+        Resume = "resume",
+    }
+}
+
+impl ActionName {
+    /// Whether the action names a task (`run_now`, `pause`, `resume`).
+    pub const fn takes_task(self) -> bool {
+        matches!(self, Self::RunNow | Self::Pause | Self::Resume)
+    }
+
+    /// Whether the action can preview what it would do (`cleanup`, `emergency_cleanup`).
+    pub const fn takes_dry_run(self) -> bool {
+        matches!(self, Self::Cleanup | Self::EmergencyCleanup)
+    }
+}
+
+names! {
+    /// Where a task is now.
+    TaskStatus {
+        /// Waiting for its next tick.
+        Idle = "idle",
+        /// A run is working.
+        Running = "running",
+        /// A run failed and waits to retry.
+        Backoff = "backoff",
+        /// Paused by an operator: ticks start no run.
+        Paused = "paused",
+    }
+}
+
+names! {
+    /// How a run ended.
+    RunOutcome {
+        /// The work was done.
+        Succeeded = "succeeded",
+        /// Not run: another instance was running it.
+        Skipped = "skipped",
+        /// Failed after its attempts.
+        Failed = "failed",
+        /// Stopped by an operator.
+        Cancelled = "cancelled",
+    }
+}
+
+names! {
+    /// How an audited action came out.
+    AuditOutcome {
+        /// Done.
+        Ok = "ok",
+        /// Refused (a viewer acting, a conflict).
+        Refused = "refused",
+        /// Attempted and failed.
+        Error = "error",
+    }
+}
+
+names! {
+    /// Where an auction is in its life.
+    AuctionStatus {
+        /// Being written; not yet scheduled.
+        Draft = "draft",
+        /// Waiting for `starts_at`.
+        Scheduled = "scheduled",
+        /// Taking bids until `ends_at`.
+        Active = "active",
+        /// Past `ends_at`, waiting to be settled.
+        Ended = "ended",
+        /// Sold to the highest bid at or above the reserve.
+        Settled = "settled",
+        /// Ended without a bid at or above the reserve.
+        Unsold = "unsold",
+    }
+}
+
+/// The names of the built-in tasks.
+pub mod task {
+    /// Scheduled → active → ended.
+    pub const STATUS_TRANSITIONS: &str = "status_transitions";
+    /// Settles ended auctions, reports anomalies.
+    pub const AUCTION_MONITOR: &str = "auction_monitor";
+    /// Round trip and server-wide connection use.
+    pub const HEALTH_CHECK: &str = "health_check";
+    /// The demo's leaking task (`--demo` with `DEMO_LEAK_HOLD`).
+    pub const LEAKY_REPORT: &str = "leaky_report";
+}
+
+/// The audit log's name for Leasewatch replacing its session secret.
+pub const REPLACE_SESSION_SECRET: &str = "replace_session_secret";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_and_unknown_ones_say_what_is_allowed() {
+        for action in ActionName::ALL {
+            assert_eq!(action.as_str().parse::<ActionName>(), Ok(*action));
+        }
+        let err = "restart".parse::<ActionName>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown \"restart\": allowed are start, stop, cleanup, emergency_cleanup, run_now, \
+             pause, resume"
+        );
+        assert!(Severity::Critical > Severity::Warning && Severity::Warning > Severity::Info);
+        assert_eq!(Actor::from(Role::Operator), Actor::Operator);
+    }
+}
