@@ -1,0 +1,182 @@
+//! The tables: leases, tasks (with run now and pause / resume per row), auctions, audit.
+
+use leptos::prelude::*;
+
+use super::{Controls, field, markup_from};
+use crate::{
+    markup,
+    wire::{ActionName, Dashboard, TaskStatus, clock_utc},
+};
+
+#[component]
+pub(super) fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="leases-title">
+            <h2 id="leases-title">"Leases"</h2>
+            <table class="leases">
+                <thead>
+                    <tr>
+                        <th scope="col">"Lease"</th>
+                        <th scope="col">"Task"</th>
+                        <th scope="col">"Run"</th>
+                        <th scope="col">"Backend"</th>
+                        <th scope="col" class="num">"Held"</th>
+                        <th scope="col">"State"</th>
+                    </tr>
+                </thead>
+                <tbody inner_html=move || markup_from(data, |d| markup::lease_rows(&d.leases))></tbody>
+            </table>
+            {move || data.with(|d| d.as_ref().is_some_and(|d| d.leases.is_empty())).then(|| view! { <p class="note">"No connection is leased right now."</p> })}
+        </section>
+    }
+}
+
+#[component]
+pub(super) fn TaskTable(data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+    view! {
+        <section aria-labelledby="tasks-title">
+            <h2 id="tasks-title">"Tasks"</h2>
+            <table class="tasks">
+                <thead>
+                    <tr>
+                        <th scope="col">"Task"</th>
+                        <th scope="col">"Every"</th>
+                        <th scope="col">"State"</th>
+                        <th scope="col">"Next run"</th>
+                        <th scope="col">"Last run"</th>
+                        <th scope="col" class="num">"Took"</th>
+                        <th scope="col" class="num">"Attempts"</th>
+                        <th scope="col">"Actions"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || data.with(|d| d.as_ref().map(|d| d.tasks.iter().map(|t| t.task.clone()).collect::<Vec<_>>()).unwrap_or_default())
+                        key=|name| name.clone()
+                        let:name
+                    >
+                        <TaskLine name data controls/>
+                    </For>
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// One task row; its cells follow the data, its buttons stay put across polls.
+#[component]
+fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+    let key = name.clone();
+    let task = Memo::new(move |_| {
+        data.with(|d| {
+            d.as_ref()
+                .and_then(|d| d.tasks.iter().find(|t| t.task == key).cloned())
+        })
+    });
+    let paused = move || task.get().is_some_and(|t| t.paused);
+    let (run_name, pause_name) = (name.clone(), name.clone());
+    view! {
+        <tr data-task=name.clone()>
+            <th scope="row">{name.clone()}</th>
+            <td>{move || task.get().map(|t| human_interval(t.every_secs))}</td>
+            <td data-state=move || task.get().map(|t| t.state.as_str())>{move || task.get().map(|t| t.state.as_str())}</td>
+            <td>{move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}</td>
+            <td class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome).map(|o| o.as_str())>
+                {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
+                    (Some(at), Some(outcome)) => format!("{} {outcome}", clock_utc(at)),
+                    _ => "not yet".to_owned(),
+                })}
+                <span class="detail">{move || task.get().and_then(|t| t.last_detail)}</span>
+            </td>
+            <td class="num">{move || task.get().and_then(|t| t.last_duration_ms).map(|ms| format!("{:.1} s", ms as f64 / 1000.0))}</td>
+            <td class="num">{move || task.get().and_then(|t| t.last_attempts)}</td>
+            <td class="row-actions">
+                <button
+                    aria-label=format!("Run {name} now")
+                    on:click=move |_| controls.request(ActionName::RunNow, Some(run_name.clone()))
+                    disabled=move || controls.disabled() || task.get().is_some_and(|t| matches!(t.state, TaskStatus::Running | TaskStatus::Backoff))
+                >
+                    "Run now"
+                </button>
+                <button
+                    aria-label=move || format!("{} {}", if paused() { "Resume" } else { "Pause" }, pause_name)
+                    on:click={
+                        let name = name.clone();
+                        move |_| controls.request(if paused() { ActionName::Resume } else { ActionName::Pause }, Some(name.clone()))
+                    }
+                    disabled=move || controls.disabled()
+                >
+                    {move || if paused() { "Resume" } else { "Pause" }}
+                </button>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+pub(super) fn AuctionTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="auctions-title">
+            <h2 id="auctions-title">"Auctions"</h2>
+            <table class="auctions">
+                <thead>
+                    <tr>
+                        <th scope="col">"Status"</th>
+                        <th scope="col" class="num">"Auctions"</th>
+                    </tr>
+                </thead>
+                <tbody inner_html=move || markup_from(data, |d| markup::auction_rows(&d.auctions))></tbody>
+                <tfoot>
+                    <tr>
+                        <th scope="row">"total"</th>
+                        <td class="num" data-total="auctions">
+                            {field(data, |d| d.auctions.iter().map(|r| r.count).sum::<i64>())}
+                        </td>
+                    </tr>
+                </tfoot>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+pub(super) fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="audit-title">
+            <h2 id="audit-title">"Audit log"</h2>
+            <table class="audit">
+                <thead>
+                    <tr>
+                        <th scope="col">"When"</th>
+                        <th scope="col">"Who"</th>
+                        <th scope="col">"Action"</th>
+                        <th scope="col">"Result"</th>
+                    </tr>
+                </thead>
+                <tbody inner_html=move || markup_from(data, |d| markup::audit_rows(&d.audit))></tbody>
+            </table>
+        </section>
+    }
+}
+
+/// "15 min", "1 h", "45 s": an interval as an operator would say it.
+fn human_interval(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_as_an_operator_would_say_them() {
+        assert_eq!(human_interval(900), "15 min");
+        assert_eq!(human_interval(3600), "1 h");
+        assert_eq!(human_interval(90), "90 s");
+        assert_eq!(human_interval(10), "10 s");
+    }
+}
