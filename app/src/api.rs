@@ -173,15 +173,15 @@ pub mod ssr {
                 .into_iter()
                 .map(|e| AuditRow {
                     at_ms: e.at.timestamp_millis(),
-                    role: e.role,
-                    action: e.action,
-                    arguments: e.arguments,
-                    outcome: e.outcome,
+                    role: e.record.role,
+                    action: e.record.action,
+                    arguments: e.record.arguments,
+                    outcome: e.record.outcome,
                     // Identical refusals within a minute are one entry: say how many.
                     result: if e.count > 1 {
-                        format!("{} (×{})", e.result, e.count)
+                        format!("{} (×{})", e.record.result, e.count)
                     } else {
-                        e.result
+                        e.record.result
                     },
                 })
                 .collect(),

@@ -128,7 +128,7 @@ async fn an_outage_keeps_every_operator_action_and_a_bounded_coalesced_few_refus
         "a {widest}-character result was stored"
     );
     let page = audit.page(&db, None, 2).await.unwrap();
-    assert_eq!(page.entries[0].action, "start");
-    assert!(page.entries[1].result.ends_with('…'));
+    assert_eq!(page.entries[0].record.action, "start");
+    assert!(page.entries[1].record.result.ends_with('…'));
     db.close().await;
 }

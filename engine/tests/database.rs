@@ -252,7 +252,7 @@ async fn postgres_an_install_in_public_moves_into_its_schema_on_start() {
         .collect();
     assert_eq!(versions, every);
     // The engine reads the moved rows, and new rows continue the moved sequences.
-    assert_eq!(engine.audit().recent(10)[0].action, "stop");
+    assert_eq!(engine.audit().recent(10)[0].record.action, "stop");
     assert_eq!(engine.auctions().counts.total(), 2);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO auctions (title, starts_at_ms, ends_at_ms, updated_at_ms) \

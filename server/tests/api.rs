@@ -492,7 +492,11 @@ async fn bad_input_gets_a_named_4xx_and_changes_nothing() {
         StatusCode::OK
     );
     let refused = app.engine.audit().recent(3);
-    assert_eq!(refused[1].outcome, AuditOutcome::Refused, "{refused:?}");
+    assert_eq!(
+        refused[1].record.outcome,
+        AuditOutcome::Refused,
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,7 +561,7 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
         assert_eq!(error_code(&reply), "forbidden");
     }
     assert_eq!(
-        app.engine.audit().recent(1)[0].outcome,
+        app.engine.audit().recent(1)[0].record.outcome,
         AuditOutcome::Refused
     );
     assert_eq!(

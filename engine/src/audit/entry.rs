@@ -9,25 +9,17 @@ use leasewatch_types::{Actor, AuditOutcome};
 
 use super::MAX_FIELD_BYTES;
 
-/// One control action.
+/// One control action as stored: what was recorded, with its number and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     /// Its number in the log.
     pub id: i64,
     /// When it was taken (for coalesced refusals, the first).
     pub at: DateTime<Utc>,
-    /// Who took it: a role, or Leasewatch itself.
-    pub role: Actor,
-    /// The action ("start", "emergency_cleanup", ...).
-    pub action: String,
-    /// Its arguments, as JSON (of the first, for coalesced refusals).
-    pub arguments: String,
-    /// How it came out.
-    pub outcome: AuditOutcome,
-    /// What came of it, in a line.
-    pub result: String,
-    /// The client's address.
-    pub client: String,
+    /// Who, what, with what, how it came out, from where (for coalesced refusals, the
+    /// first's arguments).
+    #[serde(flatten)]
+    pub record: NewEntry,
     /// How many identical refusals this entry stands for (same role, client address and
     /// action within a minute); 1 for everything else.
     #[serde(default = "one")]
@@ -42,7 +34,7 @@ fn one() -> u64 {
 }
 
 /// What to record; id and time are assigned on write.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewEntry {
     /// Who takes it: a role, or Leasewatch itself.
     pub role: Actor,
@@ -125,12 +117,14 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for AuditEntry {
         Ok(Self {
             id: row.try_get("id")?,
             at: from_ms(row.try_get("at_ms")?),
-            role: parse_column(row, "role")?,
-            action: row.try_get("action")?,
-            arguments: row.try_get("arguments")?,
-            outcome: parse_column(row, "outcome")?,
-            result: row.try_get("result")?,
-            client: row.try_get("client")?,
+            record: NewEntry {
+                role: parse_column(row, "role")?,
+                action: row.try_get("action")?,
+                arguments: row.try_get("arguments")?,
+                outcome: parse_column(row, "outcome")?,
+                result: row.try_get("result")?,
+                client: row.try_get("client")?,
+            },
             count: u64::try_from(repeat_count).unwrap_or(1).max(1),
             last_at: row.try_get::<Option<i64>, _>("last_at_ms")?.map(from_ms),
         })

@@ -77,12 +77,7 @@ impl AuditLog {
         let written = AuditEntry {
             id,
             at: pending.at,
-            role: entry.role,
-            action: entry.action.clone(),
-            arguments: entry.arguments.clone(),
-            outcome: entry.outcome,
-            result: entry.result.clone(),
-            client: entry.client.clone(),
+            record: entry.clone(),
             count: pending.count,
             last_at: pending.last_at,
         };

@@ -304,8 +304,8 @@ mod tests {
         let fresh = cookie_header(sessions.start(Role::Operator, false).unwrap());
         assert!(sessions.verify(&fresh).is_some());
         let audited = engine.audit().recent(1);
-        assert_eq!(audited[0].action, REPLACE_SESSION_SECRET);
-        assert_eq!(audited[0].role, Actor::System);
+        assert_eq!(audited[0].record.action, REPLACE_SESSION_SECRET);
+        assert_eq!(audited[0].record.role, Actor::System);
         engine.shutdown().await;
     }
 }
