@@ -10,6 +10,7 @@ use leptos::{
 use serde::{Serialize, de::DeserializeOwned};
 
 mod controls;
+mod read;
 mod tables;
 
 use crate::{
@@ -18,6 +19,7 @@ use crate::{
     wire::{ControlOutcome, Dashboard},
 };
 use controls::{ControlPanel, Controls, label};
+use read::{field, markup_from};
 use tables::{AuctionTable, AuditTable, LeaseTable, TaskTable};
 
 /// The dashboard page.
@@ -141,21 +143,6 @@ fn section(view: impl IntoView + 'static) -> AnyView {
 #[cfg(not(feature = "ssr"))]
 fn section(view: impl IntoView) -> impl IntoView {
     view
-}
-
-pub(super) fn field<T: 'static>(
-    data: Memo<Option<Dashboard>>,
-    read: impl Fn(&Dashboard) -> T + Send + Sync + 'static,
-) -> impl Fn() -> Option<T> + Send + Sync + 'static {
-    move || data.with(|d| d.as_ref().map(&read))
-}
-
-/// Markup from the data (empty while there is none), for an element's inner HTML.
-pub(super) fn markup_from(
-    data: Memo<Option<Dashboard>>,
-    write: impl Fn(&Dashboard) -> String,
-) -> String {
-    data.with(|d| d.as_ref().map(write).unwrap_or_default())
 }
 
 #[component]

@@ -2,7 +2,10 @@
 
 use leptos::prelude::*;
 
-use super::{Controls, field, markup_from};
+use super::{
+    controls::Controls,
+    read::{field, markup_from},
+};
 use crate::{
     markup,
     wire::{ActionName, Dashboard, TaskStatus, clock_utc},
