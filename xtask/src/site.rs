@@ -14,9 +14,17 @@ use md5::{Digest, Md5};
 
 use crate::config::Project;
 
-/// Empties the site root (keeping the folder), as cargo-leptos does before a build.
+/// Empties the site root (keeping the folder), as cargo-leptos does before a build. Refuses a
+/// site root that holds the workspace (Leptos's default `site-root` is `.`).
 pub fn clean(project: &Project) -> Result<()> {
     let root = &project.site_root;
+    ensure!(
+        !project.root.starts_with(root),
+        "site-root {} holds the workspace: the build empties the site root first, so point it \
+         at a folder of its own (such as target/site) in {}",
+        root.display(),
+        crate::config::LEPTOS_TOML
+    );
     if root.exists() {
         for entry in fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
             let path = entry?.path();
