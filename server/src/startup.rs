@@ -228,7 +228,7 @@ fn write_token_file(path: &Path, token: &Secret) -> Result<PathBuf, String> {
     write().map_err(|err| format!("{}: {err}", path.display()))
 }
 
-/// Hashed asset names come from `hash.txt` beside the binary (`cargo leptos build --release`
+/// Hashed asset names come from `hash.txt` beside the binary (`cargo xtask build`
 /// writes it). Without it, serve plain names rather than fail every page.
 fn check_hash_file(options: &mut LeptosOptions) {
     if !options.hash_files {
@@ -240,7 +240,7 @@ fn check_hash_file(options: &mut LeptosOptions) {
     if !beside_binary.as_ref().is_some_and(|path| path.exists()) {
         tracing::warn!(
             "hash-files is on but {} is not beside the binary: serving unhashed asset names \
-             (build with `cargo leptos build --release`, deploy hash.txt with the binary)",
+             (build with `cargo xtask build`, deploy hash.txt with the binary)",
             options.hash_file
         );
         options.hash_files = false;
