@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use leasewatch_engine::{Engine, histogram::BOUNDS_SECS, tasks::TaskView};
+use leasewatch_types::RunOutcome;
 
 use crate::openapi::authenticated;
 
@@ -189,10 +190,22 @@ pub fn render(engine: &Engine) -> String {
     out.counter("leasewatch_task_runs_total", "Finished runs by outcome.")
         .per_task(&tasks, |t| {
             vec![
-                (Some(("outcome", "succeeded")), t.counts.succeeded),
-                (Some(("outcome", "failed")), t.counts.failed),
-                (Some(("outcome", "skipped")), t.counts.elsewhere_skips),
-                (Some(("outcome", "cancelled")), t.counts.cancelled),
+                (
+                    Some(("outcome", RunOutcome::Succeeded.as_str())),
+                    t.counts.succeeded,
+                ),
+                (
+                    Some(("outcome", RunOutcome::Failed.as_str())),
+                    t.counts.failed,
+                ),
+                (
+                    Some(("outcome", RunOutcome::Skipped.as_str())),
+                    t.counts.elsewhere_skips,
+                ),
+                (
+                    Some(("outcome", RunOutcome::Cancelled.as_str())),
+                    t.counts.cancelled,
+                ),
             ]
         });
     out.counter(

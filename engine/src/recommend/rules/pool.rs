@@ -92,14 +92,15 @@ pub(super) fn stale_leases(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> 
 pub(super) fn utilization(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
     let s = inputs.snapshot;
     [
-        ("critical", t.utilization_critical, Severity::Critical),
-        ("warning", t.utilization_warning, Severity::Warning),
+        (t.utilization_critical, Severity::Critical),
+        (t.utilization_warning, Severity::Warning),
     ]
     .into_iter()
-    .find(|(_, share, _)| {
+    .find(|(share, _)| {
         s.utilization >= *share && sustained(inputs, t.utilization_for, |x| x.utilization >= *share)
     })
-    .map(|(level, share, severity)| {
+    .map(|(share, severity)| {
+        let level = severity.as_str();
         Finding::new(
             "utilization",
             severity,
