@@ -4,13 +4,15 @@
 //! folders from `cargo metadata`.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command,
 };
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+
+mod files;
+
+use files::{BuildOptions, LeptosToml, Metadata, SiteOptions};
 
 /// The site options file, in the workspace root (the server reads it from its working folder).
 pub const LEPTOS_TOML: &str = "Leptos.toml";
@@ -75,110 +77,6 @@ pub struct Package {
     pub features: Vec<String>,
     /// Whether its default features stay on.
     pub default_features: bool,
-}
-
-/// `[package.metadata.leptos]` in `Leptos.toml`: the keys the build must agree on with the server.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct SiteOptions {
-    output_name: String,
-    site_root: String,
-    site_pkg_dir: String,
-    #[serde(default)]
-    hash_files: bool,
-    #[serde(default = "default_hash_file")]
-    hash_file: String,
-    site_addr: String,
-    #[serde(default = "default_reload_port")]
-    reload_port: u16,
-}
-
-fn default_hash_file() -> String {
-    "hash.txt".to_owned()
-}
-
-fn default_reload_port() -> u16 {
-    3001
-}
-
-#[derive(Debug, Deserialize)]
-struct LeptosToml {
-    package: LeptosTomlPackage,
-}
-
-#[derive(Debug, Deserialize)]
-struct LeptosTomlPackage {
-    metadata: LeptosTomlMetadata,
-}
-
-#[derive(Debug, Deserialize)]
-struct LeptosTomlMetadata {
-    leptos: SiteOptions,
-}
-
-/// One `[[workspace.metadata.leptos]]` table: how to build (cargo-leptos's keys). Site keys it
-/// repeats for cargo-leptos must equal `Leptos.toml`'s.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct BuildOptions {
-    bin_package: String,
-    bin_target: Option<String>,
-    lib_package: String,
-    lib_profile_release: Option<String>,
-    bin_profile_release: Option<String>,
-    style_file: Option<String>,
-    assets_dir: Option<String>,
-    #[serde(default = "default_browserquery")]
-    browserquery: String,
-    #[serde(default)]
-    bin_features: Vec<String>,
-    #[serde(default = "yes")]
-    bin_default_features: bool,
-    #[serde(default)]
-    lib_features: Vec<String>,
-    #[serde(default = "yes")]
-    lib_default_features: bool,
-    wasm_opt_features: Option<Vec<String>>,
-    hash_file_name: Option<String>,
-    /// Everything else, among it the site keys repeated for cargo-leptos.
-    #[serde(flatten)]
-    other: BTreeMap<String, serde_json::Value>,
-}
-
-fn default_browserquery() -> String {
-    "defaults".to_owned()
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Deserialize)]
-struct Metadata {
-    workspace_root: PathBuf,
-    target_directory: PathBuf,
-    packages: Vec<MetadataPackage>,
-    #[serde(default)]
-    metadata: Option<WorkspaceMetadata>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WorkspaceMetadata {
-    #[serde(default)]
-    leptos: Vec<BuildOptions>,
-}
-
-#[derive(Debug, Deserialize)]
-struct MetadataPackage {
-    name: String,
-    manifest_path: PathBuf,
-    targets: Vec<MetadataTarget>,
-}
-
-#[derive(Debug, Deserialize)]
-struct MetadataTarget {
-    name: String,
-    kind: Vec<String>,
 }
 
 impl Project {
