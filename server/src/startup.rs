@@ -195,7 +195,11 @@ impl Application {
 const SESSION_REFRESH: Duration = Duration::from_secs(5);
 
 async fn refresh_sessions(auth: Arc<Auth>) {
-    let mut every = tokio::time::interval(SESSION_REFRESH);
+    // `Sessions::load` has just read them: the first refresh is one period away.
+    let mut every = tokio::time::interval_at(
+        tokio::time::Instant::now() + SESSION_REFRESH,
+        SESSION_REFRESH,
+    );
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use axum::{
     Form,
     extract::{Query, Request, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use leasewatch_engine::control::Role;
 use serde::Deserialize;
 
-use super::{Auth, LockedOut, SESSION_COOKIE, client_ip, cross_origin};
+use super::{Auth, Sessions, client_ip, cross_origin};
 
 /// `GET /login?code=...` (the start-up link).
 #[derive(Deserialize)]
@@ -37,21 +37,18 @@ pub async fn login_page(
     let Some(code) = query.code else {
         return login_form(&auth, None, StatusCode::OK);
     };
-    let client = client_ip(&request);
-    if let Some(left) = auth.throttle.locked(client) {
-        return LockedOut(left).into_response();
+    let redeemed = auth.check_credential(client_ip(&request), || {
+        auth.links.redeem(&code).then_some(Role::Operator)
+    });
+    match redeemed {
+        Err(locked) => locked.into_response(),
+        Ok(Some(role)) => start_session(&auth, role),
+        Ok(None) => login_form(
+            &auth,
+            Some("That login link was used already or has expired. Log in with the token."),
+            StatusCode::UNAUTHORIZED,
+        ),
     }
-    if auth.links.redeem(&code) {
-        return start_session(&auth, Role::Operator);
-    }
-    if let Some(lockout) = auth.throttle.failed(client) {
-        return LockedOut(lockout).into_response();
-    }
-    login_form(
-        &auth,
-        Some("That login link was used already or has expired. Log in with the token."),
-        StatusCode::UNAUTHORIZED,
-    )
 }
 
 /// Logs in with the posted token.
@@ -100,8 +97,7 @@ pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Respon
         )
             .into_response();
     }
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
+    (Sessions::cleared(), Redirect::to("/login")).into_response()
 }
 
 fn start_session(auth: &Auth, role: Role) -> Response {

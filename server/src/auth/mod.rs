@@ -153,24 +153,37 @@ impl Auth {
 
     /// The role a token grants, if any. Counts a wrong token against `client`.
     fn role_of_token(&self, token: &str, client: IpAddr) -> Result<Option<Role>, LockedOut> {
+        self.check_credential(client, || {
+            if self.operator.matches(token) {
+                Some(Role::Operator)
+            } else if self.viewer.as_ref().is_some_and(|v| v.matches(token)) {
+                Some(Role::Viewer)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Runs `check` on a credential (a token, a login link's code) under the brute-force
+    /// limit: refused without checking while `client` is locked out, and a failed check
+    /// counts against it.
+    fn check_credential<T>(
+        &self,
+        client: IpAddr,
+        check: impl FnOnce() -> Option<T>,
+    ) -> Result<Option<T>, LockedOut> {
         if let Some(left) = self.throttle.locked(client) {
             return Err(LockedOut(left));
         }
-        let role = if self.operator.matches(token) {
-            Some(Role::Operator)
-        } else if self.viewer.as_ref().is_some_and(|v| v.matches(token)) {
-            Some(Role::Viewer)
-        } else {
-            None
-        };
-        if role.is_none() {
-            tracing::warn!(%client, "wrong token");
+        let granted = check();
+        if granted.is_none() {
+            tracing::warn!(%client, "wrong token or login code");
             if let Some(lockout) = self.throttle.failed(client) {
                 tracing::warn!(%client, "too many wrong tokens: locked out");
                 return Err(LockedOut(lockout));
             }
         }
-        Ok(role)
+        Ok(granted)
     }
 
     /// Who is calling, from a bearer token or a session cookie.

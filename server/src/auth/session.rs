@@ -8,7 +8,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
-use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use axum_extra::extract::cookie::{Cookie, CookieJar, Key, SameSite, SignedCookieJar};
+use cookie::CookieBuilder;
 use hmac::{Hmac, Mac as _};
 use leasewatch_engine::{Engine, audit::NewEntry, control::Role};
 use leasewatch_types::{Actor, AuditOutcome, REPLACE_SESSION_SECRET};
@@ -63,9 +64,9 @@ impl Sessions {
         viewer: Option<Secret>,
         ttl: Duration,
     ) -> Result<Self, StoreError> {
-        let secret = load_secret(engine.database().control()).await?;
         let sessions = Self {
-            keys: RwLock::new(derive_keys(&secret, &operator, viewer.as_ref())),
+            // Filled by the first refresh, below.
+            keys: RwLock::new(Vec::new()),
             engine,
             operator,
             viewer,
@@ -77,28 +78,21 @@ impl Sessions {
         Ok(sessions)
     }
 
-    /// How long a session lasts.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// A new session for `role`: a jar to return with the response (it sets the signed
     /// cookie). `None` when the role has no token.
     pub fn start(&self, role: Role, secure: bool) -> Option<SignedCookieJar> {
         let keys = self.keys.read();
         let (_, key) = keys.iter().find(|(r, _)| *r == role)?;
         let id = format!("{:032x}", rand::random::<u128>());
-        let expires = unix_now() + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        let cookie = Cookie::build((SESSION_COOKIE, format!("{id}.{expires}")))
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Strict)
-            .secure(secure)
-            .max_age(cookie::time::Duration::seconds(
-                i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX),
-            ))
-            .build();
-        Some(SignedCookieJar::new(key.clone()).add(cookie))
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires = unix_now() + ttl;
+        let cookie = session_cookie(format!("{id}.{expires}"), ttl).secure(secure);
+        Some(SignedCookieJar::new(key.clone()).add(cookie.build()))
+    }
+
+    /// A jar that clears the browser's session cookie (sent at logout).
+    pub fn cleared() -> CookieJar {
+        CookieJar::new().add(session_cookie(String::new(), 0).build())
     }
 
     /// The session a request's cookie proves, if it is signed by a current key, unexpired and
@@ -167,7 +161,7 @@ impl Sessions {
 
     /// Replaces the secret: every session ends and the revocation list empties.
     async fn replace_secret(&self) -> Result<(), StoreError> {
-        let secret = random_secret();
+        let secret = Secret::generate().expose().to_owned();
         let mut tx = self.control().begin().await?;
         sqlx::query("UPDATE session_secret SET secret = $1 WHERE id = 1")
             .bind(secret.clone())
@@ -209,7 +203,7 @@ async fn load_secret(control: &AnyPool) -> Result<String, StoreError> {
     sqlx::query(
         "INSERT INTO session_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
     )
-    .bind(random_secret())
+    .bind(Secret::generate().expose().to_owned())
     .execute(control)
     .await?;
     sqlx::query_scalar("SELECT secret FROM session_secret WHERE id = 1")
@@ -217,13 +211,14 @@ async fn load_secret(control: &AnyPool) -> Result<String, StoreError> {
         .await
 }
 
-/// 256 random bits, hex.
-fn random_secret() -> String {
-    format!(
-        "{:032x}{:032x}",
-        rand::random::<u128>(),
-        rand::random::<u128>()
-    )
+/// The session cookie's attributes, set and cleared alike: HttpOnly, SameSite=Strict, the
+/// whole site, for `max_age_secs`.
+fn session_cookie(value: String, max_age_secs: i64) -> CookieBuilder<'static> {
+    Cookie::build((SESSION_COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
 }
 
 /// One key per role that has a token: HMAC-SHA-512 of the role and its token under the
@@ -243,7 +238,7 @@ fn derive_keys(secret: &str, operator: &Secret, viewer: Option<&Secret>) -> Vec<
     keys
 }
 
-pub(crate) fn unix_now() -> i64 {
+fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
