@@ -30,7 +30,7 @@ pub async fn control(
     use self::ssr::*;
     let state = expect_context::<AppState>();
     let role = caller_role().await?;
-    let parsed = Action::parse(action.as_str(), task, dry_run).map_err(refused)?;
+    let parsed = Action::new(action, task, dry_run).map_err(refused)?;
     let client = client_address().await;
     let done = state
         .engine

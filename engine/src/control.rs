@@ -93,21 +93,28 @@ pub enum ControlError {
 }
 
 impl Action {
-    /// Builds an action from its parts, naming whatever is wrong.
+    /// Builds an action from its name as sent (the API's text), naming whatever is wrong.
     pub fn parse(
         action: &str,
         task: Option<String>,
         dry_run: Option<bool>,
     ) -> Result<Self, ControlError> {
-        let invalid = |code, message: String| ControlError::Invalid { code, message };
         let name: ActionName = action
             .parse()
-            .map_err(|err: leasewatch_types::UnknownName| {
-                invalid(
-                    "unknown_action",
-                    format!("unknown action {action:?}: allowed are {}", err.allowed),
-                )
+            .map_err(|err: leasewatch_types::UnknownName| ControlError::Invalid {
+                code: "unknown_action",
+                message: format!("unknown action {action:?}: allowed are {}", err.allowed),
             })?;
+        Self::new(name, task, dry_run)
+    }
+
+    /// Builds an action from its name and arguments, naming whatever is wrong.
+    pub fn new(
+        name: ActionName,
+        task: Option<String>,
+        dry_run: Option<bool>,
+    ) -> Result<Self, ControlError> {
+        let invalid = |code, message: String| ControlError::Invalid { code, message };
         let task = match (name.takes_task(), task) {
             (true, None) => {
                 return Err(invalid(

@@ -23,6 +23,11 @@ macro_rules! names {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
 
+            /// Every name on the wire, comma-separated (for messages that list the choices).
+            pub fn names() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+
             /// The name on the wire.
             pub const fn as_str(self) -> &'static str {
                 match self {
@@ -46,7 +51,7 @@ macro_rules! names {
                     _ => Err(UnknownName {
                         kind: stringify!($name),
                         given: text.to_owned(),
-                        allowed: Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", "),
+                        allowed: Self::names(),
                     }),
                 }
             }

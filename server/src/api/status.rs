@@ -39,14 +39,7 @@ pub async fn act(
     let Some(name) = request.action else {
         return Err(ApiError::bad_request(
             "missing_action",
-            format!(
-                "the body needs \"action\": one of {}",
-                ActionName::ALL
-                    .iter()
-                    .map(|a| a.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("the body needs \"action\": one of {}", ActionName::names()),
         ));
     };
     let action = Action::parse(&name, request.task, request.dry_run)?;
