@@ -113,9 +113,7 @@ async fn pool_exhaustion_with_waiters_then_timeouts() {
         waiting.detail
     );
     assert!(
-        waiting
-            .detail
-            .contains("2 of max 2 connections open, 2 in use"),
+        waiting.detail.contains("all 2 connections in use"),
         "{}",
         waiting.detail
     );

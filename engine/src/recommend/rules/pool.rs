@@ -4,12 +4,18 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{Finding, Inputs, Thresholds, ago, secs, sustained};
-use crate::recommend::{ActionName, Severity};
+use crate::{
+    lease::PoolSnapshot,
+    recommend::{ActionName, Severity},
+};
 
-/// Acquires have waited for a connection, without a break, for `waiting_for`.
+/// Acquires have queued behind a full pool, without a break, for `waiting_for`. An acquire in
+/// flight while the pool still has room (its liveness check, a connection being opened) is not
+/// queueing: with tasks every second, every sample could catch one.
 pub(super) fn waiting(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
+    let queueing = |x: &PoolSnapshot| x.waiting > 0 && x.active >= x.max;
     let s = inputs.snapshot;
-    if s.waiting == 0 || !sustained(inputs, t.waiting_for, |x| x.waiting > 0) {
+    if !queueing(s) || !sustained(inputs, t.waiting_for, queueing) {
         return Vec::new();
     }
     vec![Finding::new(
@@ -17,12 +23,10 @@ pub(super) fn waiting(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
         Severity::Warning,
         "Tasks are queueing for connections",
         format!(
-            "{} acquires waiting now, and waiting has stayed above 0 for {}: {} of max {} connections open, {} in use. Look for leases held long, or raise DB_MAX_CONNECTIONS if the server has room.",
+            "{} acquires waiting now, and the pool has been full with acquires waiting for {}: all {} connections in use. Look for leases held long, or raise DB_MAX_CONNECTIONS if the server has room.",
             s.waiting,
             secs(t.waiting_for),
-            s.total,
             s.max,
-            s.active
         ),
         None,
     )]
@@ -122,7 +126,7 @@ pub(super) fn utilization(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
 /// Every open connection idle, above the minimum, for `oversized_for`.
 pub(super) fn oversized(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
     let s = inputs.snapshot;
-    let idle_above_min = |x: &crate::lease::PoolSnapshot| x.total > x.min && x.idle == x.total;
+    let idle_above_min = |x: &PoolSnapshot| x.total > x.min && x.idle == x.total;
     if !idle_above_min(s) || !sustained(inputs, t.oversized_for, idle_above_min) {
         return Vec::new();
     }
@@ -149,7 +153,11 @@ mod tests {
 
     #[test]
     fn waiting_must_be_sustained() {
-        let w = World::new().pool_for(30, |s| s.waiting = 3);
+        let full = |s: &mut PoolSnapshot, waiting| {
+            s.waiting = waiting;
+            (s.total, s.idle, s.active) = (s.max, 0, s.max);
+        };
+        let w = World::new().pool_for(30, |s| full(s, 3));
         let f = w.one("waiting");
         assert_eq!(f.severity, Severity::Warning);
         assert!(
@@ -158,17 +166,27 @@ mod tests {
             f.detail
         );
         assert_eq!(
-            World::new().pool_for(25, |s| s.waiting = 3).ids(),
+            World::new().pool_for(25, |s| full(s, 3)).ids(),
             ["all_clear"],
             "not for 30 s yet"
         );
-        let mut short_history = World::new().pool_for(600, |s| s.waiting = 1);
+        let mut short_history = World::new().pool_for(600, |s| full(s, 1));
         short_history.history.retain(|s| s.taken_at > at(580));
         assert_eq!(
             short_history.ids(),
             ["all_clear"],
             "history does not reach back 30 s"
         );
+    }
+
+    #[test]
+    fn an_acquire_in_flight_with_room_in_the_pool_is_not_queueing() {
+        // Tasks every second: each sample catches one acquire checking its connection.
+        let w = World::new().pool_for(600, |s| {
+            s.waiting = 1;
+            (s.total, s.idle, s.active) = (3, 2, 1);
+        });
+        assert_eq!(w.ids(), ["all_clear"]);
     }
 
     #[test]
