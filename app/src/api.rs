@@ -55,11 +55,15 @@ pub mod ssr {
     };
     use chrono::Utc;
     pub use leasewatch_engine::control::{Action, ControlError, Role};
-    use leasewatch_engine::{Engine, ServerView, tasks::TaskView};
+    use leasewatch_engine::{
+        Engine, ServerView,
+        tasks::{TaskState, TaskView},
+    };
     use leptos::{config::LeptosOptions, prelude::ServerFnError};
 
     use crate::wire::{
-        Advice, AuditRow, Dashboard, LeaseRow, PoolCard, RunDot, Sample, StatusCount, TaskRow,
+        Advice, AuditRow, Dashboard, LeaseRow, PoolCard, Retry, RunDot, Sample, StatusCount,
+        TaskRow,
     };
 
     /// What every request handler and server function can reach.
@@ -165,6 +169,7 @@ pub mod ssr {
                     title: r.title,
                     detail: r.detail,
                     action: r.action,
+                    cleared_at_ms: r.cleared_at.map(|at| at.timestamp_millis()),
                 })
                 .collect(),
             audit: engine
@@ -174,6 +179,7 @@ pub mod ssr {
                 .map(|e| AuditRow {
                     at_ms: e.at.timestamp_millis(),
                     role: e.record.role,
+                    dry_run: e.record.is_dry_run(),
                     action: e.record.action,
                     arguments: e.record.arguments,
                     outcome: e.record.outcome,
@@ -222,6 +228,22 @@ pub mod ssr {
             last_run_at_ms: last.map(|r| r.started_at.timestamp_millis()),
             last_duration_ms: last.map(|r| r.duration_ms),
             last_attempts: last.map(|r| r.attempts),
+            retry: match &task.state {
+                TaskState::Backoff {
+                    run_id,
+                    next_attempt,
+                    max_attempts,
+                    until,
+                    error,
+                } => Some(Retry {
+                    run_id: *run_id,
+                    next_attempt: *next_attempt,
+                    max_attempts: *max_attempts,
+                    at_ms: until.timestamp_millis(),
+                    error: error.clone(),
+                }),
+                _ => None,
+            },
             runs: task
                 .history
                 .iter()

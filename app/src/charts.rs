@@ -225,6 +225,7 @@ mod tests {
                 last_run_at_ms: None,
                 last_duration_ms: None,
                 last_attempts: None,
+                retry: None,
                 runs: vec![crate::wire::RunDot {
                     at_ms: now_ms - 30_000,
                     outcome: crate::wire::RunOutcome::Failed,

@@ -194,6 +194,7 @@ mod tests {
             role: crate::wire::Actor::Operator,
             action: "emergency_cleanup".to_owned(),
             arguments: r#"{"dry_run":false}"#.to_owned(),
+            dry_run: false,
             outcome: crate::wire::AuditOutcome::Ok,
             result: "revoked 1 lease <held>".to_owned(),
         }];

@@ -133,8 +133,25 @@ pub struct TaskRow {
     pub last_duration_ms: Option<u64>,
     /// Its attempts.
     pub last_attempts: Option<u32>,
+    /// While a run waits to try again: which attempt comes next, and when.
+    pub retry: Option<Retry>,
     /// Recent runs for the outcome chart, newest first.
     pub runs: Vec<RunDot>,
+}
+
+/// A run in backoff, waiting for its next attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// The run.
+    pub run_id: u64,
+    /// The attempt that comes next.
+    pub next_attempt: u32,
+    /// How many attempts the run may make in all.
+    pub max_attempts: u32,
+    /// When it will be made, in Unix milliseconds.
+    pub at_ms: i64,
+    /// The error the last attempt ended with.
+    pub error: String,
 }
 
 /// One run on the outcome chart.
@@ -159,6 +176,10 @@ pub struct Advice {
     pub detail: String,
     /// The control action that helps ("cleanup", "emergency_cleanup", "start"), if any.
     pub action: Option<ActionName>,
+    /// Set while the condition no longer holds and the recommendation is only kept so it does
+    /// not flap: when it stopped holding, in Unix milliseconds. `detail` then gives its last
+    /// numbers, and the action is not needed.
+    pub cleared_at_ms: Option<i64>,
 }
 
 /// An audit entry.
@@ -172,6 +193,8 @@ pub struct AuditRow {
     pub action: String,
     /// With what (JSON).
     pub arguments: String,
+    /// Only a preview: nothing was changed.
+    pub dry_run: bool,
     /// How it came out.
     pub outcome: AuditOutcome,
     /// What came of it.

@@ -48,8 +48,11 @@ fn is_task_name(name: &str) -> bool {
 pub enum Action {
     /// Start the scheduler.
     Start,
-    /// Stop it, giving runs in flight [`STOP_DEADLINE`].
-    Stop,
+    /// Stop it, giving runs in flight [`STOP_DEADLINE`] (or preview which runs that is).
+    Stop {
+        /// Only report.
+        dry_run: bool,
+    },
     /// Revoke stale leases (or preview).
     Cleanup {
         /// Only report.
@@ -151,7 +154,7 @@ impl Action {
         let dry_run = dry_run.unwrap_or(false);
         Ok(match name {
             ActionName::Start => Self::Start,
-            ActionName::Stop => Self::Stop,
+            ActionName::Stop => Self::Stop { dry_run },
             ActionName::Cleanup => Self::Cleanup { dry_run },
             ActionName::EmergencyCleanup => Self::EmergencyCleanup { dry_run },
             ActionName::RunNow => Self::RunNow(task),
@@ -164,7 +167,7 @@ impl Action {
     pub fn name(&self) -> ActionName {
         match self {
             Self::Start => ActionName::Start,
-            Self::Stop => ActionName::Stop,
+            Self::Stop { .. } => ActionName::Stop,
             Self::Cleanup { .. } => ActionName::Cleanup,
             Self::EmergencyCleanup { .. } => ActionName::EmergencyCleanup,
             Self::RunNow(_) => ActionName::RunNow,
@@ -175,11 +178,13 @@ impl Action {
 
     fn arguments(&self) -> String {
         match self {
-            Self::Cleanup { dry_run } | Self::EmergencyCleanup { dry_run } => {
+            Self::Stop { dry_run }
+            | Self::Cleanup { dry_run }
+            | Self::EmergencyCleanup { dry_run } => {
                 json!({"dry_run": dry_run})
             }
             Self::RunNow(task) | Self::Pause(task) | Self::Resume(task) => json!({"task": task}),
-            Self::Start | Self::Stop => json!({}),
+            Self::Start => json!({}),
         }
         .to_string()
     }
@@ -252,6 +257,10 @@ impl Engine {
             Recorded::Written(_) | Recorded::Coalesced(_) | Recorded::Dropped => None,
             Recorded::Queued(reason) => Some(reason),
         };
+        if outcome.is_ok() {
+            // What the page shows next must already reflect what the action changed.
+            self.reevaluate();
+        }
         outcome.map(|mut done| {
             tracing::info!(action = action.name().as_str(), message = %done.message, "control action");
             if let Some(reason) = queued {
@@ -290,7 +299,31 @@ impl Engine {
                     Details::None,
                 )
             }
-            Action::Stop => {
+            Action::Stop { dry_run: true } => {
+                let runs = tasks.in_flight();
+                let scheduler = if tasks.is_running() {
+                    "would stop the scheduler"
+                } else {
+                    "the scheduler is already stopped"
+                };
+                let message = if runs.is_empty() {
+                    format!("{scheduler}; no run is in flight")
+                } else {
+                    let listed: Vec<String> = runs
+                        .iter()
+                        .map(|(task, run_id)| format!("{task} run {run_id}"))
+                        .collect();
+                    format!(
+                        "{scheduler}; {} run(s) in flight ({}) get {} s to finish, then are \
+                         cancelled",
+                        runs.len(),
+                        listed.join(", "),
+                        STOP_DEADLINE.as_secs()
+                    )
+                };
+                done(message, Details::None)
+            }
+            Action::Stop { dry_run: false } => {
                 let report = tasks.stop(STOP_DEADLINE).await;
                 done(
                     format!(
@@ -375,8 +408,12 @@ mod tests {
             "unexpected_task"
         );
         assert_eq!(
-            code(Action::parse("stop", None, Some(true))),
+            code(Action::parse("start", None, Some(true))),
             "unexpected_dry_run"
+        );
+        assert_eq!(
+            Action::parse("stop", None, Some(true)),
+            Ok(Action::Stop { dry_run: true })
         );
     }
 

@@ -3,12 +3,13 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use leasewatch_types::{ActionName, Actor, AuditOutcome};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     auctions::{self, StatusCounts},
-    audit::AuditLog,
+    audit::{AuditLog, NewEntry},
     db::{Database, DatabaseUrl, DbError},
     lease::{CleanupReport, LeaseManager},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
@@ -165,6 +166,7 @@ impl Engine {
             leases.clone(),
             tasks.clone(),
             Arc::clone(&advisor),
+            Arc::clone(&audit),
             config.intervals.cleanup,
             shutdown.clone(),
         ));
@@ -198,6 +200,11 @@ impl Engine {
     /// What the rules recommend now, worst first; no database access.
     pub fn recommendations(&self) -> Vec<Recommendation> {
         self.advisor.current()
+    }
+
+    /// Evaluates the recommendation rules now, rather than at the next tick.
+    pub(crate) fn reevaluate(&self) {
+        self.advisor.evaluate(&self.leases, &self.tasks);
     }
 
     /// The audit log of control actions.
@@ -311,11 +318,27 @@ async fn flush_audit(audit: Arc<AuditLog>, db: Database, shutdown: CancellationT
     }
 }
 
+/// Writes what a periodic cleanup did to the audit log as the system's own action, off the
+/// maintenance loop (a write may wait for the database).
+fn audit_automatic_cleanup(audit: &Arc<AuditLog>, db: &Database, report: &CleanupReport) {
+    let entry = NewEntry {
+        role: Actor::System,
+        action: ActionName::Cleanup.as_str().to_owned(),
+        arguments: serde_json::json!({"automatic": true}).to_string(),
+        outcome: AuditOutcome::Ok,
+        result: report.summary(),
+        client: "leasewatch".to_owned(),
+    };
+    let (audit, db) = (Arc::clone(audit), db.clone());
+    tokio::spawn(async move { audit.record(&db, entry).await });
+}
+
 /// Background upkeep until shutdown: history samples, recommendations, periodic cleanup.
 async fn maintain(
     leases: LeaseManager,
     tasks: TaskManager,
     advisor: Arc<Advisor>,
+    audit: Arc<AuditLog>,
     cleanup_every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -333,7 +356,10 @@ async fn maintain(
             _ = sample.tick() => leases.record_history(),
             _ = recommend.tick() => advisor.evaluate(&leases, &tasks),
             _ = cleanup.tick() => {
-                leases.cleanup(false).await;
+                let report = leases.cleanup(false).await;
+                if !report.revoked.is_empty() {
+                    audit_automatic_cleanup(&audit, leases.database(), &report);
+                }
             }
         }
     }

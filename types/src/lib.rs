@@ -147,9 +147,9 @@ impl ActionName {
         matches!(self, Self::RunNow | Self::Pause | Self::Resume)
     }
 
-    /// Whether the action can preview what it would do (`cleanup`, `emergency_cleanup`).
+    /// Whether the action can preview what it would do (`stop`, `cleanup`, `emergency_cleanup`).
     pub const fn takes_dry_run(self) -> bool {
-        matches!(self, Self::Cleanup | Self::EmergencyCleanup)
+        matches!(self, Self::Stop | Self::Cleanup | Self::EmergencyCleanup)
     }
 }
 

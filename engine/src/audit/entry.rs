@@ -52,6 +52,12 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
+    /// Whether the action was only a preview (`"dry_run": true` in its arguments).
+    pub fn is_dry_run(&self) -> bool {
+        serde_json::from_str::<serde_json::Value>(&self.arguments)
+            .is_ok_and(|args| args.get("dry_run") == Some(&serde_json::Value::Bool(true)))
+    }
+
     /// The entry with every field cut to [`MAX_FIELD_BYTES`].
     pub(super) fn bounded(mut self) -> Self {
         for field in [

@@ -18,6 +18,8 @@ struct Tracked {
     first_seen: DateTime<Utc>,
     last_seen: DateTime<Utc>,
     shown_since: Option<DateTime<Utc>>,
+    /// When a shown finding was first found absent: it is clearing, held for `clear`.
+    cleared_at: Option<DateTime<Utc>>,
     latest: Finding,
 }
 
@@ -40,9 +42,11 @@ impl Hysteresis {
                     first_seen: now,
                     last_seen: now,
                     shown_since: None,
+                    cleared_at: None,
                     latest: finding.clone(),
                 });
             tracked.last_seen = now;
+            tracked.cleared_at = None;
             tracked.latest = finding;
         }
         // Absent now: one not yet shown is forgotten (its hold starts over); one shown stays
@@ -52,6 +56,9 @@ impl Hysteresis {
                 || (tracked.shown_since.is_some() && now - tracked.last_seen < clear)
         });
         for (id, tracked) in &mut self.tracked {
+            if !present.contains(id) {
+                tracked.cleared_at.get_or_insert(now);
+            }
             // "All clear" needs no hold: it is the absence of everything else.
             if tracked.shown_since.is_none()
                 && (id == ALL_CLEAR || now - tracked.first_seen >= hold)
@@ -72,6 +79,7 @@ impl Hysteresis {
                     detail: f.detail.clone(),
                     action: f.action,
                     since,
+                    cleared_at: tracked.cleared_at,
                 })
             })
             .collect();
@@ -79,7 +87,14 @@ impl Hysteresis {
         if shown.len() > 1 {
             shown.retain(|r| r.id != ALL_CLEAR);
         }
-        shown.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+        // What holds now before what is clearing, each worst first.
+        shown.sort_by(|a, b| {
+            (a.cleared_at.is_some(), b.severity, &a.id).cmp(&(
+                b.cleared_at.is_some(),
+                a.severity,
+                &b.id,
+            ))
+        });
         shown
     }
 }
@@ -157,5 +172,35 @@ mod tests {
             "9 s since it came back"
         );
         assert_eq!(shown(&mut h, 16, vec![problem("waiting")]), ["waiting"]);
+    }
+
+    #[test]
+    fn a_shown_recommendation_that_no_longer_holds_says_since_when_and_sorts_last() {
+        let t = Thresholds::default();
+        let mut h = Hysteresis::default();
+        let critical = |id: &str| Finding::new(id, Severity::Critical, "t", "22 of 25", None);
+        h.update(at(0), vec![critical("stale"), problem("waiting")], &t);
+        let now = h.update(at(11), vec![critical("stale"), problem("waiting")], &t);
+        assert!(now.iter().all(|r| r.cleared_at.is_none()), "{now:?}");
+
+        let clearing = h.update(at(20), vec![problem("waiting")], &t);
+        let ids: Vec<_> = clearing.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["waiting", "stale"],
+            "what holds first, then what clears"
+        );
+        assert_eq!(clearing[1].cleared_at, Some(at(20)));
+        assert_eq!(clearing[1].detail, "22 of 25", "its last numbers");
+        let later = h.update(at(30), vec![problem("waiting")], &t);
+        assert_eq!(
+            later[1].cleared_at,
+            Some(at(20)),
+            "first found absent at 20 s"
+        );
+
+        let back = h.update(at(31), vec![critical("stale"), problem("waiting")], &t);
+        assert_eq!(back[0].id, "stale");
+        assert_eq!(back[0].cleared_at, None, "it holds again");
     }
 }

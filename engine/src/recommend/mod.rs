@@ -45,6 +45,10 @@ pub struct Recommendation {
     pub action: Option<ActionName>,
     /// Since when it has been shown.
     pub since: DateTime<Utc>,
+    /// Set when the condition no longer holds and the recommendation is only kept for the
+    /// clear-hold: when it stopped holding. `detail` then gives its last numbers, and its
+    /// action is no longer needed.
+    pub cleared_at: Option<DateTime<Utc>>,
 }
 
 /// Rule thresholds; the defaults are in the README.

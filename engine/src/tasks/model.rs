@@ -114,8 +114,12 @@ pub enum TaskState {
         run_id: u64,
         /// The attempt that comes next.
         next_attempt: u32,
+        /// How many attempts the run may make in all.
+        max_attempts: u32,
         /// When it will be made.
         until: DateTime<Utc>,
+        /// The error the last attempt ended with.
+        error: String,
     },
 }
 

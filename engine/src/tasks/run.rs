@@ -161,7 +161,9 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                     current.state = TaskState::Backoff {
                         run_id,
                         next_attempt: attempt + 1,
+                        max_attempts: inner.retry.max_retries + 1,
                         until,
+                        error: err.to_string(),
                     };
                 });
                 tokio::time::sleep(delay).await;

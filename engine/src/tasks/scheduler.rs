@@ -126,6 +126,22 @@ impl TaskManager {
         report
     }
 
+    /// The runs a stop would wait for now, as (task, run number).
+    pub fn in_flight(&self) -> Vec<(String, u64)> {
+        self.inner
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let state = slot.state.lock();
+                let current = state.current.as_ref()?;
+                current
+                    .handle
+                    .is_some()
+                    .then(|| (slot.name.clone(), current.run_id))
+            })
+            .collect()
+    }
+
     /// Starts a run of `task` now, outside its cadence. Returns the run's number.
     pub fn run_now(&self, task: &str) -> Result<u64, CommandError> {
         let index = self.index(task)?;
