@@ -252,6 +252,11 @@ pub mod ssr {
                     outcome: r.outcome.kind(),
                 })
                 .collect(),
+            overlap_skips_ms: task
+                .overlap_skips
+                .iter()
+                .map(|at| at.timestamp_millis())
+                .collect(),
         }
     }
 }

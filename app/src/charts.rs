@@ -226,6 +226,7 @@ mod tests {
                 last_duration_ms: None,
                 last_attempts: None,
                 retry: None,
+                overlap_skips_ms: vec![],
                 runs: vec![crate::wire::RunDot {
                     at_ms: now_ms - 30_000,
                     outcome: crate::wire::RunOutcome::Failed,

@@ -137,6 +137,8 @@ pub struct TaskRow {
     pub retry: Option<Retry>,
     /// Recent runs for the outcome chart, newest first.
     pub runs: Vec<RunDot>,
+    /// Recent ticks skipped because a run was still going, in Unix milliseconds, newest first.
+    pub overlap_skips_ms: Vec<i64>,
 }
 
 /// A run in backoff, waiting for its next attempt.

@@ -72,6 +72,8 @@ struct SlotState {
     current: Option<Current>,
     next_run_at: Option<DateTime<Utc>>,
     history: VecDeque<RunRecord>,
+    /// Ticks skipped because a run was still going, newest first, at most [`HISTORY_LEN`].
+    overlap_skips: VecDeque<DateTime<Utc>>,
     last_success_at: Option<DateTime<Utc>>,
     counts: TaskCounts,
 }

@@ -144,6 +144,9 @@ pub struct TaskView {
     pub counts: TaskCounts,
     /// The last [`HISTORY_LEN`] runs, newest first.
     pub history: Vec<RunRecord>,
+    /// When the last [`HISTORY_LEN`] ticks were skipped because a run was still going,
+    /// newest first.
+    pub overlap_skips: Vec<DateTime<Utc>>,
 }
 
 impl TaskView {

@@ -227,6 +227,7 @@ impl TaskManager {
                     last_success_at: state.last_success_at,
                     counts: state.counts,
                     history: state.history.iter().cloned().collect(),
+                    overlap_skips: state.overlap_skips.iter().copied().collect(),
                 }
             })
             .collect()
@@ -273,7 +274,11 @@ async fn ticker(inner: Arc<Inner>, index: usize, stop: CancellationToken) {
         if let Err(CommandError::AlreadyRunning(_, run_id)) =
             inner.start_run(index, Trigger::Schedule)
         {
-            slot.state.lock().counts.overlap_skips += 1;
+            let mut state = slot.state.lock();
+            state.counts.overlap_skips += 1;
+            state.overlap_skips.push_front(Utc::now());
+            state.overlap_skips.truncate(super::HISTORY_LEN);
+            drop(state);
             tracing::info!(task = %slot.name, run_id, "tick skipped: the previous run is still going");
         }
     }
