@@ -94,6 +94,9 @@ pub(crate) const HISTORY_EVERY: Duration = Duration::from_secs(5);
 /// How often the recommendations are evaluated.
 pub(crate) const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
 
+/// How often the server's connection use is read over the control pool (PostgreSQL).
+pub(crate) const SERVER_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
 /// The prefix of every instance's task-pool `application_name` (`leasewatch:tasks:<instance>`),
 /// by which the rules count instances on one server.
 pub(crate) const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
@@ -162,6 +165,7 @@ impl Engine {
             db_for_audit,
             shutdown.clone(),
         ));
+        tokio::spawn(sample_server(leases.clone(), shutdown.clone()));
         tokio::spawn(maintain(
             leases.clone(),
             tasks.clone(),
@@ -315,6 +319,23 @@ async fn flush_audit(audit: Arc<AuditLog>, db: Database, shutdown: CancellationT
             () = tokio::time::sleep(AUDIT_FLUSH_EVERY) => {}
         }
         audit.flush(&db).await;
+    }
+}
+
+/// Reads the server's connection use every [`SERVER_SAMPLE_EVERY`], so the rules name who
+/// holds the slots with numbers seconds old, also while the task pool cannot connect. A task
+/// of its own: a read waits up to the control pool's acquire timeout.
+async fn sample_server(leases: LeaseManager, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(SERVER_SAMPLE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(err) = leases.sample_server().await {
+            tracing::debug!(%err, "could not read the server's connection use");
+        }
     }
 }
 

@@ -48,14 +48,56 @@ pub struct PgServerView {
     /// Sessions idle inside an open transaction for over [`IDLE_IN_TRANSACTION_AFTER`]: they
     /// hold locks and a slot doing nothing.
     pub idle_in_transaction: i64,
-    /// Client connections per `application_name`, most first.
-    pub by_application: Vec<(String, i64)>,
+    /// Client connections per `application_name` and user, most first.
+    pub holders: Vec<Holder>,
 }
+
+/// Client connections of one `application_name` and user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Holder {
+    /// The sessions' `application_name` (empty when they set none).
+    pub application: String,
+    /// The role they logged in as.
+    pub user: String,
+    /// How many.
+    pub connections: i64,
+}
+
+/// How many holders a line names; the rest are summed up.
+const HOLDERS_NAMED: usize = 4;
 
 impl PgServerView {
     /// Slots ordinary roles can use: `max_connections` less the reserved ones.
     pub fn usable_connections(&self) -> i64 {
         self.max_connections - self.reserved_connections
+    }
+
+    /// Who holds the connections, in a line: "16 psql (user hog), 5 leasewatch:tasks:…
+    /// (user app) and 2 more".
+    pub fn holders_line(&self) -> String {
+        let mut named: Vec<String> = self
+            .holders
+            .iter()
+            .take(HOLDERS_NAMED)
+            .map(|h| {
+                let application = if h.application.is_empty() {
+                    "without application_name"
+                } else {
+                    &h.application
+                };
+                format!("{} {application} (user {})", h.connections, h.user)
+            })
+            .collect();
+        let rest: i64 = self
+            .holders
+            .iter()
+            .skip(HOLDERS_NAMED)
+            .map(|h| h.connections)
+            .sum();
+        if rest > 0 {
+            named.push(format!("{rest} more"));
+        }
+        named.join(", ")
     }
 }
 
@@ -80,9 +122,11 @@ pub async fn read_postgres(conn: &mut AnyConnection) -> Result<PgServerView, sql
     )
     .fetch_all(&mut *conn)
     .await?;
-    let by_application: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT application_name, COUNT(*)::bigint FROM pg_stat_activity \
-         WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC, 1",
+    // Ordinary roles see every session's application_name and user (not its state).
+    let holders: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT COALESCE(application_name, ''), COALESCE(usename::text, ''), COUNT(*)::bigint \
+         FROM pg_stat_activity WHERE backend_type = 'client backend' \
+         GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -101,6 +145,13 @@ pub async fn read_postgres(conn: &mut AnyConnection) -> Result<PgServerView, sql
         client_connections: by_state.iter().map(|(_, n)| n).sum(),
         idle_in_transaction,
         by_state,
-        by_application,
+        holders: holders
+            .into_iter()
+            .map(|(application, user, connections)| Holder {
+                application,
+                user,
+                connections,
+            })
+            .collect(),
     })
 }

@@ -177,6 +177,101 @@ async fn a_stale_lease_shows_until_cleanup() {
     engine.shutdown().await;
 }
 
+/// An action is followed at once by a fresh evaluation: what it undid is shown as clearing
+/// (with when, and its last numbers) in the very answer the page polls next, not a second
+/// later with the old numbers; and it stays, marked, for the clear-hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_action_what_it_fixed_shows_as_clearing_at_once() {
+    use leasewatch_engine::control::{Action, Role};
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let mut config = config(db.url(), 3, 0);
+    config.thresholds.clear = Duration::from_secs(60);
+    let engine = Engine::start(config).await.unwrap();
+    settle(&engine).await;
+    let held = engine
+        .leases()
+        .acquire(&RunContext::new("leaky", 1))
+        .await
+        .unwrap();
+    let stale = shown(&engine, "stale_lease:leaky", Duration::from_secs(5))
+        .await
+        .expect("stale shows");
+    assert_eq!(stale.cleared_at, None, "it holds");
+
+    let before = chrono::Utc::now();
+    engine
+        .perform(&Action::Cleanup { dry_run: false }, Role::Operator, "test")
+        .await
+        .unwrap();
+    // No wait: the evaluation after the action is already there.
+    let now = engine.recommendations();
+    let stale = now
+        .iter()
+        .find(|r| r.id == "stale_lease:leaky")
+        .expect("kept for the clear-hold");
+    let cleared_at = stale.cleared_at.expect("marked as clearing");
+    assert!(cleared_at >= before, "{cleared_at} < {before}");
+    assert!(
+        stale.detail.starts_with("1 lease held by leaky"),
+        "its last numbers: {}",
+        stale.detail
+    );
+    assert!(
+        now.iter()
+            .skip_while(|r| r.cleared_at.is_none())
+            .all(|r| r.cleared_at.is_some()),
+        "what holds comes before what is clearing: {now:?}"
+    );
+    drop(held);
+    engine.shutdown().await;
+}
+
+/// The periodic cleanup acts on its own; what it did is in the audit log as the system's
+/// action, like an operator's, and an interval with nothing to reclaim writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_periodic_cleanup_that_revokes_is_audited_as_the_system() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let mut config = config(db.url(), 3, 0);
+    config.intervals.cleanup = Duration::from_secs(1);
+    let engine = Engine::start(config).await.unwrap();
+    settle(&engine).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        engine.audit().recent(10).is_empty(),
+        "cleanups with nothing to reclaim are not audited"
+    );
+    let held = engine
+        .leases()
+        .acquire(&RunContext::new("leaky", 7))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        if let Some(entry) = engine.audit().recent(10).into_iter().next() {
+            break entry;
+        }
+        assert!(Instant::now() < deadline, "no audit entry within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(entry.record.role, leasewatch_types::Actor::System);
+    assert_eq!(entry.record.action, "cleanup");
+    assert_eq!(entry.record.arguments, r#"{"automatic":true}"#);
+    assert!(
+        entry
+            .record
+            .result
+            .starts_with("revoked 1 lease held by leaky"),
+        "{}",
+        entry.record.result
+    );
+    drop(held);
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_idle_in_transaction_shows_until_it_commits() {
     let Some(cluster) = ScratchCluster::start(30) else {

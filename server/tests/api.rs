@@ -251,6 +251,21 @@ async fn every_action_works_and_says_what_happened() {
             .all(|r| r["severity"].is_string() && r["detail"].is_string())
     );
 
+    // Stop previews first: it names the runs it would cancel and changes nothing.
+    let plan = app
+        .act(op, json!({"action": "stop", "dry_run": true}))
+        .await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.text);
+    assert!(
+        plan.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("would stop the scheduler; "),
+        "{}",
+        plan.text
+    );
+    assert_eq!(plan.body["status"]["scheduler"]["running"], true);
+
     let stop = app.act(op, json!({"action": "stop"})).await;
     assert_eq!(stop.status, StatusCode::OK, "{}", stop.text);
     assert!(
@@ -332,6 +347,7 @@ async fn every_action_works_and_says_what_happened() {
             "resume",
             "pause",
             "start",
+            "stop",
             "stop"
         ]
     );
@@ -343,11 +359,12 @@ async fn every_action_works_and_says_what_happened() {
             .iter()
             .all(|e| e["role"] == "operator" && e["outcome"] == "ok")
     );
+    assert_eq!(audit.body[9]["arguments"], r#"{"dry_run":true}"#);
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
         .fetch_one(app.engine.database().pool())
         .await
         .unwrap();
-    assert_eq!(stored, 9);
+    assert_eq!(stored, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{AnyPool, migrate::MigrateError};
+use sqlx::{AnyPool, Connection as _, migrate::MigrateError};
 
 pub use url::{DatabaseUrl, UrlError, redact_password};
 
@@ -179,6 +179,22 @@ impl Database {
         }
         *last = Some((Instant::now(), answer));
         answer
+    }
+
+    /// What the server says to a new connection now: `Some` with its error when it refuses
+    /// one or cannot be reached, `None` when one opens (it is closed at once) or nothing is
+    /// said within [`PROBE_TIMEOUT`]. Opened outside every pool: a pool retries a refused
+    /// connection until its own timeout and then reports only the timeout, which hides a
+    /// server out of slots (SQLSTATE 53300) behind what looks like a pool exhausted.
+    pub async fn refusal_of_new_connection(&self) -> Option<sqlx::Error> {
+        let attempt = async {
+            let conn = sqlx::AnyConnection::connect(&self.url.connect_string()).await?;
+            conn.close().await
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, attempt)
+            .await
+            .ok()?
+            .err()
     }
 
     /// The backend behind the pool.

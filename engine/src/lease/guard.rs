@@ -61,14 +61,17 @@ impl LeaseManager {
                 Ok(Err(Checkout::Broken)) => continue,
                 Ok(Err(Checkout::Pool(sqlx::Error::PoolClosed))) => return Err(LeaseError::Closed),
                 Ok(Err(Checkout::Pool(sqlx::Error::PoolTimedOut))) | Err(_) => {
+                    drop(waiting);
+                    if let Some(refused) = self.refusal_behind_timeout().await {
+                        return Err(LeaseError::connect(run.task(), &refused));
+                    }
                     let err = LeaseError::AcquireTimeout {
                         task: run.task().to_owned(),
                         waited: started.elapsed(),
                         size: shared.db.pool().size(),
                         max: shared.db.pool_status().max,
-                        waiting: shared.waiting.load(Relaxed),
+                        waiting: shared.waiting.load(Relaxed) + 1,
                     };
-                    drop(waiting);
                     shared.acquire_timeouts.fetch_add(1, Relaxed);
                     self.count(run.task(), |c| c.acquire_timeouts += 1);
                     return Err(err);
@@ -103,6 +106,18 @@ impl LeaseManager {
             shared: Arc::clone(shared),
             dirty: false,
         })
+    }
+
+    /// Why the pool could not give a connection in time, when the server is the reason: with
+    /// room left in the pool, the pool was trying to open one, and a new connection tried now
+    /// shows whether the server refuses it (out of slots) or cannot be reached. A full pool
+    /// means the connections are held here, and the timeout is the whole story.
+    async fn refusal_behind_timeout(&self) -> Option<sqlx::Error> {
+        let db = &self.shared.db;
+        if db.backend() != Backend::Postgres || db.pool().size() >= db.pool_status().max {
+            return None;
+        }
+        db.refusal_of_new_connection().await
     }
 
     /// One pooled connection that answered its liveness check.

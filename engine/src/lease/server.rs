@@ -35,6 +35,19 @@ impl LeaseManager {
         Ok(view)
     }
 
+    /// Reads the server-wide view over the control pool (never a task connection) and keeps
+    /// it (PostgreSQL only): how the rules see the server between health checks.
+    pub async fn sample_server(&self) -> Result<(), sqlx::Error> {
+        let db = self.database();
+        if db.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        let mut conn = db.control().acquire().await?;
+        let view = server_view::read_postgres(&mut conn).await?;
+        self.store_server_view(ServerView::Postgres(view));
+        Ok(())
+    }
+
     /// Keeps a server-wide view read by a task (the health check).
     pub fn store_server_view(&self, view: ServerView) {
         *self.shared.server_view.write() = view;

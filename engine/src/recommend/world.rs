@@ -9,7 +9,7 @@ use super::{Finding, Inputs, Thresholds, evaluate};
 use crate::{
     failure::FailureKind,
     lease::{LeaseInfo, PoolSnapshot, Quantiles},
-    server_view::{PgServerView, ServerView},
+    server_view::{Holder, PgServerView, ServerView},
     tasks::{Outcome, RunRecord, TaskCounts, TaskState, TaskView, Trigger},
 };
 
@@ -126,10 +126,15 @@ pub(crate) fn lease(task: &str, held_secs: u64, stale: bool) -> LeaseInfo {
 }
 
 pub(crate) fn server(instances: usize, clients: i64, idle_tx: i64) -> ServerView {
-    let mut by_application: Vec<(String, i64)> = (0..instances)
-        .map(|i| (format!("leasewatch:tasks:{i}"), 2))
+    let holder = |application: String, user: &str, connections| Holder {
+        application,
+        user: user.to_owned(),
+        connections,
+    };
+    let mut holders: Vec<Holder> = (0..instances)
+        .map(|i| holder(format!("leasewatch:tasks:{i}"), "app", 2))
         .collect();
-    by_application.push(("psql".into(), 1));
+    holders.push(holder("psql".into(), "hog", 1));
     ServerView::Postgres(PgServerView {
         read_at: t0(),
         max_connections: 100,
@@ -137,7 +142,7 @@ pub(crate) fn server(instances: usize, clients: i64, idle_tx: i64) -> ServerView
         client_connections: clients,
         by_state: vec![],
         idle_in_transaction: idle_tx,
-        by_application,
+        holders,
     })
 }
 
@@ -151,6 +156,7 @@ pub(crate) fn task(name: &str, interval_secs: u64, runs: Vec<(Outcome, u32, u64)
         last: None,
         last_success_at: None,
         counts: TaskCounts::default(),
+        overlap_skips: Vec::new(),
         history: runs
             .into_iter()
             .enumerate()

@@ -6,6 +6,7 @@ use super::{Finding, Inputs, Thresholds, ago, secs};
 use crate::{
     failure::FailureKind,
     recommend::Severity,
+    server_view::ServerView,
     tasks::{Outcome, RunRecord, TaskView},
 };
 
@@ -38,8 +39,17 @@ fn failing_in_a_row(task: &TaskView, t: &Thresholds) -> bool {
 }
 
 /// PostgreSQL refused connections for want of a free slot: one line for the server, naming
-/// the first task it refused, however many it refused.
+/// the first task it refused, however many it refused, and who holds the slots as last read.
 pub(super) fn slots_exhausted(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
+    let holders = match inputs.server {
+        ServerView::Postgres(view) => format!(
+            " The server's {} slots for ordinary roles were held by: {} (read at {}).",
+            view.usable_connections(),
+            view.holders_line(),
+            view.read_at.format("%H:%M:%S UTC")
+        ),
+        _ => String::new(),
+    };
     inputs
         .tasks
         .iter()
@@ -51,7 +61,7 @@ pub(super) fn slots_exhausted(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Findin
                     Severity::Critical,
                     "PostgreSQL refuses new connections: no free slots",
                     format!(
-                        "{} could not get a connection after {} attempts: {error}. Some client holds every slot: look in pg_stat_activity by usename and application_name, end what should not be there, and keep every pool's maximum, summed over instances, under max_connections.",
+                        "{} could not get a connection after {} attempts: {error}.{holders} Leasewatch's pool is not the cause and a cleanup will not help: end the sessions that should not be there (pg_terminate_backend), and keep every client's maximum, summed over instances, under max_connections.",
                         task.name, last.attempts
                     ),
                     None,
@@ -259,6 +269,23 @@ mod tests {
                 .contains("status_transitions could not get a connection after 4 attempts")
         );
         assert!(f.detail.contains(refused));
+        assert!(
+            f.detail.contains("a cleanup will not help"),
+            "not the pool's advice: {}",
+            f.detail
+        );
+
+        // With the server read, it names who holds the slots.
+        w.server = server(1, 97, 0);
+        let f = w.one("server_slots_exhausted");
+        assert!(
+            f.detail.contains(
+                "The server's 97 slots for ordinary roles were held by: \
+                 2 leasewatch:tasks:0 (user app), 1 psql (user hog) (read at "
+            ),
+            "{}",
+            f.detail
+        );
     }
 
     /// The rules read a failure's kind, never its words: whatever the message says —

@@ -22,12 +22,15 @@ pub(super) fn pool_can_exhaust_server(inputs: &Inputs<'_>, _: &Thresholds) -> Ve
         return Vec::new();
     };
     let max = inputs.snapshot.max;
-    let instances = view
-        .by_application
+    let mut instances: Vec<&str> = view
+        .holders
         .iter()
-        .filter(|(name, _)| name.starts_with(inputs.app_prefix))
-        .count()
-        .max(1) as i64;
+        .map(|h| h.application.as_str())
+        .filter(|name| name.starts_with(inputs.app_prefix))
+        .collect();
+    instances.sort_unstable();
+    instances.dedup();
+    let instances = instances.len().max(1) as i64;
     let usable = view.usable_connections();
     let demand = instances * i64::from(max);
     if demand <= usable {
@@ -64,10 +67,11 @@ pub(super) fn server_connections(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Fin
         Severity::Warning,
         "The database server is running out of connections",
         format!(
-            "{} of {} connections in use ({:.0} %), all clients together.",
+            "{} of {} connections in use ({:.0} %), all clients together: {}.",
             view.client_connections,
             view.max_connections,
-            share * 100.0
+            share * 100.0,
+            view.holders_line()
         ),
         None,
     )]
