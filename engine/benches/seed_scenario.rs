@@ -337,6 +337,7 @@ impl Lab<'_> {
                 every: fast(SEED_EVERY),
                 hold: LEAK_FOR + RECOVER_FOR,
             }),
+            ..EngineConfig::new(DatabaseUrl::parse(&url)?)
         })
         .await?;
 

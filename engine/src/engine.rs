@@ -1,6 +1,6 @@
 //! The running engine: the database plus the in-process state the dashboard reads.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use leasewatch_types::{ActionName, Actor, AuditOutcome};
@@ -10,10 +10,12 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auctions::{self, StatusCounts},
     audit::{AuditLog, NewEntry},
-    db::{Database, DatabaseUrl, DbError},
+    db::{Backend, Database, DatabaseUrl, DbError},
+    governor::{self, Budget, Change, Governor, GovernorSettings, Headroom},
+    lease::RunLimits,
     lease::{CleanupReport, LeaseManager},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
-    settings::{PoolSettings, TaskIntervals},
+    settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
     tasks::{self, RetryPolicy, TaskManager, jobs::LeakyReport},
 };
 
@@ -34,6 +36,10 @@ pub struct EngineConfig {
     pub thresholds: Thresholds,
     /// Demo only: add a `leaky_report` task that holds its connection too long.
     pub demo_leak: Option<DemoLeak>,
+    /// The connection-budget governor.
+    pub governor: GovernorConfig,
+    /// Each task's lease timeout and priority, by name.
+    pub task_limits: BTreeMap<String, RunLimits>,
 }
 
 impl EngineConfig {
@@ -49,6 +55,8 @@ impl EngineConfig {
             demo: false,
             thresholds: Thresholds::default(),
             demo_leak: None,
+            governor: GovernorConfig::default(),
+            task_limits: default_task_limits(),
         }
     }
 }
@@ -94,8 +102,9 @@ pub(crate) const HISTORY_EVERY: Duration = Duration::from_secs(5);
 /// How often the recommendations are evaluated.
 pub(crate) const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
 
-/// How often the server's connection use is read over the control pool (PostgreSQL).
-pub(crate) const SERVER_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// How often the server's connection use is read over the control pool (PostgreSQL): the
+/// governor's share follows it, and the web app may grow by the headroom in between.
+pub(crate) const SERVER_SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
 /// The prefix of every instance's task-pool `application_name` (`leasewatch:tasks:<instance>`),
 /// by which the rules count instances on one server.
@@ -124,6 +133,12 @@ impl Engine {
     pub async fn start(mut config: EngineConfig) -> Result<Self, DbError> {
         let instance = format!("{}-{:04x}", std::process::id(), rand::random::<u16>());
         config.pool.application_name = format!("{TASKS_APPLICATION_PREFIX}:{instance}");
+        let governed = config.governor.enabled && config.database.backend() == Backend::Postgres;
+        if governed {
+            // Idle connections above the limit are closed when the share shrinks; a pool
+            // minimum above one would open them again at once.
+            config.pool.min_connections = config.pool.min_connections.min(1);
+        }
         let db = Database::connect(&config.database, &config.pool).await?;
         db.migrate().await?;
         if config.demo {
@@ -138,7 +153,19 @@ impl Engine {
         let startup_auctions = read_auctions(&db).await?;
         let audit = Arc::new(AuditLog::load(&db).await?);
         let db_for_audit = db.clone();
-        let leases = LeaseManager::new(db, config.pool.lease_timeout, config.pool.connect_timeout);
+        let governor = Governor::new(GovernorSettings {
+            enabled: governed,
+            headroom: config.governor.headroom,
+            max: config.pool.max_connections,
+            start: config.pool.max_connections,
+            slow_wait: config.pool.connect_timeout / 4,
+        });
+        let leases = LeaseManager::governed(
+            db,
+            config.pool.lease_timeout,
+            config.pool.connect_timeout,
+            governor,
+        );
         let shutdown = CancellationToken::new();
         let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
         if let Some(DemoLeak { every, hold }) = config.demo_leak {
@@ -154,6 +181,10 @@ impl Engine {
             config.retry,
             format!("leasewatch-{instance}"),
         );
+        for (task, limits) in &config.task_limits {
+            // The configuration names only tasks that exist; the demo's may be absent.
+            let _ = tasks.set_limits(task, *limits);
+        }
         tasks.start();
         let advisor = Arc::new(Advisor {
             thresholds: config.thresholds,
@@ -165,7 +196,15 @@ impl Engine {
             db_for_audit,
             shutdown.clone(),
         ));
-        tokio::spawn(sample_server(leases.clone(), shutdown.clone()));
+        tokio::spawn(sample_server(
+            leases.clone(),
+            instance,
+            config.governor.headroom,
+            shutdown.clone(),
+        ));
+        if governed {
+            tokio::spawn(govern(leases.clone(), shutdown.clone()));
+        }
         tokio::spawn(maintain(
             leases.clone(),
             tasks.clone(),
@@ -323,9 +362,15 @@ async fn flush_audit(audit: Arc<AuditLog>, db: Database, shutdown: CancellationT
 }
 
 /// Reads the server's connection use every [`SERVER_SAMPLE_EVERY`], so the rules name who
-/// holds the slots with numbers seconds old, also while the task pool cannot connect. A task
-/// of its own: a read waits up to the control pool's acquire timeout.
-async fn sample_server(leases: LeaseManager, shutdown: CancellationToken) {
+/// holds the slots with numbers seconds old, also while the task pool cannot connect, and the
+/// governor's share follows the server. A task of its own: a read waits up to the control
+/// pool's acquire timeout.
+async fn sample_server(
+    leases: LeaseManager,
+    instance: String,
+    headroom: Headroom,
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(SERVER_SAMPLE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -333,8 +378,31 @@ async fn sample_server(leases: LeaseManager, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        if let Err(err) = leases.sample_server().await {
-            tracing::debug!(%err, "could not read the server's connection use");
+        match leases.sample_server().await {
+            Ok(Some(view)) if leases.governor().enabled() => {
+                let budget = Budget::of(&view, headroom, &instance);
+                if leases.governor().set_budget(budget) == Change::Shrank {
+                    leases.close_idle_above_limit().await;
+                }
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(%err, "could not read the server's connection use"),
+        }
+    }
+}
+
+/// Ends a window of acquires every [`governor::WINDOW`]: the limit grows, shrinks or holds,
+/// and idle connections above a lowered limit are closed at once.
+async fn govern(leases: LeaseManager, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(governor::WINDOW);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if leases.governor().end_window() == Change::Shrank {
+            leases.close_idle_above_limit().await;
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum FailureKind {
     /// PostgreSQL refused a new connection for want of a free slot
     /// ([`TOO_MANY_CONNECTIONS`]).
     SlotsExhausted,
+    /// The governor's lease limit stayed full for the whole acquire timeout (a tight budget).
+    OverLimit,
     /// Cleanup took the run's lease back.
     Revoked,
     /// The work outlived the lease timeout.

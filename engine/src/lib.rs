@@ -30,6 +30,7 @@ pub mod control;
 pub mod db;
 pub mod engine;
 pub mod failure;
+pub mod governor;
 pub mod histogram;
 pub mod lease;
 pub mod recommend;

@@ -1,7 +1,12 @@
 //! Typed settings. Parsing and validation from the environment live in the server; these types
 //! only carry values that are already known to be valid.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
+
+use crate::{
+    governor::{Headroom, Priority},
+    lease::RunLimits,
+};
 
 /// How the connection pool is sized and bounded (the seed's `DB_*` variables and the lease
 /// timeout that caps each statement).
@@ -71,4 +76,45 @@ impl TaskIntervals {
             cleanup: Duration::from_secs(60),
         }
     }
+}
+
+/// The connection-budget governor's configuration (see [`crate::governor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GovernorConfig {
+    /// On by default; it only acts on PostgreSQL (`GOVERNOR`).
+    pub enabled: bool,
+    /// Slots left to the web app (`BUDGET_HEADROOM`).
+    pub headroom: Headroom,
+}
+
+impl Default for GovernorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            headroom: Headroom::default(),
+        }
+    }
+}
+
+/// Each task's lease timeout and priority, by task name. Unnamed tasks take the lease timeout
+/// and priority 0. By default the status transitions and the health check come first, then
+/// the auction monitor: what must keep running when the budget is tight.
+pub fn default_task_limits() -> BTreeMap<String, RunLimits> {
+    use leasewatch_types::task;
+    [
+        (task::STATUS_TRANSITIONS, 2),
+        (task::HEALTH_CHECK, 2),
+        (task::AUCTION_MONITOR, 1),
+    ]
+    .into_iter()
+    .map(|(name, priority)| {
+        (
+            name.to_owned(),
+            RunLimits {
+                timeout: None,
+                priority: Priority(priority),
+            },
+        )
+    })
+    .collect()
 }

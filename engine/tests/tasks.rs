@@ -14,7 +14,8 @@ use chrono::Utc;
 use leasewatch_engine::{
     Database, DatabaseUrl, FailureKind, LeaseManager, PoolSettings, RetryPolicy, ServerView,
     tasks::{
-        Job, JobContext, JobFuture, JobOutput, Outcome, TaskError, TaskManager, TaskState,
+        Job, JobContext, JobFuture, JobOutput, Outcome, SkipCause, TaskError, TaskManager,
+        TaskState,
         jobs::{RUNNING_ELSEWHERE, STATUS_TRANSITIONS_LOCK},
     },
 };
@@ -523,7 +524,8 @@ async fn postgres_two_instances_transition_and_settle_each_auction_exactly_once(
             matches!(outcome, Outcome::Succeeded { .. })
                 || *outcome
                     == Outcome::Skipped {
-                        reason: RUNNING_ELSEWHERE.to_owned()
+                        reason: RUNNING_ELSEWHERE.to_owned(),
+                        cause: SkipCause::Elsewhere,
                     },
             "{outcome:?}"
         );
@@ -563,14 +565,16 @@ async fn postgres_two_instances_transition_and_settle_each_auction_exactly_once(
     assert_eq!(
         run(&a, "status_transitions").await,
         Outcome::Skipped {
-            reason: RUNNING_ELSEWHERE.to_owned()
+            reason: RUNNING_ELSEWHERE.to_owned(),
+            cause: SkipCause::Elsewhere,
         }
     );
     assert!(a.tasks()[0].counts.elsewhere_skips >= 1);
     assert_eq!(
         a.tasks()[0].last.as_ref().unwrap().outcome,
         Outcome::Skipped {
-            reason: RUNNING_ELSEWHERE.to_owned()
+            reason: RUNNING_ELSEWHERE.to_owned(),
+            cause: SkipCause::Elsewhere,
         }
     );
 }

@@ -9,7 +9,7 @@ use super::{
     Backend, CONTROL_APPLICATION_NAME, Database, DatabaseUrl, DbError, PROBE_APPLICATION_NAME,
     PROBE_TIMEOUT, SCHEMA,
 };
-use crate::settings::PoolSettings;
+use crate::{engine::TASKS_APPLICATION_PREFIX, settings::PoolSettings};
 
 /// Connections the control pool may open.
 const CONTROL_CONNECTIONS: u32 = 2;
@@ -52,8 +52,14 @@ impl Database {
         .await
         .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
         .map_err(unreachable)?;
+        // Named after the instance too, so instances can count each other by it: the control
+        // connection stays open while the server is read every few seconds.
+        let instance = settings
+            .application_name
+            .strip_prefix(TASKS_APPLICATION_PREFIX)
+            .unwrap_or_default();
         let control_settings = PoolSettings {
-            application_name: CONTROL_APPLICATION_NAME.to_owned(),
+            application_name: format!("{CONTROL_APPLICATION_NAME}{instance}"),
             ..settings.clone()
         };
         // Lazy: it opens a connection only when control work needs one.

@@ -148,16 +148,13 @@ impl LeaseManager {
             let mut held = shared.leases.lock();
             let ids: Vec<u64> = held
                 .iter()
-                .filter(|(_, h)| {
-                    kind == CleanupKind::Emergency
-                        || now.saturating_duration_since(h.acquired) > shared.lease_timeout
-                })
+                .filter(|(_, h)| kind == CleanupKind::Emergency || h.is_stale(now))
                 .map(|(id, _)| *id)
                 .collect();
             ids.into_iter()
                 .filter_map(|id| {
                     let lease = held.get(&id)?;
-                    let info = lease.info(id, now, shared.lease_timeout);
+                    let info = lease.info(id, now);
                     let backend = lease.backend;
                     let run = if dry_run {
                         None
@@ -205,10 +202,7 @@ impl LeaseManager {
         }
 
         let reason = match kind {
-            CleanupKind::Stale => format!(
-                "stale: held longer than the {} s lease timeout",
-                shared.lease_timeout.as_secs_f64()
-            ),
+            CleanupKind::Stale => "stale: held longer than its lease timeout".to_owned(),
             CleanupKind::Emergency => "emergency cleanup".to_owned(),
         };
         for (info, _, run) in &chosen {

@@ -24,6 +24,20 @@ pub enum LeaseError {
         /// Acquires waiting when it gave up, itself included.
         waiting: u32,
     },
+    /// The governor's lease limit stayed full, held by work of the same or higher priority,
+    /// for the whole acquire timeout.
+    #[error(
+        "{task}: no place under the lease limit within {} ms ({reason})",
+        waited.as_millis()
+    )]
+    OverLimit {
+        /// The task that asked.
+        task: String,
+        /// How long it waited.
+        waited: Duration,
+        /// What the governor had decided, and why.
+        reason: String,
+    },
     /// Cleanup took the lease back; the run must stop.
     #[error("{task}: lease revoked ({reason})")]
     Revoked {
@@ -62,15 +76,17 @@ pub enum LeaseError {
 }
 
 impl LeaseError {
-    /// Whether trying again later may succeed (all but a closed pool).
+    /// Whether trying again later may succeed (all but a closed pool, and a full limit: that
+    /// run is skipped, and the next tick tries again).
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Closed)
+        !matches!(self, Self::Closed | Self::OverLimit { .. })
     }
 
     /// What kind of failure this is, by variant.
     pub fn kind(&self) -> FailureKind {
         match self {
             Self::AcquireTimeout { .. } => FailureKind::AcquireTimeout,
+            Self::OverLimit { .. } => FailureKind::OverLimit,
             Self::Revoked { .. } => FailureKind::Revoked,
             Self::TimedOut { .. } => FailureKind::TimedOut,
             Self::Connect { .. } => FailureKind::Unreachable,

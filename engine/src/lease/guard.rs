@@ -9,7 +9,7 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering::Relaxed},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
@@ -20,7 +20,7 @@ use super::{
     backend::{BACKEND_IDENTITY_SQL, BackendIdentity, terminate_backends},
     count_task,
 };
-use crate::db::Backend;
+use crate::{db::Backend, governor::Permit};
 
 /// A boxed future borrowing the connection, as [`Lease::run`] takes it.
 pub type ConnFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
@@ -42,10 +42,12 @@ impl Drop for Waiting<'_> {
 }
 
 impl LeaseManager {
+    /// A lease for `run`: a place under the governor's limit (by the run's priority), then a
+    /// connection from the pool, both within the acquire timeout.
     ///
     /// On PostgreSQL the manager's liveness check before handing a connection out is the query
-    /// that learns the backend's identity, pid and start time (the pool's own ping is off), so
-    /// learning it costs no extra round trip.
+    /// that learns the backend's identity, pid and start time (the pool's own ping is off), and
+    /// sets the session's statement timeout to the lease's, so it costs no extra round trip.
     pub async fn acquire(&self, run: &RunContext) -> Result<Lease, LeaseError> {
         if let Some(revoked) = run.revoked() {
             return Err(revoked);
@@ -54,31 +56,40 @@ impl LeaseManager {
         let started = Instant::now();
         let deadline = started + shared.acquire_timeout;
         let waiting = Waiting::enter(&shared.waiting);
+        let limits = run.limits();
+        let timeout = limits.timeout.unwrap_or(shared.lease_timeout);
+        let governor = &shared.governor;
+        let Some(permit) = governor.enter(limits.priority, deadline.into()).await else {
+            drop(waiting);
+            if governor.limit() < shared.db.pool_status().max {
+                return Err(LeaseError::OverLimit {
+                    task: run.task().to_owned(),
+                    waited: started.elapsed(),
+                    reason: governor.view().reason,
+                });
+            }
+            // The limit is the pool's maximum: every connection is held here.
+            return Err(self.acquire_timed_out(run, started));
+        };
+        let let_through = Instant::now();
         let (conn, backend) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.checked_connection()).await {
+            match tokio::time::timeout(left, self.checked_connection(timeout)).await {
                 Ok(Ok(found)) => break found,
                 Ok(Err(Checkout::Broken)) => continue,
                 Ok(Err(Checkout::Pool(sqlx::Error::PoolClosed))) => return Err(LeaseError::Closed),
                 Ok(Err(Checkout::Pool(sqlx::Error::PoolTimedOut))) | Err(_) => {
                     drop(waiting);
+                    governor.trouble();
                     if let Some(refused) = self.refusal_behind_timeout().await {
                         return Err(LeaseError::connect(run.task(), &refused));
                     }
-                    let err = LeaseError::AcquireTimeout {
-                        task: run.task().to_owned(),
-                        waited: started.elapsed(),
-                        size: shared.db.pool().size(),
-                        max: shared.db.pool_status().max,
-                        waiting: shared.waiting.load(Relaxed) + 1,
-                    };
-                    shared.acquire_timeouts.fetch_add(1, Relaxed);
-                    self.count(run.task(), |c| c.acquire_timeouts += 1);
-                    return Err(err);
+                    return Err(self.acquire_timed_out(run, started));
                 }
                 Ok(Err(Checkout::Pool(err))) => return Err(LeaseError::connect(run.task(), &err)),
             }
         };
+        governor.pool_waited(let_through.elapsed());
         drop(waiting);
         shared.acquire_latency.record(started.elapsed());
 
@@ -90,6 +101,7 @@ impl LeaseManager {
                 task: run.task().to_owned(),
                 run_id: run.run_id(),
                 acquired,
+                timeout,
                 acquired_at: Utc::now(),
                 backend,
                 run: run.clone(),
@@ -99,13 +111,29 @@ impl LeaseManager {
         self.count(run.task(), |c| c.issued += 1);
         Ok(Lease {
             conn,
+            _permit: permit,
             id,
             backend,
             run: run.clone(),
+            timeout,
             acquired,
             shared: Arc::clone(shared),
             dirty: false,
         })
+    }
+
+    /// Counts an acquire that gave up waiting for the pool, and says so.
+    fn acquire_timed_out(&self, run: &RunContext, started: Instant) -> LeaseError {
+        let shared = &self.shared;
+        shared.acquire_timeouts.fetch_add(1, Relaxed);
+        self.count(run.task(), |c| c.acquire_timeouts += 1);
+        LeaseError::AcquireTimeout {
+            task: run.task().to_owned(),
+            waited: started.elapsed(),
+            size: shared.db.pool().size(),
+            max: shared.db.pool_status().max,
+            waiting: shared.waiting.load(Relaxed) + 1,
+        }
     }
 
     /// Why the pool could not give a connection in time, when the server is the reason: with
@@ -123,6 +151,7 @@ impl LeaseManager {
     /// One pooled connection that answered its liveness check.
     async fn checked_connection(
         &self,
+        timeout: Duration,
     ) -> Result<(PoolConnection<Any>, Option<BackendIdentity>), Checkout> {
         let mut conn = self
             .shared
@@ -134,13 +163,14 @@ impl LeaseManager {
         match self.shared.db.backend() {
             Backend::Sqlite => Ok((conn, None)),
             Backend::Postgres => {
-                match sqlx::query_as::<_, (i32, Option<i64>)>(BACKEND_IDENTITY_SQL)
+                match sqlx::query_as::<_, (i32, Option<i64>, String)>(BACKEND_IDENTITY_SQL)
+                    .bind(format!("{}ms", timeout.as_millis()))
                     .fetch_one(&mut *conn)
                     .await
                 {
                     // The session's own entry is always there; without it the backend cannot
                     // be told apart from a later one with its pid, so it is never ended.
-                    Ok((pid, started_us)) => Ok((
+                    Ok((pid, started_us, _)) => Ok((
                         conn,
                         started_us.map(|started_us| BackendIdentity { pid, started_us }),
                     )),
@@ -168,9 +198,13 @@ enum Checkout {
 /// safe to reuse.
 pub struct Lease {
     conn: PoolConnection<Any>,
+    /// Its place under the governor's limit, given back when the lease drops.
+    _permit: Permit,
     id: u64,
     backend: Option<BackendIdentity>,
     run: RunContext,
+    /// Its deadline, from `acquired`.
+    timeout: Duration,
     acquired: Instant,
     shared: Arc<Shared>,
     /// Work was started on the connection and did not finish.
@@ -193,7 +227,7 @@ impl Lease {
         if let Some(revoked) = self.run.revoked() {
             return Err(revoked.into());
         }
-        let timeout = self.shared.lease_timeout;
+        let timeout = self.timeout;
         let left = timeout.saturating_sub(self.acquired.elapsed());
         let cancel = self.run.cancellation().clone();
         self.dirty = true;

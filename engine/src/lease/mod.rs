@@ -36,11 +36,12 @@ pub use backend::BackendIdentity;
 pub use cleanup::{CleanupKind, CleanupReport};
 pub use error::LeaseError;
 pub use guard::{ConnFuture, Lease};
-pub use run::RunContext;
+pub use run::{RunContext, RunLimits};
 pub use snapshot::{HISTORY_LEN, LeaseInfo, PoolSnapshot, Quantiles, TaskLeaseCounts};
 
 use crate::{
     db::{Backend, Database},
+    governor::{Governor, GovernorSettings, Headroom},
     histogram::{Histogram, HistogramReading},
     server_view::ServerView,
 };
@@ -53,6 +54,7 @@ pub struct LeaseManager {
 
 struct Shared {
     db: Database,
+    governor: Governor,
     lease_timeout: Duration,
     acquire_timeout: Duration,
     next_id: AtomicU64,
@@ -75,15 +77,36 @@ struct Held {
     task: String,
     run_id: u64,
     acquired: Instant,
+    /// Held longer than this, it is stale: the task's own timeout, or the lease timeout.
+    timeout: Duration,
     acquired_at: DateTime<Utc>,
     backend: Option<BackendIdentity>,
     run: RunContext,
 }
 
 impl LeaseManager {
-    /// A manager over `db`'s pool. `lease_timeout` makes a lease stale and bounds
-    /// [`Lease::run`]; `acquire_timeout` bounds each wait for a connection.
+    /// A manager over `db`'s pool, without a governor (the limit is the pool's maximum).
+    /// `lease_timeout` makes a lease stale and bounds [`Lease::run`]; `acquire_timeout` bounds
+    /// each wait for a connection.
     pub fn new(db: Database, lease_timeout: Duration, acquire_timeout: Duration) -> Self {
+        let max = db.pool_status().max;
+        let governor = Governor::new(GovernorSettings {
+            enabled: false,
+            headroom: Headroom::default(),
+            max,
+            start: max,
+            slow_wait: acquire_timeout,
+        });
+        Self::governed(db, lease_timeout, acquire_timeout, governor)
+    }
+
+    /// A manager whose leases pass `governor`'s limit first.
+    pub fn governed(
+        db: Database,
+        lease_timeout: Duration,
+        acquire_timeout: Duration,
+        governor: Governor,
+    ) -> Self {
         let server_view = match db.backend() {
             Backend::Postgres => ServerView::Unknown,
             Backend::Sqlite => ServerView::sqlite(),
@@ -91,6 +114,7 @@ impl LeaseManager {
         Self {
             shared: Arc::new(Shared {
                 db,
+                governor,
                 lease_timeout,
                 acquire_timeout,
                 next_id: AtomicU64::new(1),
@@ -118,6 +142,11 @@ impl LeaseManager {
     /// The lease timeout.
     pub fn lease_timeout(&self) -> Duration {
         self.shared.lease_timeout
+    }
+
+    /// The governor every lease passes.
+    pub fn governor(&self) -> &Governor {
+        &self.shared.governor
     }
 
     fn count(&self, task: &str, update: impl FnOnce(&mut TaskLeaseCounts)) {

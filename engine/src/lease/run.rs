@@ -3,11 +3,23 @@
 use std::{
     future::Future,
     sync::{Arc, OnceLock},
+    time::Duration,
 };
 
 use tokio_util::sync::CancellationToken;
 
 use super::LeaseError;
+use crate::governor::Priority;
+
+/// What a task's leases may take: how long each may be held (its deadline, and on PostgreSQL
+/// its statements' timeout), and its priority at a full lease limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    /// `TASK_<NAME>_TIMEOUT`; `None`: the manager's lease timeout.
+    pub timeout: Option<Duration>,
+    /// `TASK_<NAME>_PRIORITY`.
+    pub priority: Priority,
+}
 
 /// One run of one task: the unit that holds leases and that revocation stops.
 #[derive(Debug, Clone)]
@@ -19,21 +31,33 @@ pub struct RunContext {
 struct RunInner {
     task: String,
     run_id: u64,
+    limits: RunLimits,
     cancel: CancellationToken,
     reason: OnceLock<String>,
 }
 
 impl RunContext {
-    /// A new run of `task`.
+    /// A new run of `task`, with the default limits.
     pub fn new(task: impl Into<String>, run_id: u64) -> Self {
+        Self::limited(task, run_id, RunLimits::default())
+    }
+
+    /// A new run of `task` whose leases take `limits`.
+    pub fn limited(task: impl Into<String>, run_id: u64, limits: RunLimits) -> Self {
         Self {
             inner: Arc::new(RunInner {
                 task: task.into(),
                 run_id,
+                limits,
                 cancel: CancellationToken::new(),
                 reason: OnceLock::new(),
             }),
         }
+    }
+
+    /// What its leases may take.
+    pub fn limits(&self) -> RunLimits {
+        self.inner.limits
     }
 
     /// Cancelled when the run is revoked.

@@ -4,7 +4,7 @@
 use super::{LeaseError, LeaseManager, RunContext};
 use crate::{
     db::Backend,
-    server_view::{self, ServerView},
+    server_view::{self, PgServerView, ServerView},
 };
 
 impl LeaseManager {
@@ -37,15 +37,37 @@ impl LeaseManager {
 
     /// Reads the server-wide view over the control pool (never a task connection) and keeps
     /// it (PostgreSQL only): how the rules see the server between health checks.
-    pub async fn sample_server(&self) -> Result<(), sqlx::Error> {
+    pub async fn sample_server(&self) -> Result<Option<PgServerView>, sqlx::Error> {
         let db = self.database();
         if db.backend() != Backend::Postgres {
-            return Ok(());
+            return Ok(None);
         }
         let mut conn = db.control().acquire().await?;
         let view = server_view::read_postgres(&mut conn).await?;
-        self.store_server_view(ServerView::Postgres(view));
-        Ok(())
+        self.store_server_view(ServerView::Postgres(view.clone()));
+        Ok(Some(view))
+    }
+
+    /// Closes idle connections while the pool holds more than the governor's limit: a
+    /// shrinking share gives its slots back to the server at once, not after the idle timeout.
+    pub async fn close_idle_above_limit(&self) {
+        let pool = self.database().pool();
+        let limit = self.governor().limit();
+        let mut closed = 0;
+        while pool.size() > limit {
+            let Some(idle) = pool.try_acquire() else {
+                break;
+            };
+            let _ = idle.close().await;
+            closed += 1;
+        }
+        if closed > 0 {
+            tracing::info!(
+                closed,
+                limit,
+                "idle connections above the lease limit closed"
+            );
+        }
     }
 
     /// Keeps a server-wide view read by a task (the health check).

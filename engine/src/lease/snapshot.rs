@@ -1,10 +1,7 @@
 //! Reading the state without touching the database: the leases held, the pool snapshot, and
 //! the history ring the charts and the rules read.
 
-use std::{
-    sync::atomic::Ordering::Relaxed,
-    time::{Duration, Instant},
-};
+use std::{sync::atomic::Ordering::Relaxed, time::Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -118,7 +115,7 @@ pub const HISTORY_LEN: usize = 720;
 
 impl Held {
     /// The lease as shown, `now`.
-    pub(super) fn info(&self, id: u64, now: Instant, lease_timeout: Duration) -> LeaseInfo {
+    pub(super) fn info(&self, id: u64, now: Instant) -> LeaseInfo {
         let held = now.saturating_duration_since(self.acquired);
         LeaseInfo {
             id,
@@ -127,8 +124,13 @@ impl Held {
             acquired_at: self.acquired_at,
             backend_pid: self.backend.map(|b| b.pid),
             held_ms: u64::try_from(held.as_millis()).unwrap_or(u64::MAX),
-            stale: held > lease_timeout,
+            stale: held > self.timeout,
         }
+    }
+
+    /// Held past its timeout at `now`.
+    pub(super) fn is_stale(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.acquired) > self.timeout
     }
 }
 
@@ -136,12 +138,11 @@ impl LeaseManager {
     /// The leases held now, oldest first.
     pub fn leases(&self) -> Vec<LeaseInfo> {
         let now = Instant::now();
-        let timeout = self.shared.lease_timeout;
         self.shared
             .leases
             .lock()
             .iter()
-            .map(|(id, held)| held.info(*id, now, timeout))
+            .map(|(id, held)| held.info(*id, now))
             .collect()
     }
 
@@ -152,10 +153,7 @@ impl LeaseManager {
         let now = Instant::now();
         let (leases, stale, per_task) = {
             let held = shared.leases.lock();
-            let stale = held
-                .values()
-                .filter(|h| now.saturating_duration_since(h.acquired) > shared.lease_timeout)
-                .count();
+            let stale = held.values().filter(|h| h.is_stale(now)).count();
             let mut per_task = shared.per_task.lock().clone();
             for h in held.values() {
                 if let Some(counts) = per_task.get_mut(&h.task) {

@@ -33,13 +33,16 @@ use tokio_util::sync::CancellationToken;
 pub use error::TaskError;
 pub use job::{Job, JobContext, JobFuture, JobOutput, JobSpec};
 pub use model::{
-    CommandError, HISTORY_LEN, Outcome, RunRecord, StopReport, TaskCounts, TaskState, TaskView,
-    Trigger,
+    CommandError, HISTORY_LEN, Outcome, RunRecord, SkipCause, StopReport, TaskCounts, TaskState,
+    TaskView, Trigger,
 };
 pub use retry::RetryPolicy;
 pub use scheduler::TaskManager;
 
-use crate::{auctions::StatusCounts, lease::LeaseManager};
+use crate::{
+    auctions::StatusCounts,
+    lease::{LeaseManager, RunLimits},
+};
 
 /// What the manager, its tickers and its runs share.
 struct Inner {
@@ -72,6 +75,8 @@ struct SlotState {
     current: Option<Current>,
     next_run_at: Option<DateTime<Utc>>,
     history: VecDeque<RunRecord>,
+    /// What its leases may take.
+    limits: RunLimits,
     /// Ticks skipped because a run was still going, newest first, at most [`HISTORY_LEN`].
     overlap_skips: VecDeque<DateTime<Utc>>,
     last_success_at: Option<DateTime<Utc>>,

@@ -21,10 +21,13 @@ pub enum Outcome {
         /// What happened, in a line.
         detail: String,
     },
-    /// Not run: another instance was running it.
+    /// Not run: another instance was running it, or the lease limit stayed full.
     Skipped {
         /// Why, in words for the operator.
         reason: String,
+        /// Why, for the counters.
+        #[serde(default)]
+        cause: SkipCause,
     },
     /// Failed after its attempts.
     Failed {
@@ -55,10 +58,24 @@ impl Outcome {
     pub fn detail(&self) -> &str {
         match self {
             Self::Succeeded { detail, .. } => detail,
-            Self::Skipped { reason } | Self::Cancelled { reason } => reason,
+            Self::Skipped { reason, .. } | Self::Cancelled { reason } => reason,
             Self::Failed { error, .. } => error,
         }
     }
+}
+
+/// Why a run was skipped.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipCause {
+    /// Another instance held the task's advisory lock.
+    #[default]
+    Elsewhere,
+    /// The governor's lease limit stayed full for the whole acquire timeout, held by work of
+    /// the same or higher priority.
+    OverLimit,
 }
 
 /// What started a run.
@@ -176,6 +193,9 @@ pub struct TaskCounts {
     pub overlap_skips: u64,
     /// Runs skipped because another instance was running the task.
     pub elsewhere_skips: u64,
+    /// Runs skipped because the lease limit stayed full (a tight connection budget).
+    #[serde(default)]
+    pub over_limit_skips: u64,
     /// Runs cancelled.
     pub cancelled: u64,
 }

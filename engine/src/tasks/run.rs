@@ -6,9 +6,10 @@ use std::sync::{Arc, atomic::Ordering::Relaxed};
 use chrono::Utc;
 
 use super::{
-    CommandError, Current, HISTORY_LEN, Inner, JobContext, Outcome, RunRecord, TaskState, Trigger,
+    CommandError, Current, HISTORY_LEN, Inner, JobContext, Outcome, RunRecord, SkipCause,
+    TaskError, TaskState, Trigger,
 };
-use crate::lease::RunContext;
+use crate::lease::{LeaseError, RunContext};
 
 impl Inner {
     /// Starts a run of slot `index` unless one is going; returns its number.
@@ -64,7 +65,10 @@ impl Inner {
                 state.counts.succeeded += 1;
                 state.last_success_at = Some(finished_at);
             }
-            Outcome::Skipped { .. } => state.counts.elsewhere_skips += 1,
+            Outcome::Skipped { cause, .. } => match cause {
+                SkipCause::Elsewhere => state.counts.elsewhere_skips += 1,
+                SkipCause::OverLimit => state.counts.over_limit_skips += 1,
+            },
             Outcome::Failed { cause, error } => {
                 state.counts.failed += 1;
                 tracing::warn!(task = %slot.name, run_id, attempts, ?cause, %error, "run failed");
@@ -126,7 +130,7 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
         // A fresh run context per attempt: a revoked attempt can be retried.
         let ctx = JobContext {
             leases: inner.leases.clone(),
-            run: RunContext::new(slot.name.clone(), run_id),
+            run: RunContext::limited(slot.name.clone(), run_id, slot.state.lock().limits),
             now_ms: Utc::now().timestamp_millis(),
             instance: inner.instance.clone(),
         };
@@ -140,11 +144,20 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                     *inner.latest_round_trip.lock() = Some(round_trip);
                 }
                 break match output.skipped {
-                    Some(reason) => Outcome::Skipped { reason },
+                    Some(reason) => Outcome::Skipped {
+                        reason,
+                        cause: SkipCause::Elsewhere,
+                    },
                     None => Outcome::Succeeded {
                         rows: output.rows,
                         detail: output.detail,
                     },
+                };
+            }
+            Err(TaskError::Lease(err @ LeaseError::OverLimit { .. })) => {
+                break Outcome::Skipped {
+                    reason: err.to_string(),
+                    cause: SkipCause::OverLimit,
                 };
             }
             Err(err) if err.is_retryable() && attempt <= inner.retry.max_retries => {

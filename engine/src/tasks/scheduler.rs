@@ -15,7 +15,11 @@ use super::{
     CommandError, Inner, JobSpec, RetryPolicy, RunRecord, Scheduler, Slot, SlotState, StopReport,
     TaskState, TaskView, Trigger, jobs::standard_jobs,
 };
-use crate::{auctions::StatusCounts, lease::LeaseManager, settings::TaskIntervals};
+use crate::{
+    auctions::StatusCounts,
+    lease::{LeaseManager, RunLimits},
+    settings::TaskIntervals,
+};
 
 /// Runs the background tasks. Cheap to clone.
 #[derive(Clone)]
@@ -146,6 +150,13 @@ impl TaskManager {
     pub fn run_now(&self, task: &str) -> Result<u64, CommandError> {
         let index = self.index(task)?;
         self.inner.start_run(index, Trigger::Manual)
+    }
+
+    /// Sets what `task`'s leases may take (its timeout and priority), for its next runs.
+    pub fn set_limits(&self, task: &str, limits: RunLimits) -> Result<(), CommandError> {
+        let index = self.index(task)?;
+        self.inner.slots[index].state.lock().limits = limits;
+        Ok(())
     }
 
     /// Pauses `task`: its ticks start no runs until [`TaskManager::resume`].

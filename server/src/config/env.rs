@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use leasewatch_engine::governor::Headroom;
+
 use crate::auth::secret::Secret;
 
 /// A configuration value that was refused.
@@ -75,6 +77,51 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     pub fn percent(&self, var: &'static str, default: f64) -> Result<f64, ConfigError> {
         let default_percent = (default * 100.0).round() as u32;
         Ok(f64::from(self.integer(var, default_percent, 1, 100)?) / 100.0)
+    }
+
+    /// `on` or `off`.
+    pub fn switch(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(default);
+        };
+        match raw.trim() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => Err(ConfigError {
+                var,
+                value: raw,
+                allowed: "must be on or off".into(),
+            }),
+        }
+    }
+
+    /// Slots held back: a count (`3`, at most 10000) or a whole percentage (`10%`, at most
+    /// `100%`).
+    pub fn headroom(&self, var: &'static str, default: Headroom) -> Result<Headroom, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(default);
+        };
+        let text = raw.trim();
+        let parsed = match text.strip_suffix('%') {
+            Some(percent) => percent
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= 100)
+                .map(Headroom::Percent),
+            None => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 10_000)
+                .map(Headroom::Slots),
+        };
+        parsed.ok_or_else(|| ConfigError {
+            var,
+            value: raw,
+            allowed: "must be a number of connections from 0 to 10000 (like 3) or a percentage \
+                      of the server's usable connections from 0% to 100% (like 10%)"
+                .into(),
+        })
     }
 
     /// A secret token: long enough, no whitespace. Its value is never echoed.

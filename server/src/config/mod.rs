@@ -5,11 +5,15 @@ mod env;
 #[cfg(test)]
 mod tests;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use leasewatch_engine::{
     DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
-    db::redact_password, recommend::Thresholds,
+    db::redact_password,
+    governor::{Headroom, Priority},
+    lease::RunLimits,
+    recommend::Thresholds,
+    settings::{GovernorConfig, default_task_limits},
 };
 
 pub use self::env::ConfigError;
@@ -231,6 +235,11 @@ impl Config {
             .transpose()?;
 
         let thresholds = thresholds(&env)?;
+        let governor = GovernorConfig {
+            enabled: env.switch("GOVERNOR", true)?,
+            headroom: env.headroom("BUDGET_HEADROOM", Headroom::default())?,
+        };
+        let task_limits = task_limits(&env)?;
 
         let demo_leak = match env.get("DEMO_LEAK_HOLD") {
             Some(raw) if !demo => {
@@ -268,9 +277,44 @@ impl Config {
                 demo,
                 thresholds,
                 demo_leak,
+                governor,
+                task_limits,
             },
         })
     }
+}
+
+/// Each task's `TASK_<NAME>_TIMEOUT` and `TASK_<NAME>_PRIORITY` over the engine's defaults.
+fn task_limits<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<BTreeMap<String, RunLimits>, ConfigError> {
+    use leasewatch_types::task;
+    let mut limits = default_task_limits();
+    for (name, timeout_var, priority_var) in [
+        (
+            task::STATUS_TRANSITIONS,
+            "TASK_STATUS_TRANSITIONS_TIMEOUT",
+            "TASK_STATUS_TRANSITIONS_PRIORITY",
+        ),
+        (
+            task::AUCTION_MONITOR,
+            "TASK_AUCTION_MONITOR_TIMEOUT",
+            "TASK_AUCTION_MONITOR_PRIORITY",
+        ),
+        (
+            task::HEALTH_CHECK,
+            "TASK_HEALTH_CHECK_TIMEOUT",
+            "TASK_HEALTH_CHECK_PRIORITY",
+        ),
+    ] {
+        let task = limits.entry(name.to_owned()).or_default();
+        if env.get(timeout_var).is_some() {
+            task.timeout = Some(env.duration(timeout_var, secs(30), secs(1), secs(3600))?);
+        }
+        let priority = env.integer(priority_var, u32::from(task.priority.0), 0, 9)?;
+        task.priority = Priority(u8::try_from(priority).unwrap_or(9));
+    }
+    Ok(limits)
 }
 
 /// The recommendation rules' thresholds (`REC_*`), the engine's defaults where unset.

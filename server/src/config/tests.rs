@@ -204,3 +204,54 @@ fn durations_parse_and_print_alike() {
     assert_eq!(format_duration(Duration::from_millis(5_400_000)), "1h 30m");
     assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
 }
+
+#[test]
+fn the_governor_and_task_limits_are_read_and_checked() {
+    let defaults = config(&[]).unwrap().engine;
+    assert_eq!(defaults.governor, GovernorConfig::default());
+    assert_eq!(defaults.task_limits, default_task_limits());
+
+    let c = config(&[
+        ("GOVERNOR", "off"),
+        ("BUDGET_HEADROOM", "25%"),
+        ("TASK_AUCTION_MONITOR_TIMEOUT", "2m"),
+        ("TASK_AUCTION_MONITOR_PRIORITY", "7"),
+    ])
+    .unwrap()
+    .engine;
+    assert!(!c.governor.enabled);
+    assert_eq!(c.governor.headroom, Headroom::Percent(25));
+    let monitor = c.task_limits["auction_monitor"];
+    assert_eq!(monitor.timeout, Some(secs(120)));
+    assert_eq!(monitor.priority, Priority(7));
+    assert_eq!(
+        c.task_limits["health_check"].timeout, None,
+        "the lease timeout"
+    );
+    assert_eq!(
+        config(&[("BUDGET_HEADROOM", "4")])
+            .unwrap()
+            .engine
+            .governor
+            .headroom,
+        Headroom::Slots(4)
+    );
+
+    assert_eq!(
+        config_err(&[("GOVERNOR", "yes")]),
+        "invalid GOVERNOR=\"yes\": must be on or off"
+    );
+    for bad in ["-1", "101%", "ten", "3.5", "20000"] {
+        assert!(
+            config_err(&[("BUDGET_HEADROOM", bad)]).starts_with(&format!(
+                "invalid BUDGET_HEADROOM={bad:?}: must be a number of connections from 0 to 10000"
+            )),
+            "{bad}"
+        );
+    }
+    assert!(
+        config_err(&[("TASK_HEALTH_CHECK_PRIORITY", "10")])
+            .contains("must be a whole number from 0 to 9")
+    );
+    assert!(config_err(&[("TASK_STATUS_TRANSITIONS_TIMEOUT", "0s")]).contains("from 1s to 1h"));
+}

@@ -1,0 +1,224 @@
+//! The connection-budget governor: how many leases this instance may hold at once.
+//!
+//! On PostgreSQL the server is read every few seconds over the control connection; the
+//! [`Budget`] is what it can give Leasewatch's task connections after the other clients, the
+//! instances' own control sessions and a headroom for the web app, split between the live
+//! instances. The instance's limit never exceeds its share (nor `DB_MAX_CONNECTIONS`) and
+//! adapts within it by [`Aimd`]: halved at once when the pool times out or the server refuses
+//! a connection, one more per window while acquires queue and the pool answers quickly. Every
+//! lease passes a [`gate`](Gate) that holds the limit, letting the most important tasks
+//! through first. On SQLite, or with the governor off, the limit is `DB_MAX_CONNECTIONS`.
+
+mod aimd;
+mod budget;
+mod gate;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+pub use aimd::{Aimd, Change, Window};
+pub use budget::{Budget, Headroom};
+use gate::Gate;
+pub(crate) use gate::Permit;
+
+/// How important a task is: under a tight budget, waiting leases of higher priority go first.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+pub struct Priority(pub u8);
+
+/// How long a window of acquires is: the limit moves at most once per window.
+pub const WINDOW: Duration = Duration::from_secs(1);
+
+/// The governor's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GovernorSettings {
+    /// Off: the limit is `max` (`GOVERNOR=off`); always off on SQLite.
+    pub enabled: bool,
+    /// Slots held back for the web app (`BUDGET_HEADROOM`).
+    pub headroom: Headroom,
+    /// `DB_MAX_CONNECTIONS`: the limit never exceeds it.
+    pub max: u32,
+    /// The limit it starts with.
+    pub start: u32,
+    /// A pool wait this long counts as trouble (`DB_CONNECTION_TIMEOUT` / 4).
+    pub slow_wait: Duration,
+}
+
+/// What the governor decided, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GovernorView {
+    /// Whether it adapts the limit (PostgreSQL, not turned off).
+    pub enabled: bool,
+    /// Leases this instance may hold at once now.
+    pub limit: u32,
+    /// This instance's share of the budget (`DB_MAX_CONNECTIONS` until the server is read).
+    pub share: u32,
+    /// Leases held now.
+    pub held: u32,
+    /// Acquires waiting at the limit now.
+    pub queued: u32,
+    /// The budget as last read, on PostgreSQL.
+    pub budget: Option<Budget>,
+    /// The last change and why: "limit 2 (share 4 of 17: ...): the server refused".
+    pub reason: String,
+    /// When the limit last changed.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// The governor of one instance. Cheap to share.
+#[derive(Debug)]
+pub struct Governor {
+    settings: GovernorSettings,
+    gate: Arc<Gate>,
+    policy: Mutex<Policy>,
+}
+
+#[derive(Debug)]
+struct Policy {
+    aimd: Aimd,
+    share: u32,
+    budget: Option<Budget>,
+    reason: String,
+    changed_at: DateTime<Utc>,
+}
+
+impl Governor {
+    /// A governor starting at `settings.start` (at `max` when off).
+    pub fn new(settings: GovernorSettings) -> Self {
+        let start = if settings.enabled {
+            settings.start.clamp(1, settings.max.max(1))
+        } else {
+            settings.max
+        };
+        Self {
+            settings,
+            gate: Gate::new(start),
+            policy: Mutex::new(Policy {
+                aimd: Aimd::new(start, settings.slow_wait),
+                share: settings.max,
+                budget: None,
+                reason: if settings.enabled {
+                    format!("limit {start} at start; the server is not read yet")
+                } else {
+                    format!("off: the limit is DB_MAX_CONNECTIONS ({})", settings.max)
+                },
+                changed_at: Utc::now(),
+            }),
+        }
+    }
+
+    /// Whether it adapts the limit.
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
+    /// Waits until `deadline` for a place under the limit.
+    pub(crate) async fn enter(
+        &self,
+        priority: Priority,
+        deadline: tokio::time::Instant,
+    ) -> Option<Permit> {
+        self.gate.enter(priority, deadline).await
+    }
+
+    /// The pool timed out or the server refused a connection: back off at once.
+    pub(crate) fn trouble(&self) {
+        self.gate.trouble();
+        if self.settings.enabled {
+            let mut policy = self.policy.lock();
+            let change = policy.aimd.back_off();
+            self.apply(
+                &mut policy,
+                change,
+                "the pool timed out or the server refused",
+            );
+        }
+    }
+
+    /// An acquire waited `waited` on the pool after passing the gate.
+    pub(crate) fn pool_waited(&self, waited: Duration) {
+        self.gate.pool_waited(waited);
+    }
+
+    /// Ends a window of acquires: grow, shrink or hold.
+    pub fn end_window(&self) -> Change {
+        let window = self.gate.take_window();
+        if !self.settings.enabled {
+            return Change::Held;
+        }
+        let mut policy = self.policy.lock();
+        let share = policy.share;
+        let change = policy.aimd.on_window(&window, share);
+        let why = match change {
+            Change::Grew => "acquires queued at the limit and the pool answered quickly",
+            _ => "the pool timed out, the server refused or the pool was slow",
+        };
+        self.apply(&mut policy, change, why);
+        change
+    }
+
+    /// A new reading of the server: the share follows it at once.
+    pub fn set_budget(&self, budget: Budget) -> Change {
+        if !self.settings.enabled {
+            return Change::Held;
+        }
+        let mut policy = self.policy.lock();
+        let share = budget.share.min(self.settings.max);
+        let share_changed = share != policy.share;
+        policy.share = share;
+        let why = budget.reason();
+        policy.budget = Some(budget);
+        let change = policy.aimd.cap(share);
+        if share_changed && change == Change::Held {
+            tracing::info!(share, limit = policy.aimd.limit(), %why, "connection share changed");
+        }
+        self.apply(&mut policy, change, &why);
+        change
+    }
+
+    /// The limit the gate holds now.
+    pub fn limit(&self) -> u32 {
+        self.gate.limit()
+    }
+
+    /// What it decided, and why.
+    pub fn view(&self) -> GovernorView {
+        let policy = self.policy.lock();
+        GovernorView {
+            enabled: self.settings.enabled,
+            limit: self.gate.limit(),
+            share: policy.share,
+            held: self.gate.held(),
+            queued: self.gate.queued(),
+            budget: policy.budget.clone(),
+            reason: policy.reason.clone(),
+            changed_at: policy.changed_at,
+        }
+    }
+
+    fn apply(&self, policy: &mut Policy, change: Change, why: &str) {
+        if change == Change::Held {
+            return;
+        }
+        let limit = policy.aimd.limit();
+        self.gate.set_limit(limit);
+        policy.reason = format!("limit {limit} of share {}: {why}", policy.share);
+        policy.changed_at = Utc::now();
+        tracing::info!(limit, share = policy.share, %why, "lease limit changed");
+    }
+}
