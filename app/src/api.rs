@@ -145,6 +145,8 @@ pub mod ssr {
                     idle: s.idle,
                     waiting: s.waiting,
                     p95_ms: s.window_p95_ms,
+                    limit: s.limit,
+                    budget: s.budget,
                 })
                 .collect(),
             leases: leases

@@ -193,6 +193,8 @@ mod tests {
             idle: 2,
             waiting: 0,
             p95_ms,
+            limit: 20,
+            budget: None,
         };
         Dashboard {
             taken_at_ms: now_ms,

@@ -91,6 +91,10 @@ pub struct Sample {
     pub waiting: u32,
     /// Acquire latency p95 over the interval before this sample, in milliseconds.
     pub p95_ms: Option<f64>,
+    /// The governor's lease limit for this instance.
+    pub limit: u32,
+    /// Task connections the server could give all instances together, as last read.
+    pub budget: Option<u32>,
 }
 
 /// A lease held now.

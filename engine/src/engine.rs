@@ -157,7 +157,9 @@ impl Engine {
             enabled: governed,
             headroom: config.governor.headroom,
             max: config.pool.max_connections,
-            start: config.pool.max_connections,
+            // From the floor up: an instance starting beside a busy web app must not take
+            // what the server does not have before it has read it.
+            start: 1,
             slow_wait: config.pool.connect_timeout / 4,
         });
         let leases = LeaseManager::governed(
@@ -181,6 +183,10 @@ impl Engine {
             config.retry,
             format!("leasewatch-{instance}"),
         );
+        if governed {
+            // The first share before the first run.
+            read_budget(&leases, &instance, config.governor.headroom).await;
+        }
         for (task, limits) in &config.task_limits {
             // The configuration names only tasks that exist; the demo's may be absent.
             let _ = tasks.set_limits(task, *limits);
@@ -333,6 +339,7 @@ impl Advisor {
                 server: &server,
                 round_trip: tasks.latest_round_trip(),
                 app_prefix: TASKS_APPLICATION_PREFIX,
+                governor: &leases.governor().view(),
             },
             &self.thresholds,
         );
@@ -378,21 +385,26 @@ async fn sample_server(
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        match leases.sample_server().await {
-            Ok(Some(view)) if leases.governor().enabled() => {
-                let budget = Budget::of(&view, headroom, &instance);
-                if leases.governor().set_budget(budget) == Change::Shrank {
-                    leases.close_idle_above_limit().await;
-                }
+        read_budget(&leases, &instance, headroom).await;
+    }
+}
+
+/// Reads the server; with the governor on, its share follows at once.
+async fn read_budget(leases: &LeaseManager, instance: &str, headroom: Headroom) {
+    match leases.sample_server().await {
+        Ok(Some(view)) if leases.governor().enabled() => {
+            let budget = Budget::of(&view, headroom, instance);
+            if leases.governor().set_budget(budget) == Change::Shrank {
+                leases.close_idle_above_limit().await;
             }
-            Ok(_) => {}
-            Err(err) => tracing::debug!(%err, "could not read the server's connection use"),
         }
+        Ok(_) => {}
+        Err(err) => tracing::debug!(%err, "could not read the server's connection use"),
     }
 }
 
 /// Ends a window of acquires every [`governor::WINDOW`]: the limit grows, shrinks or holds,
-/// and idle connections above a lowered limit are closed at once.
+/// and idle connections above the limit are closed.
 async fn govern(leases: LeaseManager, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(governor::WINDOW);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -401,9 +413,9 @@ async fn govern(leases: LeaseManager, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        if leases.governor().end_window() == Change::Shrank {
-            leases.close_idle_above_limit().await;
-        }
+        leases.governor().end_window();
+        // Also after a shrink that found the connections in use: they come back idle.
+        leases.close_idle_above_limit().await;
     }
 }
 

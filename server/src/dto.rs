@@ -11,6 +11,7 @@ use leasewatch_engine::{
     auctions::AuctionStatus,
     audit::MAX_PAGE,
     control::{ActionName, Details},
+    governor::GovernorView,
     recommend::Recommendation,
 };
 use serde::{Deserialize, Serialize};
@@ -30,8 +31,10 @@ pub struct StatusResponse {
     pub leases: Vec<LeaseInfo>,
     /// What the rules recommend, worst first.
     pub recommendations: Vec<Recommendation>,
-    /// The server-wide view from the last health check.
+    /// The server-wide view, read every few seconds (PostgreSQL).
     pub server: ServerView,
+    /// The connection-budget governor: this instance's lease limit, its share and why.
+    pub governor: GovernorView,
     /// Auction counts, as last read by a task.
     pub auctions: Auctions,
 }
@@ -65,6 +68,7 @@ impl StatusResponse {
             leases: engine.leases().leases(),
             recommendations: engine.recommendations(),
             server: engine.leases().server_view(),
+            governor: engine.leases().governor().view(),
             auctions: Auctions {
                 as_of: auctions.as_of,
                 counts: auctions.counts.0.iter().copied().collect(),

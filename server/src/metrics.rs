@@ -159,6 +159,47 @@ pub fn render(engine: &Engine) -> String {
     )
     .sample(&[], pool.acquire_timeouts);
 
+    let governor = engine.leases().governor().view();
+    out.gauge(
+        "leasewatch_budget_limit",
+        "Leases this instance may hold at once now (the governor's limit).",
+    )
+    .sample(&[], governor.limit);
+    out.gauge(
+        "leasewatch_budget_share",
+        "This instance's share of the connection budget (DB_MAX_CONNECTIONS until the server \
+         is read, and without the governor).",
+    )
+    .sample(&[], governor.share);
+    out.gauge(
+        "leasewatch_budget_queued",
+        "Acquires waiting at the lease limit.",
+    )
+    .sample(&[], governor.queued);
+    if let Some(budget) = &governor.budget {
+        out.gauge(
+            "leasewatch_budget_total",
+            "Task connections the server can give all instances together: usable slots less \
+             other clients, Leasewatch's control sessions and the headroom.",
+        )
+        .sample(&[], budget.total);
+        out.gauge(
+            "leasewatch_budget_instances",
+            "Live Leasewatch instances on the server.",
+        )
+        .sample(&[], budget.instances);
+        out.gauge(
+            "leasewatch_budget_foreign_connections",
+            "Client sessions on the server that are not Leasewatch's.",
+        )
+        .sample(&[], budget.foreign);
+        out.gauge(
+            "leasewatch_budget_headroom",
+            "Slots left to the web app (BUDGET_HEADROOM).",
+        )
+        .sample(&[], budget.headroom);
+    }
+
     let latency = engine.leases().acquire_latency();
     let mut histogram = out.family(
         "leasewatch_acquire_duration_seconds",
@@ -200,7 +241,7 @@ pub fn render(engine: &Engine) -> String {
                 ),
                 (
                     Some(("outcome", RunOutcome::Skipped.as_str())),
-                    t.counts.elsewhere_skips,
+                    t.counts.elsewhere_skips + t.counts.over_limit_skips,
                 ),
                 (
                     Some(("outcome", RunOutcome::Cancelled.as_str())),
@@ -220,13 +261,14 @@ pub fn render(engine: &Engine) -> String {
     .per_task(&tasks, |t| vec![(None, t.counts.retries)]);
     out.counter(
         "leasewatch_task_skips_total",
-        "Runs not made: the previous run was still going (overlap) or another instance held \
-         the task (elsewhere).",
+        "Runs not made: the previous run was still going (overlap), another instance held \
+         the task (elsewhere), or the lease limit stayed full (over_limit).",
     )
     .per_task(&tasks, |t| {
         vec![
             (Some(("reason", "overlap")), t.counts.overlap_skips),
             (Some(("reason", "elsewhere")), t.counts.elsewhere_skips),
+            (Some(("reason", "over_limit")), t.counts.over_limit_skips),
         ]
     });
     out.gauge(

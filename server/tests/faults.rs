@@ -372,10 +372,16 @@ fn runs_issued_and_counted(status: &Value) -> (u64, u64) {
         .iter()
         .map(|t| {
             let c = &t["counts"];
-            ["succeeded", "failed", "elsewhere_skips", "cancelled"]
-                .iter()
-                .map(|k| c[k].as_u64().unwrap_or(0))
-                .sum::<u64>()
+            [
+                "succeeded",
+                "failed",
+                "elsewhere_skips",
+                "over_limit_skips",
+                "cancelled",
+            ]
+            .iter()
+            .map(|k| c[k].as_u64().unwrap_or(0))
+            .sum::<u64>()
         })
         .sum();
     (issued, counted)

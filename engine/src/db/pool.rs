@@ -11,8 +11,10 @@ use super::{
 };
 use crate::{engine::TASKS_APPLICATION_PREFIX, settings::PoolSettings};
 
-/// Connections the control pool may open.
-const CONTROL_CONNECTIONS: u32 = 2;
+/// Connections the control pool may open: one, kept open by the server reads every few
+/// seconds, so each instance's overhead on the server is known and small. Control work is a
+/// few short statements at a time.
+const CONTROL_CONNECTIONS: u32 = 1;
 
 /// Control work waits at most this long for a connection.
 const CONTROL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -36,14 +36,14 @@ pub enum Change {
 #[derive(Debug, Clone)]
 pub struct Aimd {
     limit: u32,
-    /// A pool wait at least this long is trouble too: the server is slow to give connections.
+    /// A pool wait at least this long stops growth: the server is slow to give connections.
     slow_wait: Duration,
     /// Backed off in this window already: a burst of failures halves once, not once each.
     backed_off: bool,
 }
 
 impl Aimd {
-    /// Starts at `start` (at least 1); waits of `slow_wait` or more count as trouble.
+    /// Starts at `start` (at least 1); while pool waits reach `slow_wait` it does not grow.
     pub fn new(start: u32, slow_wait: Duration) -> Self {
         Self {
             limit: start.max(1),
@@ -80,14 +80,16 @@ impl Aimd {
     }
 
     /// The end of a window: back off on trouble, grow by one when acquires queued at the limit
-    /// and the pool answered quickly, otherwise hold. Never leaves `[1, share]`.
+    /// and the pool answered quickly, otherwise hold. A slow pool is not trouble by itself (a
+    /// busy machine makes waits long without the server refusing anything), but it is no
+    /// reason to take more either. Never leaves `[1, share]`.
     pub fn on_window(&mut self, window: &Window, share: u32) -> Change {
         let slow = window
             .slowest_pool_wait
             .is_some_and(|waited| waited >= self.slow_wait);
-        let change = if window.troubles > 0 || slow {
+        let change = if window.troubles > 0 {
             self.back_off()
-        } else if window.queued > 0 && self.limit < share {
+        } else if window.queued > 0 && !slow && self.limit < share {
             self.limit += 1;
             Change::Grew
         } else {
@@ -170,7 +172,9 @@ mod tests {
             troubles: 0,
             slowest_pool_wait: Some(SLOW),
         };
-        assert_eq!(aimd.on_window(&slow, 10), Change::Shrank, "slow waits too");
+        assert_eq!(aimd.on_window(&slow, 10), Change::Held, "slow: no growth");
+        assert_eq!(aimd.limit(), 2);
+        aimd.back_off();
         assert_eq!(aimd.limit(), 1);
         assert_eq!(aimd.back_off(), Change::Held, "never below one");
     }

@@ -55,7 +55,7 @@ pub struct GovernorSettings {
     pub max: u32,
     /// The limit it starts with.
     pub start: u32,
-    /// A pool wait this long counts as trouble (`DB_CONNECTION_TIMEOUT` / 4).
+    /// While pool waits reach this, the limit does not grow (`DB_CONNECTION_TIMEOUT` / 4).
     pub slow_wait: Duration,
 }
 
@@ -166,7 +166,7 @@ impl Governor {
         let change = policy.aimd.on_window(&window, share);
         let why = match change {
             Change::Grew => "acquires queued at the limit and the pool answered quickly",
-            _ => "the pool timed out, the server refused or the pool was slow",
+            _ => "the pool timed out or the server refused",
         };
         self.apply(&mut policy, change, why);
         change

@@ -111,7 +111,7 @@ impl LeaseManager {
         self.count(run.task(), |c| c.issued += 1);
         Ok(Lease {
             conn,
-            _permit: permit,
+            permit: Some(permit),
             id,
             backend,
             run: run.clone(),
@@ -198,8 +198,8 @@ enum Checkout {
 /// safe to reuse.
 pub struct Lease {
     conn: PoolConnection<Any>,
-    /// Its place under the governor's limit, given back when the lease drops.
-    _permit: Permit,
+    /// Its place under the governor's limit, given back when the lease drops (see `Drop`).
+    permit: Option<Permit>,
     id: u64,
     backend: Option<BackendIdentity>,
     run: RunContext,
@@ -271,12 +271,22 @@ impl DerefMut for Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let still_registered = self.shared.leases.lock().remove(&self.id).is_some();
+        let permit = self.permit.take();
         if self.dirty
             || !still_registered
             || self.run.revoked().is_some()
             || std::thread::panicking()
         {
             self.conn.close_on_drop();
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // The place under the limit is given back only once the connection is idle in the
+            // pool again: a lease let through before that would find no idle connection and
+            // make the pool open one more than the limit.
+            let back = self.conn.return_to_pool();
+            runtime.spawn(async move {
+                back.await;
+                drop(permit);
+            });
         }
         // Closing the socket does not stop a statement the server is still running; ending the
         // backend does. (A lease cleanup took back had its backend ended by cleanup.)

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use hysteresis::Hysteresis;
 
 use crate::{
+    governor::GovernorView,
     lease::{LeaseInfo, PoolSnapshot},
     server_view::ServerView,
     tasks::TaskView,
@@ -122,6 +123,8 @@ pub(crate) struct Inputs<'a> {
     pub round_trip: Option<Duration>,
     /// The application-name prefix of this app's task pools (instances are counted by it).
     pub app_prefix: &'a str,
+    /// What the connection-budget governor decided.
+    pub governor: &'a GovernorView,
 }
 
 /// A condition that holds now, before hysteresis decides whether it shows; it becomes a

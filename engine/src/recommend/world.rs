@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{Finding, Inputs, Thresholds, evaluate};
 use crate::{
     failure::FailureKind,
+    governor::GovernorView,
     lease::{LeaseInfo, PoolSnapshot, Quantiles},
     server_view::{Holder, PgServerView, ServerView},
     tasks::{Outcome, RunRecord, TaskCounts, TaskState, TaskView, Trigger},
@@ -32,6 +33,9 @@ pub(crate) fn snap(taken_at: DateTime<Utc>) -> PoolSnapshot {
         stale: 0,
         max: 20,
         min: 5,
+        limit: 20,
+        share: 20,
+        budget: None,
         utilization: 0.1,
         acquire_latency: Quantiles::default(),
         acquire_timeouts: 0,
@@ -53,6 +57,7 @@ pub(crate) struct World {
     pub(crate) tasks: Vec<TaskView>,
     pub(crate) running: bool,
     pub(crate) server: ServerView,
+    pub(crate) governor: GovernorView,
     pub(crate) round_trip: Option<Duration>,
 }
 
@@ -67,6 +72,16 @@ impl World {
             tasks: vec![],
             running: true,
             server: ServerView::Unknown,
+            governor: GovernorView {
+                enabled: false,
+                limit: 20,
+                share: 20,
+                held: 0,
+                queued: 0,
+                budget: None,
+                reason: "off".into(),
+                changed_at: t0(),
+            },
             round_trip: None,
         }
     }
@@ -93,6 +108,7 @@ impl World {
                 server: &self.server,
                 round_trip: self.round_trip,
                 app_prefix: "leasewatch:tasks",
+                governor: &self.governor,
             },
             t,
         )

@@ -27,6 +27,7 @@ pub(super) const ALL: &[Rule] = &[
     server::server_connections,
     server::idle_in_transaction,
     server::slow_database,
+    server::governor,
     failures::slots_exhausted,
     failures::database_unreachable,
     failures::failing,

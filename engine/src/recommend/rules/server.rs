@@ -5,6 +5,7 @@ use super::{Finding, Inputs, Thresholds};
 use crate::{
     recommend::Severity,
     server_view::{IDLE_IN_TRANSACTION_AFTER, PgServerView, ServerView},
+    tasks::{Outcome, SkipCause},
 };
 
 /// The PostgreSQL view, when there is one.
@@ -17,8 +18,9 @@ fn postgres<'a>(inputs: &Inputs<'a>) -> Option<&'a PgServerView> {
 
 /// Instances (counted by their task pools' `application_name`) × pool max exceeds the slots
 /// ordinary roles can use.
+/// With the governor on, the instances share the budget instead: nothing to warn of.
 pub(super) fn pool_can_exhaust_server(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
-    let Some(view) = postgres(inputs) else {
+    let Some(view) = postgres(inputs).filter(|_| !inputs.governor.enabled) else {
         return Vec::new();
     };
     let max = inputs.snapshot.max;
@@ -41,7 +43,7 @@ pub(super) fn pool_can_exhaust_server(inputs: &Inputs<'_>, _: &Thresholds) -> Ve
         Severity::Critical,
         "The pools can exhaust the database server",
         format!(
-            "{instances} instance{} × pool max {} = {demand} connections, but the server allows {usable} ({} max_connections − {} reserved). Lower DB_MAX_CONNECTIONS to at most {} per instance.",
+            "{instances} instance{} × pool max {} = {demand} connections, but the server allows {usable} ({} max_connections − {} reserved). Turn the governor on (GOVERNOR=on) to share the server between instances, or lower DB_MAX_CONNECTIONS to at most {} per instance.",
             if instances == 1 { "" } else { "s" },
             max,
             view.max_connections,
@@ -122,6 +124,60 @@ pub(super) fn slow_database(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding>
         .collect()
 }
 
+/// The governor holds this instance below `DB_MAX_CONNECTIONS`: what it decided and why, as
+/// information; a warning when runs were skipped because the limit stayed full.
+pub(super) fn governor(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
+    let g = inputs.governor;
+    if !g.enabled || g.limit >= inputs.snapshot.max {
+        return Vec::new();
+    }
+    let skipped: Vec<String> = inputs
+        .tasks
+        .iter()
+        .filter_map(|task| {
+            let last = task.history.first()?;
+            matches!(
+                last.outcome,
+                Outcome::Skipped {
+                    cause: SkipCause::OverLimit,
+                    ..
+                }
+            )
+            .then(|| format!("{} run {}", task.name, last.run_id))
+        })
+        .collect();
+    let budget = g
+        .budget
+        .as_ref()
+        .map_or_else(|| "the server is not read yet".to_owned(), |b| b.reason());
+    let (severity, title, advice) = if skipped.is_empty() {
+        (
+            Severity::Info,
+            format!("The governor holds this instance to {} leases", g.limit),
+            String::new(),
+        )
+    } else {
+        (
+            Severity::Warning,
+            "Runs are skipped for want of connections".to_owned(),
+            format!(
+                " Skipped at the full limit: {}. Higher-priority tasks ran first; free slots on the server or lower BUDGET_HEADROOM.",
+                skipped.join(", ")
+            ),
+        )
+    };
+    vec![Finding::new(
+        "governor",
+        severity,
+        title,
+        format!(
+            "limit {} of DB_MAX_CONNECTIONS {}; {budget}. Last change: {}.{advice}",
+            g.limit, inputs.snapshot.max, g.reason
+        ),
+        None,
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -138,7 +194,7 @@ mod tests {
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(
             f.detail,
-            "5 instances × pool max 20 = 100 connections, but the server allows 97 (100 max_connections − 3 reserved). Lower DB_MAX_CONNECTIONS to at most 19 per instance."
+            "5 instances × pool max 20 = 100 connections, but the server allows 97 (100 max_connections − 3 reserved). Turn the governor on (GOVERNOR=on) to share the server between instances, or lower DB_MAX_CONNECTIONS to at most 19 per instance."
         );
         // The seed's fault: one pool of 100.
         w.server = server(1, 10, 0);
@@ -172,5 +228,45 @@ mod tests {
         assert_eq!(w.ids(), ["all_clear"]);
         w.round_trip = Some(Duration::from_millis(101));
         assert!(w.one("slow_database").detail.contains("101 ms"));
+    }
+
+    #[test]
+    fn the_governor_says_what_it_decided_and_warns_when_runs_are_skipped() {
+        use crate::tasks::{Outcome, SkipCause};
+        let mut w = World::new();
+        w.server = server(5, 10, 0);
+        w.governor.enabled = true;
+        assert_eq!(
+            w.ids(),
+            ["all_clear"],
+            "at the pool's max: nothing to say, nor to warn of"
+        );
+        w.governor.limit = 4;
+        w.governor.reason = "limit 4 of share 4: the server refused".into();
+        let f = w.one("governor");
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(f.title, "The governor holds this instance to 4 leases");
+        assert!(
+            f.detail.starts_with(
+                "limit 4 of DB_MAX_CONNECTIONS 20; the server is not read yet. Last change: limit 4 of share 4: the server refused."
+            ),
+            "{}",
+            f.detail
+        );
+        assert!(!w.ids().contains(&"pool_can_exhaust_server".to_owned()));
+
+        let skipped = Outcome::Skipped {
+            reason: "over".into(),
+            cause: SkipCause::OverLimit,
+        };
+        w.tasks = vec![task("auction_monitor", 1800, vec![(skipped, 1, 0)])];
+        let f = w.one("governor");
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.detail
+                .contains("Skipped at the full limit: auction_monitor run 10."),
+            "{}",
+            f.detail
+        );
     }
 }
