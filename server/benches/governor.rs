@@ -11,6 +11,9 @@ mod support;
 
 use budget::Report;
 
+/// A line of the table: its name, and how to read it from a report.
+type Row = (&'static str, fn(&Report) -> String);
+
 /// Runs both phases one after the other and prints the table (plain text on stdout: this is
 /// the benchmark's report, not a log).
 fn main() {
@@ -28,7 +31,7 @@ fn main() {
         eprintln!("skipped: PostgreSQL's initdb and pg_ctl are not on PATH");
         return;
     };
-    let rows: [(&str, fn(&Report) -> String); 7] = [
+    let rows: [Row; 7] = [
         ("web app connections refused", |r| {
             r.web_refused.len().to_string()
         }),

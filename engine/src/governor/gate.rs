@@ -158,6 +158,12 @@ impl Gate {
         *slowest = Some(slowest.map_or(waited, |s| s.max(waited)));
     }
 
+    /// What the current window has seen so far.
+    #[cfg(test)]
+    pub(crate) fn window(&self) -> Window {
+        self.state.lock().window
+    }
+
     /// Ends the current window: what it saw, and a fresh one.
     pub(crate) fn take_window(&self) -> Window {
         std::mem::take(&mut self.state.lock().window)
@@ -197,5 +203,93 @@ impl Drop for Waiting<'_> {
                 self.gate.release();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    const SOON: Duration = Duration::from_millis(100);
+
+    fn deadline(after: Duration) -> Instant {
+        Instant::now() + after
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_a_full_limit_waiters_go_by_priority_then_arrival() {
+        let gate = Gate::new(1);
+        let held = gate.enter(Priority(0), deadline(SOON)).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for (name, priority) in [("low", 0), ("high", 2), ("mid", 1), ("high too", 2)] {
+            let (gate, order) = (Arc::clone(&gate), Arc::clone(&order));
+            waiters.push(tokio::spawn(async move {
+                let permit = gate
+                    .enter(Priority(priority), deadline(Duration::from_secs(60)))
+                    .await
+                    .unwrap();
+                order.lock().push(name);
+                tokio::time::sleep(SOON).await;
+                drop(permit);
+            }));
+            // Arrive one after the other.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(gate.queued(), 4);
+        drop(held);
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        assert_eq!(*order.lock(), ["high", "high too", "mid", "low"]);
+        assert_eq!(gate.held(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_gives_up_at_its_deadline_and_its_place_is_not_lost() {
+        let gate = Gate::new(1);
+        let held = gate.enter(Priority(0), deadline(SOON)).await.unwrap();
+        let started = Instant::now();
+        assert!(gate.enter(Priority(9), deadline(SOON)).await.is_none());
+        assert_eq!(started.elapsed(), SOON);
+        assert_eq!(gate.queued(), 1, "left in the queue, skipped when reached");
+        drop(held);
+        assert_eq!(gate.held(), 0, "the place went to no one");
+        let again = gate.enter(Priority(0), deadline(SOON)).await;
+        assert!(again.is_some());
+        assert_eq!(gate.window().queued, 1, "the one that queued is counted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn raising_the_limit_lets_waiters_through_and_lowering_it_takes_nothing_back() {
+        let gate = Gate::new(1);
+        let first = gate.enter(Priority(0), deadline(SOON)).await.unwrap();
+        let waiting = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move {
+                gate.enter(Priority(0), deadline(Duration::from_secs(5)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        gate.set_limit(2);
+        let second = waiting
+            .await
+            .unwrap()
+            .expect("let through by the new limit");
+        assert_eq!(gate.held(), 2);
+        gate.set_limit(1);
+        assert_eq!(gate.held(), 2, "held leases finish");
+        drop(first);
+        assert!(
+            gate.enter(Priority(9), deadline(SOON)).await.is_none(),
+            "no new one while at or over the lowered limit"
+        );
+        drop(second);
+        assert!(gate.enter(Priority(0), deadline(SOON)).await.is_some());
     }
 }

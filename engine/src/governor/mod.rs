@@ -222,3 +222,111 @@ impl Governor {
         tracing::info!(limit, share = policy.share, %why, "lease limit changed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    fn governor(max: u32) -> Arc<Governor> {
+        Arc::new(Governor::new(GovernorSettings {
+            enabled: true,
+            headroom: Headroom::Slots(0),
+            max,
+            start: 1,
+            slow_wait: Duration::from_millis(500),
+        }))
+    }
+
+    /// `workers` tasks that each want a lease all the time, holding it 200 ms at a go.
+    fn steady_load(g: &Arc<Governor>, workers: usize, stop: &Arc<AtomicBool>) {
+        for _ in 0..workers {
+            let (g, stop) = (Arc::clone(g), Arc::clone(stop));
+            tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    if let Some(permit) = g.enter(Priority(1), deadline).await {
+                        g.pool_waited(Duration::from_millis(2));
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        drop(permit);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+        }
+    }
+
+    /// One window of paused time, then its end.
+    async fn window(g: &Governor) -> Change {
+        tokio::time::sleep(WINDOW).await;
+        g.end_window()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_load_is_met_within_thirty_windows_and_then_held() {
+        for workers in [1, 4, 9] {
+            let g = governor(20);
+            let stop = Arc::new(AtomicBool::new(false));
+            steady_load(&g, workers, &stop);
+            let mut met = None;
+            for w in 1..=30 {
+                window(&g).await;
+                if met.is_none() && g.limit() >= workers as u32 {
+                    met = Some(w);
+                }
+            }
+            assert!(met.is_some(), "{workers} workers: limit {}", g.limit());
+            let settled = g.limit();
+            assert!(
+                settled.abs_diff(workers as u32) <= 1,
+                "{workers} workers: settled at {settled}"
+            );
+            for _ in 0..30 {
+                assert_ne!(window(&g).await, Change::Shrank, "no oscillation");
+            }
+            assert!(g.limit().abs_diff(settled) <= 1, "held: {}", g.limit());
+            stop.store(true, Relaxed);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_halves_at_once_and_the_share_bounds_it() {
+        let g = governor(20);
+        let stop = Arc::new(AtomicBool::new(false));
+        steady_load(&g, 8, &stop);
+        for _ in 0..12 {
+            window(&g).await;
+        }
+        assert_eq!(g.limit(), 8);
+        g.trouble();
+        assert_eq!(g.limit(), 4, "at the refusal, not at the window's end");
+        assert!(g.view().reason.contains("refused"), "{}", g.view().reason);
+        // A share below the limit caps it at once; the floor is one.
+        let view = crate::server_view::PgServerView {
+            read_at: chrono::Utc::now(),
+            max_connections: 10,
+            reserved_connections: 3,
+            client_connections: 7,
+            by_state: vec![],
+            idle_in_transaction: 0,
+            holders: vec![crate::server_view::Holder {
+                application: "web".into(),
+                user: "web".into(),
+                connections: 7,
+            }],
+        };
+        assert_eq!(
+            g.set_budget(Budget::of(&view, Headroom::Slots(0), "me")),
+            Change::Shrank
+        );
+        assert_eq!((g.view().share, g.limit()), (1, 1));
+        for _ in 0..10 {
+            window(&g).await;
+            assert_eq!(g.limit(), 1, "never above the share");
+        }
+        stop.store(true, Relaxed);
+    }
+}
