@@ -162,18 +162,7 @@ pub mod ssr {
                 })
                 .collect(),
             tasks: engine.tasks().tasks().into_iter().map(task_row).collect(),
-            recommendations: engine
-                .recommendations()
-                .into_iter()
-                .map(|r| Advice {
-                    id: r.id,
-                    severity: r.severity,
-                    title: r.title,
-                    detail: r.detail,
-                    action: r.action,
-                    cleared_at_ms: r.cleared_at.map(|at| at.timestamp_millis()),
-                })
-                .collect(),
+            recommendations: advice(engine),
             audit: engine
                 .audit()
                 .recent(20)
@@ -215,6 +204,22 @@ pub mod ssr {
                 ),
             },
         }
+    }
+
+    /// The recommendations now, as the page shows them.
+    pub fn advice(engine: &Engine) -> Vec<Advice> {
+        engine
+            .recommendations()
+            .into_iter()
+            .map(|r| Advice {
+                id: r.id,
+                severity: r.severity,
+                title: r.title,
+                detail: r.detail,
+                action: r.action,
+                cleared_at_ms: r.cleared_at.map(|at| at.timestamp_millis()),
+            })
+            .collect()
     }
 
     fn task_row(task: TaskView) -> TaskRow {

@@ -23,16 +23,19 @@ use leptos_meta::HashedStylesheet;
 
 pub use monitor::BackgroundTaskMonitor;
 
-/// The HTML document around the app, rendered on the server.
+/// The HTML document around the app, rendered on the server, with the tab's title and icon
+/// for what needs attention now (the hydrated page keeps them current).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let attention = current_attention();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                {common_head(options.clone())}
+                {common_head(options.clone(), attention.icon())}
                 <HydrationScripts options/>
-                // Static: a `leptos_meta` <Title/> would bring its client-side code into the WASM.
-                <title>"Leasewatch"</title>
+                // Written here and by the page's own effect: a `leptos_meta` <Title/> would
+                // bring its client-side code into the WASM.
+                <title>{attention.title()}</title>
             </head>
             <body>
                 <App/>
@@ -41,12 +44,22 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// What needs attention now, from the engine the page is rendered with (on the server; the
+/// shell is never rendered in the browser).
+fn current_attention() -> markup::Attention {
+    #[cfg(feature = "ssr")]
+    if let Some(state) = use_context::<api::ssr::AppState>() {
+        return markup::Attention::of(&api::ssr::advice(&state.engine));
+    }
+    markup::Attention::default()
+}
+
 /// What every page's `<head>` starts with: charset, viewport, icon and the hashed stylesheet.
-fn common_head(options: LeptosOptions) -> impl IntoView {
+fn common_head(options: LeptosOptions, icon: &'static str) -> impl IntoView {
     view! {
         <meta charset="utf-8"/>
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
-        <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+        <link rel="icon" href=icon type="image/svg+xml"/>
         <HashedStylesheet options id="leptos"/>
     }
 }
@@ -57,7 +70,7 @@ pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                {common_head(options)}
+                {common_head(options, "/favicon.svg")}
                 <title>"Page not found · Leasewatch"</title>
             </head>
             <body>
@@ -71,13 +84,18 @@ pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The login page: the same head and stylesheet as the dashboard, a token form, and `error`
-/// (a fixed message of the server's) when the last attempt failed. No script.
-pub fn login_shell(options: LeptosOptions, error: Option<&'static str>) -> impl IntoView {
+/// (a fixed message of the server's) when the last attempt failed. `next`, a path on this
+/// site the server has already checked, is where a successful login goes. No script.
+pub fn login_shell(
+    options: LeptosOptions,
+    error: Option<&'static str>,
+    next: Option<String>,
+) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
-                {common_head(options)}
+                {common_head(options, "/favicon.svg")}
                 <title>"Log in · Leasewatch"</title>
             </head>
             <body>
@@ -85,6 +103,7 @@ pub fn login_shell(options: LeptosOptions, error: Option<&'static str>) -> impl 
                     <h1>"Leasewatch"</h1>
                     {error.map(|e| view! { <p class="banner error" role="alert">{e}</p> })}
                     <form method="post" action="/login">
+                        {next.map(|next| view! { <input type="hidden" name="next" value=next/> })}
                         <label for="token">"Access token"</label>
                         <input
                             id="token"

@@ -22,6 +22,37 @@ pub fn clock_utc(at_ms: i64) -> String {
     )
 }
 
+/// "YYYY-MM-DD HH:MM:SS UTC", the UTC date and time of an instant given in Unix milliseconds
+/// (what chrono's `format("%Y-%m-%d %H:%M:%S UTC")` gives for years 1 to 9999), for entries
+/// that outlive a day and a restart. Written out here, as [`clock_utc`] is, so the WASM
+/// needs no chrono.
+pub fn date_time_utc(at_ms: i64) -> String {
+    let (year, month, day) = civil_from_days(at_ms.div_euclid(1000).div_euclid(86_400));
+    format!("{year:04}-{month:02}-{day:02} {} UTC", clock_utc(at_ms))
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`: whole 400-year eras, then the year within the era counted from March,
+/// so the leap day falls last).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let shifted = days + 719_468; // from 0000-03-01
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    // Both are in range by construction (1..=31, 1..=12).
+    (year, month as u32, day as u32)
+}
+
 /// Everything the dashboard shows, read from in-process state (never from the database).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dashboard {
@@ -254,6 +285,37 @@ mod tests {
         ] {
             let at = DateTime::from_timestamp_millis(ms).unwrap();
             assert_eq!(clock_utc(ms), at.format("%H:%M:%S").to_string(), "{ms}");
+        }
+    }
+
+    #[test]
+    fn date_and_time_read_as_an_operator_would_write_them() {
+        assert_eq!(date_time_utc(0), "1970-01-01 00:00:00 UTC");
+        // 2026-12-02T14:03:07.250Z
+        assert_eq!(date_time_utc(1_796_220_187_250), "2026-12-02 14:03:07 UTC");
+        assert_eq!(date_time_utc(-1), "1969-12-31 23:59:59 UTC");
+        // Leap days: 2000 is a leap year, 1900 and 2100 are not.
+        assert_eq!(date_time_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(date_time_utc(-2_203_891_200_000), "1900-03-01 00:00:00 UTC");
+        assert_eq!(date_time_utc(4_107_542_400_000), "2100-03-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn date_and_time_agree_with_chrono() {
+        use chrono::DateTime;
+        let first = -62_135_596_800_000; // 0001-01-01T00:00:00Z
+        let last = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        // A prime step lands on every time of day, month and year length across the range,
+        // with the edges of each day and of the range added.
+        let sweep = (first..=last).step_by(7_776_000_013);
+        let edges = [first, last, -1, 0, 86_399_999, 86_400_000, 951_868_799_999];
+        for ms in sweep.chain(edges) {
+            let at = DateTime::from_timestamp_millis(ms).unwrap();
+            assert_eq!(
+                date_time_utc(ms),
+                at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                "{ms}"
+            );
         }
     }
 }

@@ -1,10 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { logIn } from './login';
-import { E2E_ENV, OPERATOR_TOKEN, VIEWER_TOKEN } from '../playwright.config';
+import { ExtraServer } from './servers';
+import { OPERATOR_TOKEN, VIEWER_TOKEN } from '../playwright.config';
 
 const status = '/api/admin/background-jobs/status';
 
@@ -26,11 +23,13 @@ test('a leaking task shows as a stale lease and as a recommendation', async ({ p
 test('cleanup shows its preview, then acts on confirmation', async ({ page }) => {
   await logIn(page);
   await expect(page.locator('table.leases tr.stale[data-task="leaky_report"]')).toBeVisible({ timeout: 30_000 });
-  await page.getByRole('button', { name: 'Cleanup…', exact: true }).click();
+  await page.locator('[data-control="cleanup"]').click();
   const preview = page.locator('[data-preview="cleanup"]');
-  await expect(preview).toContainText('Cleanup preview: this would revoke 1 lease held by leaky_report');
+  await expect(preview).toContainText('Cleanup preview: would revoke 1 lease held by leaky_report');
   await expect(page.locator('table.leases tr.stale')).toHaveCount(1); // nothing done yet
   await preview.getByRole('button', { name: 'Confirm cleanup' }).click();
+  // The result shows by the control panel, and is read out by the live region.
+  await expect(page.locator('.controls [data-feedback="ok"]')).toContainText('Cleanup: revoked 1 lease held by leaky_report');
   await expect(page.getByRole('status')).toContainText('Cleanup: revoked 1 lease held by leaky_report');
   await expect(preview).toHaveCount(0);
   await expect(page.locator('table.leases tr.stale')).toHaveCount(0);
@@ -40,15 +39,15 @@ test('cleanup shows its preview, then acts on confirmation', async ({ page }) =>
 
 test('emergency cleanup shows its preview, then acts on confirmation', async ({ page }) => {
   await logIn(page);
-  await page.getByRole('button', { name: 'Emergency cleanup…', exact: true }).click();
+  await page.locator('[data-control="emergency_cleanup"]').click();
   const preview = page.locator('[data-preview="emergency_cleanup"]');
-  await expect(preview).toContainText(/Emergency cleanup preview: this would revoke \d+ leases?/);
+  await expect(preview).toContainText(/Emergency cleanup preview: would revoke \d+ leases?/);
   await expect(preview).toContainText('would close');
   await preview.getByRole('button', { name: 'Cancel' }).click();
   await expect(preview).toHaveCount(0);
-  await page.getByRole('button', { name: 'Emergency cleanup…', exact: true }).click();
+  await page.locator('[data-control="emergency_cleanup"]').click();
   await page.locator('[data-preview="emergency_cleanup"]').getByRole('button', { name: 'Confirm emergency cleanup' }).click();
-  await expect(page.getByRole('status')).toContainText(/Emergency cleanup: revoked \d+ leases?/);
+  await expect(page.locator('.controls [data-feedback="ok"]')).toContainText(/Emergency cleanup: revoked \d+ leases?/);
 });
 
 test('a change made through the API appears within two polls', async ({ page, request }) => {
@@ -72,81 +71,57 @@ test('a change made through the API appears within two polls', async ({ page, re
 test('a viewer sees the controls disabled, with the reason', async ({ page }) => {
   await logIn(page, VIEWER_TOKEN);
   await expect(page.locator('[data-readonly]')).toContainText('Read-only');
-  for (const name of ['Start', 'Stop', 'Cleanup…', 'Emergency cleanup…']) {
-    await expect(page.getByRole('button', { name, exact: true })).toBeDisabled();
+  for (const control of ['start', 'stop', 'cleanup', 'emergency_cleanup']) {
+    await expect(page.locator(`[data-control="${control}"]`)).toBeDisabled();
   }
   await expect(page.getByRole('button', { name: 'Run health_check now' })).toBeDisabled();
 });
 
-test('stop and start change the scheduler state', async ({ page }) => {
+test('stop previews the runs it would cancel, then stops on confirmation, and start starts', async ({ page }) => {
   await logIn(page);
   const scheduler = page.locator('[data-scheduler]');
   await expect(scheduler).toHaveText('running');
+  // The leaky task holds its connection for a minute: a run in flight to name.
+  await expect(page.locator('table.leases tr[data-task="leaky_report"]')).toHaveCount(1, { timeout: 30_000 });
   await page.locator('[data-control="stop"]').click();
-  // A run in flight gets up to 10 s before it is cancelled.
-  await expect(scheduler).toHaveText('stopped', { timeout: 20_000 });
-  await expect(page.getByRole('status')).toContainText('Stop: scheduler stopped');
+  const preview = page.locator('[data-preview="stop"]');
+  await expect(preview).toContainText(
+    /^Stop preview: would stop the scheduler; \d+ run\(s\) in flight \((\w+ run \d+(, )?)+\) get 10 s to finish, then are cancelled/,
+  );
+  await expect(preview).toContainText('leaky_report run');
+  // Cancel changes nothing.
+  await preview.getByRole('button', { name: 'Cancel' }).click();
+  await expect(preview).toHaveCount(0);
+  await expect(scheduler).toHaveText('running');
+
+  await page.locator('[data-control="stop"]').click();
+  await page.locator('[data-preview="stop"]').getByRole('button', { name: 'Confirm stop' }).click();
+  // While runs in flight get their 10 s, the panel says it is working, then what happened.
+  const feedback = page.locator('.controls [data-feedback]');
+  await expect(feedback).toHaveText('Working…');
+  await expect(feedback).toHaveText(/^Stop: scheduler stopped: \d+ run\(s\) finished, [1-9]\d* cancelled at the deadline$/, { timeout: 20_000 });
+  await expect(feedback).toBeInViewport();
+  await expect(scheduler).toHaveText('stopped');
   await page.locator('[data-control="start"]').click();
   await expect(scheduler).toHaveText('running');
+  await expect(feedback).toHaveText(/^Start: /);
 });
 
 test.describe('a server that goes away and comes back', () => {
-  const port = 3218;
-  const base = `http://127.0.0.1:${port}`;
-  let dir: string;
-  let server: ChildProcess | undefined;
-
-  async function startServer() {
-    server = spawn('target/release/leasewatch', ['--demo'], {
-      cwd: '..',
-      env: {
-        ...process.env,
-        ...E2E_ENV,
-        BIND_ADDR: `127.0.0.1:${port}`,
-        DATABASE_URL: `sqlite://${join(dir, 'banner.db')}`,
-        LEASEWATCH_OPERATOR_TOKEN: OPERATOR_TOKEN,
-        RUST_LOG: 'warn',
-      },
-      stdio: 'ignore',
-    });
-    for (let i = 0; i < 100; i++) {
-      try {
-        if ((await fetch(`${base}/healthz`)).ok) return;
-      } catch {
-        // not up yet
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('the second server did not start within 10 s');
-  }
-
-  async function stopServer() {
-    if (!server) return;
-    const exited = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-    server = undefined;
-  }
-
-  test.beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'leasewatch-banner-'));
-  });
-  test.afterAll(async () => {
-    await stopServer();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const server = new ExtraServer(3218);
+  test.afterAll(() => server.remove());
 
   test('the banner shows while the server is down and clears when it is back', async ({ page }) => {
-    await startServer();
-    await logIn(page, OPERATOR_TOKEN, base);
+    await server.start();
+    await logIn(page, OPERATOR_TOKEN, server.base);
     const banner = page.locator('[data-banner="unreachable"]');
     await expect(banner).toHaveCount(0);
-    await stopServer();
+    await server.stop();
     await expect(banner).toBeVisible({ timeout: 5_000 });
     await expect(banner).toContainText('The server cannot be reached');
     // The last figures stay on screen.
     await expect(page.locator('[data-metric="total"] .value')).toHaveText(/^\d+$/);
-    await startServer();
+    await server.start();
     await expect(banner).toHaveCount(0, { timeout: 10_000 });
   });
 });

@@ -24,6 +24,10 @@ test('the server-rendered page hydrates and reacts to a click', async ({ page })
   await expect(asOf).toContainText(/updated \d+ s ago/);
   await expect(asOf).not.toHaveAttribute('data-taken-at', before!);
 
+  // Hydrated, the controls work and the note for pages without JavaScript is not shown.
+  await expect(page.locator('[data-control="cleanup"]')).toBeEnabled();
+  await expect(page.locator('.controls noscript')).toBeHidden();
+
   const row = page.locator('tr[data-task="health_check"]');
   await row.getByRole('button', { name: 'Pause health_check' }).click();
   await expect(row.locator('td[data-state]')).toHaveText('paused');
@@ -45,6 +49,22 @@ test.describe('without JavaScript', () => {
     // Demo mode starts the tasks at once: the first runs show in the task table.
     await expect(page.locator('tr[data-task="health_check"] .last-run')).toHaveAttribute('data-outcome', 'succeeded');
     await expect(page.locator('main.monitor')).toHaveAttribute('data-hydrated', 'false');
+  });
+
+  test('the controls say they need JavaScript and do not pretend to work', async ({ page }) => {
+    await logIn(page, OPERATOR_TOKEN, '', false);
+    for (const [control, name] of [['start', 'Start'], ['stop', 'Stop…'], ['cleanup', 'Cleanup…'], ['emergency_cleanup', 'Emergency cleanup…']]) {
+      await expect(page.locator(`[data-control="${control}"]`)).toHaveText(name);
+      await expect(page.locator(`[data-control="${control}"]`)).toBeDisabled();
+    }
+    await expect(page.getByRole('button', { name: 'Run health_check now' })).toBeDisabled();
+    await expect(page.getByRole('button', { name: 'Pause health_check' })).toBeDisabled();
+    const note = page.locator('.controls noscript');
+    await expect(note).toBeVisible();
+    // (Playwright's text matchers skip <noscript>: read its text directly.)
+    expect(await note.evaluate((el) => el.textContent)).toMatch(/^The controls need JavaScript/);
+    // Logging out is a plain form: it still works.
+    await expect(page.getByRole('button', { name: 'Log out' })).toBeEnabled();
   });
 });
 

@@ -1,5 +1,9 @@
-//! The control buttons' shared state, and the control panel: start, stop, the cleanups with
-//! their preview and confirmation.
+//! The control buttons' shared state, and the control panel: start, stop and the cleanups,
+//! each previewed first and taken only on confirmation.
+//!
+//! An action's preview and its result show where it was asked for ([`Place`]): by the panel,
+//! by the task's row, by the recommendation. One live region repeats the result for screen
+//! readers.
 
 use leptos::prelude::*;
 
@@ -8,16 +12,70 @@ use crate::{
     wire::{ActionName, ControlOutcome, Dashboard, Role},
 };
 
+/// Where an action was asked for: its preview and its result show there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Place {
+    /// The control panel.
+    Panel,
+    /// A task's row (run now, pause, resume), by task name.
+    Task(String),
+    /// A recommendation's button, by rule id.
+    Advice(String),
+}
+
+impl Place {
+    /// The button that asked for `action` here, to give focus back to (a CSS selector).
+    fn opener(&self, action: ActionName) -> String {
+        let quoted = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+        match self {
+            Place::Panel => format!(r#"[data-control="{}"]"#, action.as_str()),
+            // Pause and resume are one button that changes its label.
+            Place::Task(task) => format!(
+                r#"tr[data-task="{}"] [data-action="{}"]"#,
+                quoted(task),
+                match action {
+                    ActionName::Pause | ActionName::Resume => "pause_resume",
+                    other => other.as_str(),
+                }
+            ),
+            Place::Advice(id) => format!(r#"[data-recommendation="{}"] button"#, quoted(id)),
+        }
+    }
+}
+
+/// What came of the last action, shown where it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Notice {
+    pub(super) place: Place,
+    pub(super) ok: bool,
+    pub(super) text: String,
+}
+
 /// The state the control buttons share.
 #[derive(Clone, Copy)]
 pub(super) struct Controls {
     pub(super) act: ServerAction<Control>,
-    pub(super) preview: RwSignal<Option<ControlOutcome>>,
+    /// A preview waiting for confirmation, and where it was asked for.
+    pub(super) preview: RwSignal<Option<(Place, ControlOutcome)>>,
+    /// The last action's result.
+    pub(super) notice: RwSignal<Option<Notice>>,
+    /// Where the action under way (or last sent) was asked for, and which it was.
+    pub(super) at: RwSignal<Option<(Place, ActionName)>>,
     pub(super) data: Memo<Option<Dashboard>>,
+    /// Off until the page is hydrated: the server's HTML shows the buttons disabled, since
+    /// without the WASM they do nothing.
+    pub(super) hydrated: RwSignal<bool>,
 }
 
 impl Controls {
-    pub(super) fn send(self, action: ActionName, task: Option<String>, dry_run: Option<bool>) {
+    pub(super) fn send(
+        self,
+        place: Place,
+        action: ActionName,
+        task: Option<String>,
+        dry_run: Option<bool>,
+    ) {
+        self.at.set(Some((place, action)));
         self.act.dispatch(Control {
             action,
             task,
@@ -25,12 +83,12 @@ impl Controls {
         });
     }
 
-    /// Cleanups preview first; everything else acts at once.
-    pub(super) fn request(self, action: ActionName, task: Option<String>) {
+    /// Stop and the cleanups preview first; everything else acts at once.
+    pub(super) fn request(self, place: Place, action: ActionName, task: Option<String>) {
         if action.takes_dry_run() {
-            self.send(action, None, Some(true));
+            self.send(place, action, None, Some(true));
         } else {
-            self.send(action, task, None);
+            self.send(place, action, task, None);
         }
     }
 
@@ -39,10 +97,123 @@ impl Controls {
             .with(|d| d.as_ref().is_some_and(|d| d.role == Role::Operator))
     }
 
-    /// Why a button is off: not an operator, or an action under way.
+    /// Why a button is off: not hydrated yet, not an operator, or an action under way.
     pub(super) fn disabled(self) -> bool {
-        !self.is_operator() || self.act.pending().get()
+        !self.hydrated.get() || !self.is_operator() || self.act.pending().get()
     }
+
+    /// Closes the preview and gives focus back to the button that opened it.
+    pub(super) fn close_preview(self) {
+        if let Some((place, plan)) = self.preview.get_untracked() {
+            self.preview.set(None);
+            focus_later(place.opener(plan.action));
+        }
+    }
+
+    /// Gives focus back to the button that asked for `action` at `place` (once it is enabled
+    /// again).
+    pub(super) fn refocus(self, place: &Place, action: ActionName) {
+        focus_later(place.opener(action));
+    }
+
+    /// "Working…" while an action asked for here is under way, then what came of it.
+    pub(super) fn feedback(self, place: Place) -> impl IntoView {
+        let here = place.clone();
+        let working = move || {
+            self.act.pending().get()
+                && self
+                    .at
+                    .with(|at| at.as_ref().is_some_and(|(p, _)| *p == here))
+        };
+        let notice = move || {
+            self.notice
+                .get()
+                .filter(|n| n.place == place)
+                .map(|n| (n.ok, n.text))
+        };
+        move || {
+            if working() {
+                Some(
+                    view! { <p class="feedback busy" data-feedback="working">"Working…"</p> }
+                        .into_any(),
+                )
+            } else {
+                notice().map(|(ok, text)| {
+                    view! {
+                        <p class="feedback" data-feedback=if ok { "ok" } else { "error" }>{text}</p>
+                    }
+                    .into_any()
+                })
+            }
+        }
+    }
+
+    /// The preview asked for here, with Confirm and Cancel. Focus moves into it when it
+    /// opens; Escape or Cancel closes it and gives focus back to the button that opened it.
+    pub(super) fn preview_at(self, place: Place) -> impl IntoView {
+        move || {
+            let (_, plan) = self.preview.get().filter(|(p, _)| *p == place)?;
+            let action = plan.action;
+            let here = place.clone();
+            let confirm = format!("Confirm {}", label(action).to_ascii_lowercase());
+            let heading = NodeRef::<leptos::html::P>::new();
+            #[cfg(feature = "hydrate")]
+            Effect::new(move |_| {
+                if let Some(heading) = heading.get() {
+                    let _ = heading.focus();
+                }
+            });
+            Some(view! {
+                <div
+                    class="preview"
+                    role="group"
+                    aria-label=format!("{} preview", label(action))
+                    data-preview=action.as_str()
+                    on:keydown=move |ev| {
+                        if ev.key() == "Escape" {
+                            ev.prevent_default();
+                            self.close_preview();
+                        }
+                    }
+                >
+                    <p tabindex="-1" node_ref=heading>
+                        <strong>{label(action)} " preview: "</strong>
+                        {plan.message.clone()}
+                    </p>
+                    <button
+                        class="danger"
+                        on:click=move |_| {
+                            self.preview.set(None);
+                            self.send(here.clone(), action, None, Some(false));
+                        }
+                        disabled=move || self.disabled()
+                    >
+                        {confirm}
+                    </button>
+                    <button class="quiet" on:click=move |_| self.close_preview()>"Cancel"</button>
+                </div>
+            })
+        }
+    }
+}
+
+/// Focuses the element `selector` finds, after the next frame: a button disabled while an
+/// action was under way takes focus only once the page has enabled it again.
+fn focus_later(selector: String) {
+    #[cfg(feature = "hydrate")]
+    request_animation_frame(move || {
+        use web_sys::wasm_bindgen::JsCast;
+        if let Some(element) = document()
+            .query_selector(&selector)
+            .ok()
+            .flatten()
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = element.focus();
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = selector;
 }
 
 pub(super) fn label(action: ActionName) -> String {
@@ -60,12 +231,11 @@ pub(super) fn ControlPanel(controls: Controls) -> impl IntoView {
             .data
             .with(|d| d.as_ref().is_some_and(|d| d.scheduler_running))
     };
-    let busy = controls.act.pending();
     let button = move |action: ActionName, text: &'static str, off: fn(bool) -> bool| {
         view! {
             <button
                 data-control=action.as_str()
-                on:click=move |_| controls.request(action, None)
+                on:click=move |_| controls.request(Place::Panel, action, None)
                 disabled=move || controls.disabled() || off(running())
             >
                 {text}
@@ -77,29 +247,20 @@ pub(super) fn ControlPanel(controls: Controls) -> impl IntoView {
             <h2 id="controls-title">"Controls"</h2>
             <div class="buttons">
                 {button(ActionName::Start, "Start", |running| running)}
-                {button(ActionName::Stop, "Stop", |running| !running)}
+                {button(ActionName::Stop, "Stop…", |running| !running)}
                 {button(ActionName::Cleanup, "Cleanup…", |_| false)}
                 {button(ActionName::EmergencyCleanup, "Emergency cleanup…", |_| false)}
-                {move || busy.get().then(|| view! { <span class="busy">"Working…"</span> })}
             </div>
+            <noscript>
+                "The controls need JavaScript: with it off this page only shows the figures as they were when it loaded."
+            </noscript>
             {move || (!controls.is_operator()).then(|| view! {
                 <p class="note" data-readonly="true">
                     "Read-only: you are logged in as a viewer. Log in with the operator token to act."
                 </p>
             })}
-            {move || controls.preview.get().map(|plan| {
-                let action = plan.action;
-                let confirm = format!("Confirm {}", label(action).to_ascii_lowercase());
-                view! {
-                    <div class="preview" role="group" aria-label="Preview" data-preview=action.as_str()>
-                        <p><strong>{label(action)} " preview: "</strong> {format!("this {}.", plan.message)}</p>
-                        <button class="danger" on:click=move |_| controls.send(action, None, Some(false)) disabled=move || controls.disabled()>
-                            {confirm}
-                        </button>
-                        <button class="quiet" on:click=move |_| controls.preview.set(None)>"Cancel"</button>
-                    </div>
-                }
-            })}
+            {controls.preview_at(Place::Panel)}
+            {controls.feedback(Place::Panel)}
         </section>
     }
 }
@@ -112,5 +273,21 @@ mod tests {
     fn action_labels_read_as_words() {
         assert_eq!(label(ActionName::EmergencyCleanup), "Emergency cleanup");
         assert_eq!(label(ActionName::RunNow), "Run now");
+    }
+
+    #[test]
+    fn openers_are_found_where_the_action_was_asked_for() {
+        assert_eq!(
+            Place::Panel.opener(ActionName::Stop),
+            r#"[data-control="stop"]"#
+        );
+        assert_eq!(
+            Place::Advice(r#"stale_lease:a"b"#.to_owned()).opener(ActionName::Cleanup),
+            r#"[data-recommendation="stale_lease:a\"b"] button"#
+        );
+        assert_eq!(
+            Place::Task("health_check".to_owned()).opener(ActionName::Pause),
+            r#"tr[data-task="health_check"] [data-action="pause_resume"]"#
+        );
     }
 }

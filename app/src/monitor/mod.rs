@@ -16,9 +16,9 @@ mod tables;
 use crate::{
     api::{Control, get_dashboard},
     charts, markup,
-    wire::{ControlOutcome, Dashboard},
+    wire::{Advice, Dashboard, clock_utc},
 };
-use controls::{ControlPanel, Controls, label};
+use controls::{ControlPanel, Controls, Notice, Place, label};
 use read::{field, markup_from};
 use tables::{AuctionTable, AuditTable, LeaseTable, TaskTable};
 
@@ -37,31 +37,59 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
         },
     );
     let error = move || match dashboard.get() {
-        Some(Err(err)) => Some(err.to_string()),
+        Some(Err(err)) => Some(err),
         _ => None,
     };
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     let now_ms = client_clock();
     poll_while_visible(polls, data);
+    show_attention_in_tab(data);
 
     let act = ServerAction::<Control>::new();
-    let preview = RwSignal::new(None::<ControlOutcome>);
-    let notice = RwSignal::new(None::<(bool, String)>);
-    Effect::new(move |_| match act.value().get() {
-        Some(Ok(outcome)) if outcome.dry_run => preview.set(Some(outcome)),
-        Some(Ok(outcome)) => {
-            preview.set(None);
-            notice.set(Some((
-                true,
-                format!("{}: {}", label(outcome.action), outcome.message),
-            )));
-            polls.update(|n| *n += 1);
+    let controls = Controls {
+        act,
+        preview: RwSignal::new(None),
+        notice: RwSignal::new(None),
+        at: RwSignal::new(None),
+        data,
+        hydrated,
+    };
+    Effect::new(move |_| {
+        let Some(result) = act.value().get() else {
+            return;
+        };
+        let Some((place, action)) = controls.at.get_untracked() else {
+            return;
+        };
+        match result {
+            Ok(outcome) if outcome.dry_run => controls.preview.set(Some((place, outcome))),
+            Ok(outcome) => {
+                controls.refocus(&place, action);
+                controls.notice.set(Some(Notice {
+                    place,
+                    ok: true,
+                    text: format!("{}: {}", label(outcome.action), outcome.message),
+                }));
+                polls.update(|n| *n += 1);
+            }
+            Err(err) if session_ended(&err) => to_login(),
+            Err(err) => {
+                controls.refocus(&place, action);
+                controls.notice.set(Some(Notice {
+                    place,
+                    ok: false,
+                    text: format!("{}: {}", label(action), refusal(&err)),
+                }));
+            }
         }
-        Some(Err(err)) => notice.set(Some((false, err.to_string()))),
-        None => {}
     });
-    let controls = Controls { act, preview, data };
+    // A poll refused for want of a session: the session ended, the server is fine.
+    Effect::new(move |_| {
+        if error().is_some_and(|err| session_ended(&err)) {
+            to_login();
+        }
+    });
 
     view! {
         <main class="monitor" data-hydrated=move || hydrated.get().to_string()>
@@ -72,30 +100,44 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                     <button type="submit" class="quiet">"Log out"</button>
                 </form>
             </header>
-            <p class="notice" aria-live="polite" role="status" data-notice=move || notice.get().map(|(ok, _)| if ok { "ok" } else { "error" })>
-                {move || notice.get().map(|(_, text)| text)}
+            // Screen readers hear each action's result here; sighted users see it where they
+            // acted.
+            <p class="sr-only" aria-live="polite" role="status">
+                {move || controls.notice.get().map(|n| n.text)}
             </p>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || {
                     error()
                         .map(|err| {
-                            view! {
-                                <div class="banner error" role="alert" data-banner="unreachable">
-                                    <strong>"The server cannot be reached."</strong>
-                                    " The figures below are the last received; this page keeps trying. ("
-                                    {err}
-                                    ")"
-                                </div>
+                            if session_ended(&err) {
+                                view! {
+                                    <div class="banner" role="alert" data-banner="session">
+                                        <strong>"Your session has ended."</strong>
+                                        " Taking you to the login page…"
+                                    </div>
+                                }
+                                .into_any()
+                            } else {
+                                view! {
+                                    <div class="banner error" role="alert" data-banner="unreachable">
+                                        <strong>"The server cannot be reached."</strong>
+                                        " The figures below are the last received; this page keeps trying. ("
+                                        {err.to_string()}
+                                        ")"
+                                    </div>
+                                }
+                                .into_any()
                             }
                         })
                 }}
+                {section(view! { <Summary data/> })}
                 {section(view! { <StatusLine data now_ms/> })}
                 {section(view! { <Recommendations data controls/> })}
                 {section(view! { <Cards data/> })}
                 {section(view! { <ControlPanel controls/> })}
                 {section(view! { <Charts data/> })}
                 {section(view! { <LeaseTable data/> })}
-                {section(view! { <TaskTable data controls/> })}
+                {section(view! { <TaskTable data controls now_ms/> })}
                 <div class="columns">
                     {section(view! { <AuctionTable data/> })}
                     {section(view! { <AuditTable data/> })}
@@ -103,6 +145,63 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
             </Transition>
         </main>
     }
+}
+
+/// Whether a server function was refused for want of a session (401). The server answers
+/// those with the API's JSON error, which the server-function client cannot decode: it
+/// reports it as a deserialisation error quoting the body, code and all.
+fn session_ended(err: &ServerFnError) -> bool {
+    matches!(err, ServerFnError::Deserialization(body) if body.contains("unauthenticated"))
+}
+
+/// A refusal's own words, without the server-function error's prefix.
+fn refusal(err: &ServerFnError) -> String {
+    match err {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Goes to the login page, which brings the browser back here once logged in.
+fn to_login() {
+    #[cfg(feature = "hydrate")]
+    {
+        let location = window().location();
+        let here = [location.pathname(), location.search(), location.hash()]
+            .into_iter()
+            .map(|part| part.unwrap_or_default())
+            .collect::<String>();
+        let next = String::from(js_sys::encode_uri_component(&here));
+        let _ = location.assign(&format!("/login?next={next}"));
+    }
+}
+
+/// The tab's title and icon follow the worst severity that holds (hydrated pages; the server
+/// renders the page with both already right for its data).
+fn show_attention_in_tab(data: Memo<Option<Dashboard>>) {
+    #[cfg(feature = "hydrate")]
+    {
+        let tab = Memo::new(move |_| {
+            data.with(|d| {
+                d.as_ref().map(|d| {
+                    let attention = markup::Attention::of(&d.recommendations);
+                    (attention.title(), attention.icon())
+                })
+            })
+        });
+        Effect::new(move |_| {
+            let Some((title, icon)) = tab.get() else {
+                return;
+            };
+            let document = document();
+            document.set_title(&title);
+            if let Ok(Some(link)) = document.query_selector(r#"link[rel="icon"]"#) {
+                let _ = link.set_attribute("href", icon);
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = data;
 }
 
 /// JSON for the dashboard resource's data, sent in the page for hydration. Leptos's default
@@ -157,36 +256,81 @@ fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) ->
     }
 }
 
+/// What needs attention, worst first, in a line.
+#[component]
+fn Summary(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    view! {
+        <p
+            class="summary"
+            data-summary=""
+            inner_html=move || markup_from(data, |d| markup::summary(&d.recommendations))
+        ></p>
+    }
+}
+
 #[component]
 fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+    // A result for a recommendation that has gone since shows at the top of the list.
+    let orphan = move || {
+        controls.notice.get().filter(|n| match &n.place {
+            Place::Advice(id) => !data.with(|d| {
+                d.as_ref()
+                    .is_some_and(|d| d.recommendations.iter().any(|r| r.id == *id))
+            }),
+            _ => false,
+        })
+    };
     view! {
         <section aria-labelledby="advice-title" class="advice">
             <h2 id="advice-title">"Recommendations"</h2>
+            {move || orphan().map(|n| view! {
+                <p class="feedback" data-feedback=if n.ok { "ok" } else { "error" }>{n.text}</p>
+            })}
             <ul>
                 <For
                     each=move || data.with(|d| d.as_ref().map(|d| d.recommendations.clone()).unwrap_or_default())
-                    key=|r| (r.id.clone(), r.detail.clone())
+                    key=|r| (r.id.clone(), r.detail.clone(), r.severity, r.cleared_at_ms)
                     let:advice
                 >
-                    <li class=format!("severity {}", advice.severity) data-recommendation=advice.id.clone()>
-                        <span class="badge">{advice.severity.as_str().to_ascii_uppercase()}</span>
-                        <strong>{advice.title.clone()}</strong>
-                        <p>{advice.detail.clone()}</p>
-                        {advice.action.map(|action| {
-                            let text = label(action);
-                            view! {
-                                <button
-                                    on:click=move |_| controls.request(action, None)
-                                    disabled=move || controls.disabled()
-                                >
-                                    {text}
-                                </button>
-                            }
-                        })}
-                    </li>
+                    <AdviceItem advice controls/>
                 </For>
             </ul>
         </section>
+    }
+}
+
+/// One recommendation: while its condition holds, with the action that helps; once cleared
+/// (kept for the clear-hold), subdued, with when it cleared and its last numbers.
+#[component]
+fn AdviceItem(advice: Advice, controls: Controls) -> impl IntoView {
+    let place = Place::Advice(advice.id.clone());
+    let cleared = advice.cleared_at_ms;
+    let class = format!(
+        "severity {}{}",
+        advice.severity,
+        if cleared.is_some() { " clearing" } else { "" }
+    );
+    view! {
+        <li class=class data-recommendation=advice.id.clone() data-cleared-at=cleared.map(|at| at.to_string())>
+            <span class="badge">{advice.severity.as_str().to_ascii_uppercase()}</span>
+            <strong>{advice.title.clone()}</strong>
+            {cleared.map(|at| view! { <span class="cleared">" · cleared at " {clock_utc(at)} " UTC"</span> })}
+            <p>{cleared.map(|_| "Last seen: ")} {advice.detail.clone()}</p>
+            {advice.action.map(|action| {
+                let place = place.clone();
+                view! {
+                    <button
+                        on:click=move |_| controls.request(place.clone(), action, None)
+                        disabled=move || cleared.is_some() || controls.disabled()
+                        title=cleared.map(|_| "No longer needed: the condition has cleared")
+                    >
+                        {label(action)}{action.takes_dry_run().then_some("…")}
+                    </button>
+                }
+            })}
+            {controls.preview_at(place.clone())}
+            {controls.feedback(place)}
+        </li>
     }
 }
 

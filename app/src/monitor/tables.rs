@@ -3,12 +3,12 @@
 use leptos::prelude::*;
 
 use super::{
-    controls::Controls,
+    controls::{Controls, Place},
     read::{field, markup_from},
 };
 use crate::{
     markup,
-    wire::{ActionName, Dashboard, TaskStatus, clock_utc},
+    wire::{ActionName, Dashboard, Retry, TaskStatus, clock_utc},
 };
 
 #[component]
@@ -35,7 +35,11 @@ pub(super) fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
 }
 
 #[component]
-pub(super) fn TaskTable(data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+pub(super) fn TaskTable(
+    data: Memo<Option<Dashboard>>,
+    controls: Controls,
+    now_ms: ReadSignal<Option<f64>>,
+) -> impl IntoView {
     view! {
         <section aria-labelledby="tasks-title">
             <h2 id="tasks-title">"Tasks"</h2>
@@ -58,7 +62,7 @@ pub(super) fn TaskTable(data: Memo<Option<Dashboard>>, controls: Controls) -> im
                         key=|name| name.clone()
                         let:name
                     >
-                        <TaskLine name data controls/>
+                        <TaskLine name data controls now_ms/>
                     </For>
                 </tbody>
             </table>
@@ -66,9 +70,16 @@ pub(super) fn TaskTable(data: Memo<Option<Dashboard>>, controls: Controls) -> im
     }
 }
 
-/// One task row; its cells follow the data, its buttons stay put across polls.
+/// One task row; its cells follow the data, its buttons stay put across polls. On a narrow
+/// screen the row is a card: each cell on a line of its own, labelled (`data-label`), the
+/// buttons last.
 #[component]
-fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> impl IntoView {
+fn TaskLine(
+    name: String,
+    data: Memo<Option<Dashboard>>,
+    controls: Controls,
+    now_ms: ReadSignal<Option<f64>>,
+) -> impl IntoView {
     let key = name.clone();
     let task = Memo::new(move |_| {
         data.with(|d| {
@@ -76,44 +87,84 @@ fn TaskLine(name: String, data: Memo<Option<Dashboard>>, controls: Controls) -> 
                 .and_then(|d| d.tasks.iter().find(|t| t.task == key).cloned())
         })
     });
+    // The server's clock until the browser's is known, so both render the same.
+    let now = move || {
+        now_ms
+            .get()
+            .map(|ms| ms as i64)
+            .or_else(|| data.with(|d| d.as_ref().map(|d| d.taken_at_ms)))
+            .unwrap_or_default()
+    };
+    let retry = move || task.get().and_then(|t| t.retry);
     let paused = move || task.get().is_some_and(|t| t.paused);
     let (run_name, pause_name) = (name.clone(), name.clone());
+    let place = Place::Task(name.clone());
     view! {
         <tr data-task=name.clone()>
             <th scope="row">{name.clone()}</th>
-            <td>{move || task.get().map(|t| human_interval(t.every_secs))}</td>
-            <td data-state=move || task.get().map(|t| t.state.as_str())>{move || task.get().map(|t| t.state.as_str())}</td>
-            <td>{move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}</td>
-            <td class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome).map(|o| o.as_str())>
+            <td data-label="Every">{move || task.get().map(|t| human_interval(t.every_secs))}</td>
+            <td data-label="State" data-state=move || task.get().map(|t| t.state.as_str())>{move || task.get().map(|t| t.state.as_str())}</td>
+            <td data-label="Next run">{move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}</td>
+            <td data-label="Last run" class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome).map(|o| o.as_str())>
                 {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
                     (Some(at), Some(outcome)) => format!("{} {outcome}", clock_utc(at)),
                     _ => "not yet".to_owned(),
                 })}
                 <span class="detail">{move || task.get().and_then(|t| t.last_detail)}</span>
+                {move || retry().map(|r| view! {
+                    <span class="retry" data-retry=r.run_id>
+                        {retry_line(&r, now())}
+                        <span class="detail">"Last error: " {r.error}</span>
+                    </span>
+                })}
             </td>
-            <td class="num">{move || task.get().and_then(|t| t.last_duration_ms).map(|ms| format!("{:.1} s", ms as f64 / 1000.0))}</td>
-            <td class="num">{move || task.get().and_then(|t| t.last_attempts)}</td>
+            <td data-label="Took" class="num">{move || task.get().and_then(|t| t.last_duration_ms).map(|ms| format!("{:.1} s", ms as f64 / 1000.0))}</td>
+            <td data-label="Attempts" class="num">{move || task.get().and_then(|t| t.last_attempts)}</td>
             <td class="row-actions">
-                <button
-                    aria-label=format!("Run {name} now")
-                    on:click=move |_| controls.request(ActionName::RunNow, Some(run_name.clone()))
-                    disabled=move || controls.disabled() || task.get().is_some_and(|t| matches!(t.state, TaskStatus::Running | TaskStatus::Backoff))
-                >
-                    "Run now"
-                </button>
-                <button
-                    aria-label=move || format!("{} {}", if paused() { "Resume" } else { "Pause" }, pause_name)
-                    on:click={
-                        let name = name.clone();
-                        move |_| controls.request(if paused() { ActionName::Resume } else { ActionName::Pause }, Some(name.clone()))
-                    }
-                    disabled=move || controls.disabled()
-                >
-                    {move || if paused() { "Resume" } else { "Pause" }}
-                </button>
+                <div class="buttons">
+                    <button
+                        data-action="run_now"
+                        aria-label=format!("Run {name} now")
+                        on:click={
+                            let place = place.clone();
+                            move |_| controls.request(place.clone(), ActionName::RunNow, Some(run_name.clone()))
+                        }
+                        disabled=move || controls.disabled() || task.get().is_some_and(|t| matches!(t.state, TaskStatus::Running | TaskStatus::Backoff))
+                    >
+                        "Run now"
+                    </button>
+                    <button
+                        data-action="pause_resume"
+                        aria-label=move || format!("{} {}", if paused() { "Resume" } else { "Pause" }, pause_name)
+                        on:click={
+                            let (name, place) = (name.clone(), place.clone());
+                            move |_| controls.request(place.clone(), if paused() { ActionName::Resume } else { ActionName::Pause }, Some(name.clone()))
+                        }
+                        disabled=move || controls.disabled()
+                    >
+                        {move || if paused() { "Resume" } else { "Pause" }}
+                    </button>
+                </div>
+                {controls.feedback(place.clone())}
             </td>
         </tr>
     }
+}
+
+/// "attempt 3 of 4, next try at 14:03:07 (in 5 s)": a run in backoff, as of `now_ms`.
+fn retry_line(retry: &Retry, now_ms: i64) -> String {
+    let left_ms = retry.at_ms - now_ms;
+    let when = if left_ms > 0 {
+        format!("in {} s", (left_ms + 999) / 1000)
+    } else {
+        "due now".to_owned()
+    };
+    format!(
+        "Retrying: attempt {} of {}, next try at {} ({when})",
+        retry.next_attempt,
+        retry.max_attempts,
+        clock_utc(retry.at_ms)
+    )
 }
 
 #[component]
@@ -174,6 +225,25 @@ fn human_interval(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_says_which_attempt_comes_when() {
+        let retry = Retry {
+            run_id: 12,
+            next_attempt: 3,
+            max_attempts: 4,
+            at_ms: 1_796_220_187_000, // 14:03:07 UTC
+            error: "lease revoked".to_owned(),
+        };
+        assert_eq!(
+            retry_line(&retry, 1_796_220_182_500),
+            "Retrying: attempt 3 of 4, next try at 14:03:07 (in 5 s)"
+        );
+        assert_eq!(
+            retry_line(&retry, 1_796_220_187_000),
+            "Retrying: attempt 3 of 4, next try at 14:03:07 (due now)"
+        );
+    }
 
     #[test]
     fn intervals_read_as_an_operator_would_say_them() {

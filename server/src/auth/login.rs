@@ -2,6 +2,9 @@
 //! login link (`/login?code=…`) that expires, so the generated operator token itself never
 //! travels in a URL. Both login and logout must come from this site (no login CSRF), and
 //! wrong tokens or codes count toward the client's lockout.
+//!
+//! A login returns to the page that sent the browser here (`next`, e.g. the dashboard whose
+//! session ended), but only to a path on this site ([`safe_next`]): never an open redirect.
 
 use std::sync::Arc;
 
@@ -16,16 +19,54 @@ use serde::Deserialize;
 
 use super::{Auth, Sessions, client_ip, cross_origin};
 
-/// `GET /login?code=...` (the start-up link).
+/// Longest `next` accepted, in bytes: a path on this site, not a payload.
+pub(crate) const MAX_NEXT: usize = 512;
+
+/// `next` when it is a path on this site, else `None` (the login then goes to the dashboard).
+///
+/// Accepted: one leading `/` followed by anything but a second `/` or a `\` (browsers read
+/// `//host` and `/\host` as another site), no backslash, control character or space
+/// anywhere, at most [`MAX_NEXT`] bytes, and resolving against this site to this site. The
+/// login pages themselves are refused, so a login never lands on a form again.
+pub(crate) fn safe_next(next: &str) -> Option<&str> {
+    let base = url::Url::parse("http://site.invalid/").expect("a valid URL");
+    let valid = next.len() <= MAX_NEXT
+        && next.starts_with('/')
+        && !next.starts_with("//")
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+        && base
+            .join(next)
+            .is_ok_and(|url| url.origin() == base.origin())
+        && !matches!(next.split(['?', '#']).next(), Some("/login" | "/logout"));
+    valid.then_some(next)
+}
+
+/// `/login?next=…` for a page the browser asked for without a session (`path_and_query`);
+/// plain `/login` for the dashboard itself, where a login goes anyway.
+pub(crate) fn login_location(path_and_query: &str) -> String {
+    match safe_next(path_and_query) {
+        Some(next) if next != "/" => {
+            let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            format!("/login?next={encoded}")
+        }
+        _ => "/login".to_owned(),
+    }
+}
+
+/// `GET /login?code=...` (the start-up link), `GET /login?next=...` (where to go after).
 #[derive(Deserialize)]
 pub struct LoginQuery {
     code: Option<String>,
+    next: Option<String>,
 }
 
 /// `POST /login` form.
 #[derive(Deserialize)]
 pub struct LoginForm {
     token: String,
+    next: Option<String>,
 }
 
 /// Shows the login form, or logs the operator in with a start-up link's code.
@@ -34,18 +75,20 @@ pub async fn login_page(
     Query(query): Query<LoginQuery>,
     request: Request,
 ) -> Response {
+    let next = query.next.as_deref().and_then(safe_next);
     let Some(code) = query.code else {
-        return login_form(&auth, None, StatusCode::OK);
+        return login_form(&auth, None, next, StatusCode::OK);
     };
     let redeemed = auth.check_credential(client_ip(&request), || {
         auth.links.redeem(&code).then_some(Role::Operator)
     });
     match redeemed {
         Err(locked) => locked.into_response(),
-        Ok(Some(role)) => start_session(&auth, role),
+        Ok(Some(role)) => start_session(&auth, role, next),
         Ok(None) => login_form(
             &auth,
             Some("That login link was used already or has expired. Log in with the token."),
+            next,
             StatusCode::UNAUTHORIZED,
         ),
     }
@@ -63,16 +106,19 @@ pub async fn login_submit(State(auth): State<Arc<Auth>>, request: Request) -> Re
         return login_form(
             &auth,
             Some("Send the token in the form."),
+            None,
             StatusCode::BAD_REQUEST,
         );
     };
-    let LoginForm { token } = form;
+    let LoginForm { token, next } = form;
+    let next = next.as_deref().and_then(safe_next);
     match auth.role_of_token(token.trim(), client) {
         Err(locked) => locked.into_response(),
-        Ok(Some(role)) => start_session(&auth, role),
+        Ok(Some(role)) => start_session(&auth, role, next),
         Ok(None) => login_form(
             &auth,
             Some("That token is not valid."),
+            next,
             StatusCode::UNAUTHORIZED,
         ),
     }
@@ -93,6 +139,7 @@ pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Respon
             login_page_html(
                 &auth,
                 Some("Logout could not be saved (the database is unreachable). Try again."),
+                None,
             ),
         )
             .into_response();
@@ -100,25 +147,93 @@ pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Respon
     (Sessions::cleared(), Redirect::to("/login")).into_response()
 }
 
-fn start_session(auth: &Auth, role: Role) -> Response {
+/// Logs `role` in and sends the browser on to `next` (checked by [`safe_next`]) or the
+/// dashboard.
+fn start_session(auth: &Auth, role: Role, next: Option<&str>) -> Response {
     match auth.sessions.start(role, auth.site.secure()) {
         Some(jar) => {
             tracing::info!(role = role.as_str(), "logged in");
-            (jar, Redirect::to("/")).into_response()
+            (jar, Redirect::to(next.unwrap_or("/"))).into_response()
         }
         None => login_form(
             auth,
             Some("That role has no token."),
+            next,
             StatusCode::UNAUTHORIZED,
         ),
     }
 }
 
-fn login_form(auth: &Auth, error: Option<&'static str>, status: StatusCode) -> Response {
-    (status, login_page_html(auth, error)).into_response()
+fn login_form(
+    auth: &Auth,
+    error: Option<&'static str>,
+    next: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    (status, login_page_html(auth, error, next)).into_response()
 }
 
-fn login_page_html(auth: &Auth, error: Option<&'static str>) -> Html<String> {
-    let page = leasewatch_app::login_shell(auth.site_options.clone(), error);
+fn login_page_html(auth: &Auth, error: Option<&'static str>, next: Option<&str>) -> Html<String> {
+    let page =
+        leasewatch_app::login_shell(auth.site_options.clone(), error, next.map(str::to_owned));
     Html(leptos::prelude::RenderHtml::to_html(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_accepts_paths_on_this_site() {
+        for ok in [
+            "/",
+            "/?tab=tasks",
+            "/#tasks",
+            "/pkg/x.css",
+            "/a/b?c=%2F%2Fd",
+        ] {
+            assert_eq!(safe_next(ok), Some(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn next_refuses_anything_that_could_leave_the_site() {
+        let long = format!("/{}", "a".repeat(MAX_NEXT));
+        let hostile = [
+            "//evil.example",
+            "//evil.example/",
+            "///evil.example",
+            "https://evil.example",
+            "http://evil.example/",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            " /",
+            "/\t/evil.example",
+            "/\n//evil.example",
+            "/ //evil.example",
+            "/login",
+            "/login?next=//evil.example",
+            "/logout",
+            long.as_str(),
+        ];
+        for bad in hostile {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(&long[..MAX_NEXT]), Some(&long[..MAX_NEXT]));
+    }
+
+    #[test]
+    fn a_page_asked_for_without_a_session_comes_back_after_login() {
+        assert_eq!(login_location("/"), "/login");
+        assert_eq!(
+            login_location("/?a=1&b=2"),
+            "/login?next=%2F%3Fa%3D1%26b%3D2"
+        );
+        assert_eq!(login_location("//evil.example"), "/login");
+        assert_eq!(login_location("/\\evil.example"), "/login");
+    }
 }

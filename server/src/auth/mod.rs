@@ -222,13 +222,19 @@ pub(crate) fn client_ip(request: &Request) -> IpAddr {
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/login" | "/logout" | "/healthz" | "/readyz" | "/favicon.svg"
+        "/login"
+            | "/logout"
+            | "/healthz"
+            | "/readyz"
+            | "/favicon.svg"
+            | "/favicon-warning.svg"
+            | "/favicon-critical.svg"
     ) || path.starts_with("/pkg/")
 }
 
 /// The middleware: public paths pass; everything else needs a caller. Unauthenticated API
-/// calls get 401, pages a redirect to the login page. Cookie-authenticated state changes must
-/// be same-origin (403 otherwise).
+/// calls get 401, pages a redirect to the login page, which comes back to them after login.
+/// Cookie-authenticated state changes must be same-origin (403 otherwise).
 pub(crate) async fn authenticate(
     State(auth): State<Arc<Auth>>,
     mut request: Request,
@@ -251,7 +257,8 @@ pub(crate) async fn authenticate(
             )
             .into_response();
         }
-        return Redirect::to("/login").into_response();
+        let asked = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        return Redirect::to(&login::login_location(asked)).into_response();
     };
     let changes_state = !matches!(
         *request.method(),
