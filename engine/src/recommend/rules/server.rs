@@ -124,13 +124,11 @@ pub(super) fn slow_database(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding>
         .collect()
 }
 
-/// The governor holds this instance below `DB_MAX_CONNECTIONS`: what it decided and why, as
-/// information; a warning when runs were skipped because the limit stayed full.
+/// The server's budget holds this instance below `DB_MAX_CONNECTIONS`: what the governor
+/// decided and why, as information; a warning when runs were skipped because the limit stayed
+/// full. (Its limit below the share is normal: it grows with demand.)
 pub(super) fn governor(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
     let g = inputs.governor;
-    if !g.enabled || g.limit >= inputs.snapshot.max {
-        return Vec::new();
-    }
     let skipped: Vec<String> = inputs
         .tasks
         .iter()
@@ -146,6 +144,9 @@ pub(super) fn governor(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
             .then(|| format!("{} run {}", task.name, last.run_id))
         })
         .collect();
+    if !g.enabled || (g.share >= inputs.snapshot.max && skipped.is_empty()) {
+        return Vec::new();
+    }
     let budget = g
         .budget
         .as_ref()
@@ -153,7 +154,10 @@ pub(super) fn governor(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
     let (severity, title, advice) = if skipped.is_empty() {
         (
             Severity::Info,
-            format!("The governor holds this instance to {} leases", g.limit),
+            format!(
+                "The server's budget holds this instance to {} connections",
+                g.share
+            ),
             String::new(),
         )
     } else {
@@ -171,8 +175,8 @@ pub(super) fn governor(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
         severity,
         title,
         format!(
-            "limit {} of DB_MAX_CONNECTIONS {}; {budget}. Last change: {}.{advice}",
-            g.limit, inputs.snapshot.max, g.reason
+            "share {} of DB_MAX_CONNECTIONS {}, limit now {}; {budget}. Last change: {}.{advice}",
+            g.share, inputs.snapshot.max, g.limit, g.reason
         ),
         None,
     )]
@@ -236,19 +240,23 @@ mod tests {
         let mut w = World::new();
         w.server = server(5, 10, 0);
         w.governor.enabled = true;
+        w.governor.limit = 3;
         assert_eq!(
             w.ids(),
             ["all_clear"],
-            "at the pool's max: nothing to say, nor to warn of"
+            "a limit grown only as far as the demand is nothing to report"
         );
-        w.governor.limit = 4;
-        w.governor.reason = "limit 4 of share 4: the server refused".into();
+        w.governor.share = 4;
+        w.governor.reason = "limit 3 of share 4: the server refused".into();
         let f = w.one("governor");
         assert_eq!(f.severity, Severity::Info);
-        assert_eq!(f.title, "The governor holds this instance to 4 leases");
+        assert_eq!(
+            f.title,
+            "The server's budget holds this instance to 4 connections"
+        );
         assert!(
             f.detail.starts_with(
-                "limit 4 of DB_MAX_CONNECTIONS 20; the server is not read yet. Last change: limit 4 of share 4: the server refused."
+                "share 4 of DB_MAX_CONNECTIONS 20, limit now 3; the server is not read yet. Last change: limit 3 of share 4: the server refused."
             ),
             "{}",
             f.detail
@@ -260,6 +268,7 @@ mod tests {
             cause: SkipCause::OverLimit,
         };
         w.tasks = vec![task("auction_monitor", 1800, vec![(skipped, 1, 0)])];
+        w.governor.share = 20;
         let f = w.one("governor");
         assert_eq!(f.severity, Severity::Warning);
         assert!(
