@@ -430,6 +430,37 @@ impl RunMark {
     }
 }
 
+/// A task's runs and overlap skips within the span, oldest first, so the tab order follows the
+/// time axis. Both lists come newest first: merged, not sorted (a sort's code would weigh more
+/// in the WASM).
+fn marks_of(task: &TaskRow, now_ms: i64) -> Vec<(i64, RunMark)> {
+    let mut runs = task
+        .runs
+        .iter()
+        .rev()
+        .map(|r| (r.at_ms, RunMark::Run(r.outcome)))
+        .peekable();
+    let mut skips = task
+        .overlap_skips_ms
+        .iter()
+        .rev()
+        .map(|at| (*at, RunMark::OverlapSkip))
+        .peekable();
+    let mut marks = Vec::new();
+    loop {
+        let next = match (runs.peek(), skips.peek()) {
+            (Some(run), Some(skip)) if skip.0 < run.0 => skips.next(),
+            (Some(_), _) => runs.next(),
+            (None, _) => skips.next(),
+        };
+        let Some(mark) = next else { break };
+        if in_span(mark.0, now_ms) {
+            marks.push(mark);
+        }
+    }
+    marks
+}
+
 /// The marks' shapes, centred on 0,0, so outcomes differ by shape as well as by colour.
 fn shapes() -> Markup {
     html! {
@@ -464,19 +495,7 @@ fn runs_chart(tasks: &[TaskRow], now_ms: i64) -> Markup {
     let rows: Vec<(f64, &TaskRow, Vec<(i64, RunMark)>)> = tasks
         .iter()
         .enumerate()
-        .map(|(i, task)| {
-            let runs = task.runs.iter().map(|r| (r.at_ms, RunMark::Run(r.outcome)));
-            let skips = task
-                .overlap_skips_ms
-                .iter()
-                .map(|at| (*at, RunMark::OverlapSkip));
-            let mut marks: Vec<(i64, RunMark)> = runs
-                .chain(skips)
-                .filter(|(at, _)| in_span(*at, now_ms))
-                .collect();
-            marks.sort_by_key(|(at, _)| *at);
-            (ROW * i as f64 + LANE, task, marks)
-        })
+        .map(|(i, task)| (ROW * i as f64 + LANE, task, marks_of(task, now_ms)))
         .collect();
     html! {
         figure.chart.runs {
