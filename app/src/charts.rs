@@ -492,7 +492,7 @@ fn shape_key(mark: RunMark, words: &str) -> Markup {
 fn runs_chart(tasks: &[TaskRow], now_ms: i64) -> Markup {
     let axis_y = ROW * tasks.len() as f64;
     let height = axis_y + BOTTOM;
-    let rows: Vec<(f64, &TaskRow, Vec<(i64, RunMark)>)> = tasks
+    let rows: Vec<_> = tasks
         .iter()
         .enumerate()
         .map(|(i, task)| (ROW * i as f64 + LANE, task, marks_of(task, now_ms)))
