@@ -740,6 +740,21 @@ mod tests {
     }
 
     #[test]
+    fn a_task_name_cannot_leave_its_label_or_text() {
+        let mut quoted = dashboard();
+        quoted.tasks[0].task = r#"x" onfocus="alert(1)<b>"#.to_owned();
+        let html = markup(&quoted);
+        assert!(!html.contains(r#"x" onfocus"#), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(
+            html.contains(
+                r#"aria-label="22:12:50 UTC: x&quot; onfocus=&quot;alert(1)&lt;b&gt;, failed""#
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn an_empty_latency_chart_says_so() {
         let mut empty = dashboard();
         empty.history.clear();
