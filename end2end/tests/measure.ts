@@ -13,7 +13,8 @@ export interface Target {
 export function targets(page: Page): Promise<Target[]> {
   return page.evaluate(() =>
     [...document.querySelectorAll('main button, main a[href], main summary, main input')]
-      .filter((el) => (el as HTMLElement).checkVisibility())
+      // Not hidden, nor visually hidden until focused (1×1 and clipped, as the charts' skip links).
+      .filter((el) => (el as HTMLElement).checkVisibility() && el.getBoundingClientRect().width > 1)
       .map((el) => {
         const r = el.getBoundingClientRect();
         return {

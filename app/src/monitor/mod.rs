@@ -353,7 +353,7 @@ fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
         <section
             class="charts"
             aria-label="Charts"
-            inner_html=move || markup_from(data, charts::markup)
+            inner_html=charts::steady(move || markup_from(data, charts::markup))
         ></section>
     }
 }
