@@ -301,12 +301,36 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
         .max()
         .unwrap_or(0)
         .max(max);
+    // With the governor: its lease limit, and what the server could give all instances.
+    let governed = history.iter().any(|s| s.budget.is_some());
+    let peak = if governed {
+        history
+            .iter()
+            .filter_map(|s| s.budget)
+            .max()
+            .unwrap_or(0)
+            .max(peak)
+    } else {
+        peak
+    };
     let top = nice_max(f64::from(peak));
-    let series: [Series; 3] = [
-        ("active", "in use", |s| f64::from(s.active)),
-        ("idle", "idle", |s| f64::from(s.idle)),
-        ("waiting", "waiting", |s| f64::from(s.waiting)),
-    ];
+    let series: &[Series] = if governed {
+        &[
+            ("active", "in use", |s| f64::from(s.active)),
+            ("idle", "idle", |s| f64::from(s.idle)),
+            ("waiting", "waiting", |s| f64::from(s.waiting)),
+            ("lease-limit", "leases allowed", |s| f64::from(s.limit)),
+            ("budget", "in the server's budget", |s| {
+                f64::from(s.budget.unwrap_or(0))
+            }),
+        ]
+    } else {
+        &[
+            ("active", "in use", |s| f64::from(s.active)),
+            ("idle", "idle", |s| f64::from(s.idle)),
+            ("waiting", "waiting", |s| f64::from(s.waiting)),
+        ]
+    };
     let lines_of: Vec<(&str, Vec<(i64, f64)>)> = series
         .iter()
         .map(|(class, _, value)| {
@@ -342,7 +366,7 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
                         },
                         html! {
                             line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
-                            @for (class, _, value) in &series {
+                            @for (class, _, value) in series {
                                 circle class={ "mark " (class) } cx=(x) cy=(Px(y_of(value(s), top))) r="4" {}
                             }
                         },
@@ -351,7 +375,7 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
                 }
             }
             p.legend {
-                @for (class, words, _) in &series { (line_key(&format!("series {class}"), words)) }
+                @for (class, words, _) in series { (line_key(&format!("series {class}"), words)) }
                 (line_key("limit", "max (pool size limit)"))
             }
         }
@@ -682,6 +706,31 @@ mod tests {
             lines,
             ["22:13:15 UTC", "3 in use", "2 idle", "0 waiting"],
             "{tip}"
+        );
+    }
+
+    #[test]
+    fn with_the_governor_the_pool_chart_draws_its_limit_and_the_server_budget() {
+        let plain = markup(&dashboard());
+        assert!(!plain.contains("leases allowed"), "no governor, no lines");
+        let mut governed = dashboard();
+        for s in &mut governed.history {
+            (s.limit, s.budget) = (4, Some(30));
+        }
+        let html = markup(&governed);
+        assert!(html.contains(r#"class="series lease-limit""#), "{html}");
+        assert!(html.contains(r#"class="series budget""#), "{html}");
+        assert!(
+            html.contains(
+                r#"aria-label="22:13:15 UTC: 3 in use, 2 idle, 0 waiting, 4 leases allowed, 30 in the server&#39;s budget""#
+            ) || html.contains(
+                r#"aria-label="22:13:15 UTC: 3 in use, 2 idle, 0 waiting, 4 leases allowed, 30 in the server's budget""#
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("leases allowed</span>"),
+            "in the legend: {html}"
         );
     }
 
