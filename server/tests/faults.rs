@@ -26,8 +26,8 @@ use std::{
 use chrono::{DateTime, Utc};
 use leasewatch_testkit::ScratchCluster;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection, PgPool, postgres::PgPoolOptions};
-use support::{OPERATOR, Server, leasewatch};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+use support::{OPERATOR, Server, app_database, leasewatch, runs_issued_and_counted};
 
 /// The bound on the status endpoint's p99, during every fault. The endpoint reads in-process
 /// state only, so a database in trouble must not slow it; the bound is loose because this is
@@ -100,17 +100,7 @@ impl Rig {
         let cluster = tokio::task::spawn_blocking(move || ScratchCluster::start(max_connections))
             .await
             .unwrap()?;
-        let mut setup = PgConnection::connect(&cluster.url("postgres", "postgres"))
-            .await
-            .unwrap();
-        for sql in [
-            "CREATE ROLE app LOGIN",
-            "GRANT pg_read_all_stats TO app",
-            "CREATE DATABASE app OWNER app",
-        ] {
-            setup.execute(sql).await.unwrap();
-        }
-        setup.close().await.unwrap();
+        app_database(&cluster, &[]).await;
         let admin = PgPoolOptions::new()
             .max_connections(2)
             .connect(&in_app_schema(cluster.url("postgres", "app")))
@@ -356,35 +346,6 @@ fn recovered_since(status: &Value, since: DateTime<Utc>) -> bool {
                         .is_some_and(|at| at > since)
             })
     })
-}
-
-/// The highest run number issued, and the runs counted by outcome: run numbers are issued
-/// one by one to every run that starts, so the two agree when no run was lost.
-fn runs_issued_and_counted(status: &Value) -> (u64, u64) {
-    let tasks = status["tasks"].as_array().expect("tasks");
-    let issued = tasks
-        .iter()
-        .flat_map(|t| t["history"].as_array().into_iter().flatten())
-        .filter_map(|run| run["run_id"].as_u64())
-        .max()
-        .unwrap_or(0);
-    let counted = tasks
-        .iter()
-        .map(|t| {
-            let c = &t["counts"];
-            [
-                "succeeded",
-                "failed",
-                "elsewhere_skips",
-                "over_limit_skips",
-                "cancelled",
-            ]
-            .iter()
-            .map(|k| c[k].as_u64().unwrap_or(0))
-            .sum::<u64>()
-        })
-        .sum();
-    (issued, counted)
 }
 
 fn quantile(mut samples: Vec<Duration>, q: f64) -> Duration {

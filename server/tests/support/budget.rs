@@ -14,9 +14,9 @@ use std::{
 use chrono::{DateTime, Utc};
 use leasewatch_testkit::ScratchCluster;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, PgConnection};
 
-use crate::support::{OPERATOR, Server, leasewatch};
+use crate::support::{OPERATOR, Server, app_database, leasewatch, runs_issued_and_counted};
 
 /// Slots ordinary roles can use: 20 `max_connections` − 3 reserved.
 pub const USABLE: i64 = 17;
@@ -113,20 +113,15 @@ pub async fn run(governor: bool) -> Option<Report> {
     let cluster = tokio::task::spawn_blocking(|| ScratchCluster::start(20))
         .await
         .unwrap()?;
-    let mut setup = PgConnection::connect(&cluster.url("postgres", "postgres"))
-        .await
-        .unwrap();
-    for sql in [
-        "CREATE ROLE app LOGIN",
-        "GRANT pg_read_all_stats TO app",
-        "CREATE ROLE web LOGIN",
-        // To see every session's application_name, as a monitoring web app would.
-        "GRANT pg_read_all_stats TO web",
-        "CREATE DATABASE app OWNER app",
-    ] {
-        setup.execute(sql).await.unwrap();
-    }
-    setup.close().await.unwrap();
+    app_database(
+        &cluster,
+        &[
+            "CREATE ROLE web LOGIN",
+            // To see every session's application_name, as a monitoring web app would.
+            "GRANT pg_read_all_stats TO web",
+        ],
+    )
+    .await;
     let web_url = format!("{}?application_name=web", cluster.url("web", "app"));
     // The web app's first connection also watches the server, so watching takes no slot of
     // its own; the others come and go.
@@ -316,28 +311,8 @@ pub async fn run(governor: bool) -> Option<Report> {
         assert!(stop.status().is_success(), "{}", stop.text().await.unwrap());
         let s = status(server).await;
         let tasks = s["tasks"].as_array().unwrap();
-        let issued = tasks
-            .iter()
-            .flat_map(|t| t["history"].as_array().unwrap())
-            .filter_map(|r| r["run_id"].as_u64())
-            .max()
-            .unwrap_or(0);
         let count = |t: &Value, k: &str| t["counts"][k].as_u64().unwrap();
-        let counted: u64 = tasks
-            .iter()
-            .map(|t| {
-                [
-                    "succeeded",
-                    "failed",
-                    "elsewhere_skips",
-                    "over_limit_skips",
-                    "cancelled",
-                ]
-                .iter()
-                .map(|k| count(t, k))
-                .sum::<u64>()
-            })
-            .sum();
+        let (issued, counted) = runs_issued_and_counted(&s);
         report.issued_and_counted.push((issued, counted));
         for task in tasks {
             report.completions += count(task, "succeeded");

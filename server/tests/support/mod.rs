@@ -120,3 +120,53 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Makes an ordinary role `app` (it may read every session's statistics, as the governor and
+/// the rules need) with a database `app` of its own on `cluster`, then runs `more` as the
+/// superuser (further roles a test needs).
+pub async fn app_database(cluster: &leasewatch_testkit::ScratchCluster, more: &[&'static str]) {
+    use sqlx::{Connection, Executor};
+    let mut setup = sqlx::PgConnection::connect(&cluster.url("postgres", "postgres"))
+        .await
+        .unwrap();
+    for sql in [
+        "CREATE ROLE app LOGIN",
+        "GRANT pg_read_all_stats TO app",
+        "CREATE DATABASE app OWNER app",
+    ]
+    .iter()
+    .chain(more)
+    {
+        setup.execute(*sql).await.unwrap();
+    }
+    setup.close().await.unwrap();
+}
+
+/// The highest run number issued, and the runs counted by outcome: run numbers are issued
+/// one by one to every run that starts, so the two agree when no run was lost.
+pub fn runs_issued_and_counted(status: &serde_json::Value) -> (u64, u64) {
+    let tasks = status["tasks"].as_array().expect("tasks");
+    let issued = tasks
+        .iter()
+        .flat_map(|t| t["history"].as_array().into_iter().flatten())
+        .filter_map(|run| run["run_id"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let counted = tasks
+        .iter()
+        .map(|t| {
+            let c = &t["counts"];
+            [
+                "succeeded",
+                "failed",
+                "elsewhere_skips",
+                "over_limit_skips",
+                "cancelled",
+            ]
+            .iter()
+            .map(|k| c[k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+        })
+        .sum();
+    (issued, counted)
+}
