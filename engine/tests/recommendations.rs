@@ -310,13 +310,19 @@ async fn a_session_idle_in_transaction_shows_until_it_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_that_can_exhaust_the_server_show_until_an_instance_leaves() {
-    // 20 slots, 3 reserved: 17 usable. Two instances with a pool max of 10 could take 20.
+    // 20 slots, 3 reserved: 17 usable. Two instances with a pool max of 10 could take 20, with
+    // the governor off (on, they share the budget instead).
     let Some(cluster) = ScratchCluster::start(20) else {
         return;
     };
     let url = cluster.url("postgres", "postgres");
-    let a = Engine::start(config(&url, 10, 1)).await.unwrap();
-    let b = Engine::start(config(&url, 10, 1)).await.unwrap();
+    let ungoverned = || {
+        let mut config = config(&url, 10, 1);
+        config.governor.enabled = false;
+        config
+    };
+    let a = Engine::start(ungoverned()).await.unwrap();
+    let b = Engine::start(ungoverned()).await.unwrap();
     settle(&a).await;
     settle(&b).await;
     run_health_check(&a).await;
@@ -325,7 +331,7 @@ async fn pools_that_can_exhaust_the_server_show_until_an_instance_leaves() {
         .expect("shows");
     assert_eq!(found.severity, Severity::Critical);
     assert!(
-        found.detail.starts_with("2 instances × pool max 10 = 20 connections, but the server allows 17 (20 max_connections − 3 reserved). Lower DB_MAX_CONNECTIONS to at most 8 per instance."),
+        found.detail.starts_with("2 instances × pool max 10 = 20 connections, but the server allows 17 (20 max_connections − 3 reserved). Turn the governor on (GOVERNOR=on) to share the server between instances, or lower DB_MAX_CONNECTIONS to at most 8 per instance."),
         "{}",
         found.detail
     );
