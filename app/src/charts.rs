@@ -301,21 +301,14 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
         .max()
         .unwrap_or(0)
         .max(max);
-    // With the governor: its lease limit, and what the server could give all instances.
-    let governed = history.iter().any(|s| s.budget.is_some());
-    let peak = if governed {
-        history
-            .iter()
-            .filter_map(|s| s.budget)
-            .max()
-            .unwrap_or(0)
-            .max(peak)
-    } else {
-        peak
-    };
     let top = nice_max(f64::from(peak));
-    let series: &[Series] = if governed {
-        &[
+    // With the governor: its lease limit, and what the server could give all instances when
+    // that fits the scale (a budget far above the pool would flatten every other line).
+    let governed = history.iter().any(|s| s.budget.is_some());
+    let budget_peak = history.iter().filter_map(|s| s.budget).max();
+    let budget_fits = budget_peak.is_some_and(|b| f64::from(b) <= top);
+    let series: &[Series] = match (governed, budget_fits) {
+        (true, true) => &[
             ("active", "in use", |s| f64::from(s.active)),
             ("idle", "idle", |s| f64::from(s.idle)),
             ("waiting", "waiting", |s| f64::from(s.waiting)),
@@ -323,13 +316,18 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
             ("budget", "in the server's budget", |s| {
                 f64::from(s.budget.unwrap_or(0))
             }),
-        ]
-    } else {
-        &[
+        ],
+        (true, false) => &[
             ("active", "in use", |s| f64::from(s.active)),
             ("idle", "idle", |s| f64::from(s.idle)),
             ("waiting", "waiting", |s| f64::from(s.waiting)),
-        ]
+            ("lease-limit", "leases allowed", |s| f64::from(s.limit)),
+        ],
+        (false, _) => &[
+            ("active", "in use", |s| f64::from(s.active)),
+            ("idle", "idle", |s| f64::from(s.idle)),
+            ("waiting", "waiting", |s| f64::from(s.waiting)),
+        ],
     };
     let lines_of: Vec<(&str, Vec<(i64, f64)>)> = series
         .iter()
@@ -377,6 +375,9 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
             p.legend {
                 @for (class, words, _) in series { (line_key(&format!("series {class}"), words)) }
                 (line_key("limit", "max (pool size limit)"))
+                @if let (Some(budget), false) = (budget_peak, budget_fits) {
+                    span.note { "server budget up to " (budget) " connections, above this scale" }
+                }
             }
         }
     }
@@ -713,24 +714,32 @@ mod tests {
     fn with_the_governor_the_pool_chart_draws_its_limit_and_the_server_budget() {
         let plain = markup(&dashboard());
         assert!(!plain.contains("leases allowed"), "no governor, no lines");
-        let mut governed = dashboard();
-        for s in &mut governed.history {
-            (s.limit, s.budget) = (4, Some(30));
-        }
-        let html = markup(&governed);
+        let governed = |budget| {
+            let mut d = dashboard();
+            for s in &mut d.history {
+                (s.limit, s.budget) = (4, Some(budget));
+            }
+            markup(&d)
+        };
+        let html = governed(12);
         assert!(html.contains(r#"class="series lease-limit""#), "{html}");
         assert!(html.contains(r#"class="series budget""#), "{html}");
         assert!(
-            html.contains(
-                r#"aria-label="22:13:15 UTC: 3 in use, 2 idle, 0 waiting, 4 leases allowed, 30 in the server&#39;s budget""#
-            ) || html.contains(
-                r#"aria-label="22:13:15 UTC: 3 in use, 2 idle, 0 waiting, 4 leases allowed, 30 in the server's budget""#
-            ),
-            "{html}"
+            html.contains("0 waiting, 4 leases allowed, 12 in the server"),
+            "in each point's label: {html}"
         );
         assert!(
             html.contains("leases allowed</span>"),
             "in the legend: {html}"
+        );
+
+        // A budget far above the pool's scale is named, not drawn.
+        let html = governed(90);
+        assert!(html.contains(r#"class="series lease-limit""#), "{html}");
+        assert!(!html.contains(r#"class="series budget""#), "{html}");
+        assert!(
+            html.contains("server budget up to 90 connections, above this scale"),
+            "{html}"
         );
     }
 
