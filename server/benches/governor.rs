@@ -32,7 +32,7 @@ fn main() {
         return;
     };
     let rows: [Row; 7] = [
-        ("web app connections refused", |r| {
+        ("web app connections refused (of 8 tried)", |r| {
             r.web_refused.len().to_string()
         }),
         ("Leasewatch runs refused a connection", |r| {
