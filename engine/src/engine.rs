@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auctions::{self, StatusCounts},
     audit::{AuditLog, NewEntry},
-    db::{Backend, Database, DatabaseUrl, DbError},
-    governor::{self, Budget, Change, Governor, GovernorSettings, Headroom},
+    db::{Backend, Database, DatabaseUrl, DbError, TASKS_APPLICATION_PREFIX},
+    governor::{self, Budget, Governor, GovernorSettings, Headroom},
     lease::RunLimits,
     lease::{CleanupReport, LeaseManager},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
@@ -106,10 +106,6 @@ pub(crate) const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
 /// governor's share follows it, and the web app may grow by the headroom in between.
 pub(crate) const SERVER_SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
-/// The prefix of every instance's task-pool `application_name` (`leasewatch:tasks:<instance>`),
-/// by which the rules count instances on one server.
-pub(crate) const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
-
 /// How long a stop (or SIGTERM) waits for runs in flight before cancelling them.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -202,12 +198,14 @@ impl Engine {
             db_for_audit,
             shutdown.clone(),
         ));
-        tokio::spawn(sample_server(
-            leases.clone(),
-            instance,
-            config.governor.headroom,
-            shutdown.clone(),
-        ));
+        if config.database.backend() == Backend::Postgres {
+            tokio::spawn(sample_server(
+                leases.clone(),
+                instance,
+                config.governor.headroom,
+                shutdown.clone(),
+            ));
+        }
         if governed {
             tokio::spawn(govern(leases.clone(), shutdown.clone()));
         }
@@ -389,14 +387,14 @@ async fn sample_server(
     }
 }
 
-/// Reads the server; with the governor on, its share follows at once.
+/// Reads the server; with the governor on, its share follows at once (and the next window
+/// closes the idle connections above a lowered limit).
 async fn read_budget(leases: &LeaseManager, instance: &str, headroom: Headroom) {
     match leases.sample_server().await {
         Ok(Some(view)) if leases.governor().enabled() => {
-            let budget = Budget::of(&view, headroom, instance);
-            if leases.governor().set_budget(budget) == Change::Shrank {
-                leases.close_idle_above_limit().await;
-            }
+            leases
+                .governor()
+                .set_budget(Budget::of(&view, headroom, instance));
         }
         Ok(_) => {}
         Err(err) => tracing::debug!(%err, "could not read the server's connection use"),
@@ -414,7 +412,8 @@ async fn govern(leases: LeaseManager, shutdown: CancellationToken) {
             _ = every.tick() => {}
         }
         leases.governor().end_window();
-        // Also after a shrink that found the connections in use: they come back idle.
+        // The one place idle connections above the limit close: after a lowered share, after
+        // a back-off, and once leases held above a lowered limit come back idle.
         leases.close_idle_above_limit().await;
     }
 }

@@ -25,7 +25,14 @@ pub use url::{DatabaseUrl, UrlError, redact_password};
 
 use crate::settings::PoolSettings;
 
-/// The `application_name` of the control pool's connections.
+/// Every Leasewatch session's `application_name` starts with this.
+pub(crate) const APPLICATION_PREFIX: &str = "leasewatch:";
+
+/// The prefix of every instance's task-pool `application_name` (`leasewatch:tasks:<instance>`),
+/// by which the rules count instances on one server.
+pub(crate) const TASKS_APPLICATION_PREFIX: &str = "leasewatch:tasks";
+
+/// The `application_name` of the control pool's connection (`leasewatch:control:<instance>`).
 pub(crate) const CONTROL_APPLICATION_NAME: &str = "leasewatch:control";
 
 /// The `application_name` of the readiness probe's connection.

@@ -7,9 +7,9 @@ use sqlx::{AssertSqlSafe, Executor, any::AnyPoolOptions};
 
 use super::{
     Backend, CONTROL_APPLICATION_NAME, Database, DatabaseUrl, DbError, PROBE_APPLICATION_NAME,
-    PROBE_TIMEOUT, SCHEMA,
+    PROBE_TIMEOUT, SCHEMA, TASKS_APPLICATION_PREFIX,
 };
-use crate::{engine::TASKS_APPLICATION_PREFIX, settings::PoolSettings};
+use crate::settings::PoolSettings;
 
 /// Connections the control pool may open: one, kept open by the server reads every few
 /// seconds, so each instance's overhead on the server is known and small. Control work is a

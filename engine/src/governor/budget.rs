@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::server_view::PgServerView;
-
-/// Every Leasewatch session's `application_name` starts with this.
-pub(crate) const APP_PREFIX: &str = "leasewatch:";
+use crate::{
+    db::{APPLICATION_PREFIX, TASKS_APPLICATION_PREFIX},
+    server_view::PgServerView,
+};
 
 /// Slots held back for the web application (`BUDGET_HEADROOM`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -69,16 +69,15 @@ impl Budget {
         let mut overhead = 0;
         let mut instances = BTreeSet::from([instance]);
         for holder in &view.holders {
-            let Some(ours) = holder.application.strip_prefix(APP_PREFIX) else {
+            let Some(ours) = holder.application.strip_prefix(APPLICATION_PREFIX) else {
                 foreign += holder.connections;
                 continue;
             };
-            // `<role>:<instance>`: tasks, control, probe.
-            let (role, id) = ours.split_once(':').unwrap_or((ours, ""));
-            if !id.is_empty() {
+            // `<role>:<instance>` (tasks, control; a probe names no instance).
+            if let Some((_, id)) = ours.split_once(':') {
                 instances.insert(id);
             }
-            if role != "tasks" {
+            if !holder.application.starts_with(TASKS_APPLICATION_PREFIX) {
                 overhead += holder.connections;
             }
         }

@@ -196,6 +196,11 @@ impl Governor {
         self.gate.limit()
     }
 
+    /// Task connections the server can give all instances together, as last read.
+    pub fn budget_total(&self) -> Option<u32> {
+        self.policy.lock().budget.as_ref().map(|b| b.total)
+    }
+
     /// What it decided, and why.
     pub fn view(&self) -> GovernorView {
         let policy = self.policy.lock();

@@ -49,7 +49,8 @@ impl LeaseManager {
     }
 
     /// Closes idle connections while the pool holds more than the governor's limit: a
-    /// shrinking share gives its slots back to the server at once, not after the idle timeout.
+    /// shrinking share gives its slots back to the server within a window, not after the idle
+    /// timeout.
     pub async fn close_idle_above_limit(&self) {
         let pool = self.database().pool();
         let limit = self.governor().limit();

@@ -91,8 +91,6 @@ pub struct PoolSnapshot {
     pub min: u32,
     /// Leases this instance may hold at once (the governor's limit; `max` without it).
     pub limit: u32,
-    /// This instance's share of the connection budget (`max` until the server is read).
-    pub share: u32,
     /// Task connections the server can give all instances together, as last read.
     pub budget: Option<u32>,
     /// active / max, from 0 to 1.
@@ -169,7 +167,6 @@ impl LeaseManager {
             (held.len(), stale, per_task)
         };
         let active = pool.size.saturating_sub(pool.idle);
-        let governor = shared.governor.view();
         PoolSnapshot {
             taken_at: Utc::now(),
             total: pool.size,
@@ -180,9 +177,8 @@ impl LeaseManager {
             stale: u32::try_from(stale).unwrap_or(u32::MAX),
             max: pool.max,
             min: pool.min,
-            limit: governor.limit,
-            share: governor.share,
-            budget: governor.budget.map(|b| b.total),
+            limit: shared.governor.limit(),
+            budget: shared.governor.budget_total(),
             utilization: if pool.max == 0 {
                 0.0
             } else {

@@ -34,7 +34,6 @@ pub(crate) fn snap(taken_at: DateTime<Utc>) -> PoolSnapshot {
         max: 20,
         min: 5,
         limit: 20,
-        share: 20,
         budget: None,
         utilization: 0.1,
         acquire_latency: Quantiles::default(),
