@@ -529,6 +529,11 @@ async fn connection_slots_taken_by_another_client() {
     };
     let detail = advice["detail"].as_str().unwrap();
     eprintln!("server_slots_exhausted: {detail}");
+    // What the governor says in the same moment, read as an operator would.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for r in rig.status().await["recommendations"].as_array().unwrap() {
+        eprintln!("{}: {}", r["id"], r["detail"]);
+    }
     assert_eq!(advice["severity"], "critical");
     assert!(advice["action"].is_null(), "no cleanup offered: {advice}");
     assert!(

@@ -97,13 +97,20 @@ impl Budget {
     }
 
     /// Why the share is what it is, in a line: "share 4 of 17: 3 instances, 5 foreign
-    /// backends, 2 of Leasewatch's own, headroom 3 of 27 usable".
+    /// backends, 3 control sessions, headroom 3 of 27 usable"; when the budget is smaller than
+    /// one lease per instance, "share 1 (the floor; the budget is 0): …".
     pub fn reason(&self) -> String {
+        let share = if self.total < self.instances {
+            format!(
+                "share {} (the floor; the budget is {})",
+                self.share, self.total
+            )
+        } else {
+            format!("share {} of {}", self.share, self.total)
+        };
         format!(
-            "share {} of {}: {} instance{}, {} foreign backend{}, {} control session{}, \
-             headroom {} of {} usable",
-            self.share,
-            self.total,
+            "{share}: {} instance{}, {} foreign backend{}, {} control session{}, headroom {} \
+             of {} usable",
             self.instances,
             plural(i64::from(self.instances)),
             self.foreign,
@@ -204,6 +211,11 @@ mod tests {
         let v = view(10, &[("web", 9)]);
         let b = Budget::of(&v, Headroom::Percent(10), "me");
         assert_eq!((b.instances, b.headroom, b.total, b.share), (1, 1, 0, 1));
+        assert_eq!(
+            b.reason(),
+            "share 1 (the floor; the budget is 0): 1 instance, 9 foreign backends, \
+             0 control sessions, headroom 1 of 7 usable"
+        );
     }
 
     #[test]

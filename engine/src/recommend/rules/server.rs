@@ -147,10 +147,17 @@ pub(super) fn governor(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
     if !g.enabled || (g.share >= inputs.snapshot.max && skipped.is_empty()) {
         return Vec::new();
     }
-    let budget = g
-        .budget
-        .as_ref()
-        .map_or_else(|| "the server is not read yet".to_owned(), |b| b.reason());
+    // Read every 2 s, but not while the server refuses the control connection too: say when.
+    let budget = g.budget.as_ref().map_or_else(
+        || "the server is not read yet".to_owned(),
+        |b| {
+            format!(
+                "the server as read at {}: {}",
+                b.read_at.format("%H:%M:%S UTC"),
+                b.reason()
+            )
+        },
+    );
     let (severity, title, advice) = if skipped.is_empty() {
         (
             Severity::Info,
@@ -175,8 +182,8 @@ pub(super) fn governor(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<Finding> {
         severity,
         title,
         format!(
-            "share {} of DB_MAX_CONNECTIONS {}, limit now {}; {budget}. Last change: {}.{advice}",
-            g.share, inputs.snapshot.max, g.limit, g.reason
+            "limit now {} (this instance's share {}, DB_MAX_CONNECTIONS {}); {budget}. Last change: {}.{advice}",
+            g.limit, g.share, inputs.snapshot.max, g.reason
         ),
         None,
     )]
@@ -256,12 +263,30 @@ mod tests {
         );
         assert!(
             f.detail.starts_with(
-                "share 4 of DB_MAX_CONNECTIONS 20, limit now 3; the server is not read yet. Last change: limit 3 of share 4: the server refused."
+                "limit now 3 (this instance's share 4, DB_MAX_CONNECTIONS 20); the server is not read yet. Last change: limit 3 of share 4: the server refused."
             ),
             "{}",
             f.detail
         );
         assert!(!w.ids().contains(&"pool_can_exhaust_server".to_owned()));
+        // With the server read, the numbers carry the time they were read.
+        let crate::server_view::ServerView::Postgres(view) = server(2, 97, 0) else {
+            unreachable!()
+        };
+        w.governor.budget = Some(crate::governor::Budget::of(
+            &view,
+            crate::governor::Headroom::Slots(3),
+            "0",
+        ));
+        let f = w.one("governor");
+        assert!(
+            f.detail.contains(
+                "the server as read at 08:00:00 UTC: share 46 of 93: 2 instances, 1 foreign backend"
+            ),
+            "{}",
+            f.detail
+        );
+        w.governor.budget = None;
 
         let skipped = Outcome::Skipped {
             reason: "over".into(),
