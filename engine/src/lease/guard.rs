@@ -137,12 +137,15 @@ impl LeaseManager {
     }
 
     /// Why the pool could not give a connection in time, when the server is the reason: with
-    /// room left in the pool, the pool was trying to open one, and a new connection tried now
-    /// shows whether the server refuses it (out of slots) or cannot be reached. A full pool
-    /// means the connections are held here, and the timeout is the whole story.
+    /// fewer leases held than the pool's maximum, the pool was trying to open a connection, and
+    /// a new connection tried now shows whether the server refuses it (out of slots) or cannot
+    /// be reached. Every connection leased means they are held here, and the timeout is the
+    /// whole story. (Leases, not the pool's size: sqlx counts connections it is still trying to
+    /// open, refused or not, in its size.)
     async fn refusal_behind_timeout(&self) -> Option<sqlx::Error> {
         let db = &self.shared.db;
-        if db.backend() != Backend::Postgres || db.pool().size() >= db.pool_status().max {
+        let leased = u32::try_from(self.shared.leases.lock().len()).unwrap_or(u32::MAX);
+        if db.backend() != Backend::Postgres || leased >= db.pool_status().max {
             return None;
         }
         db.refusal_of_new_connection().await
