@@ -14,7 +14,9 @@ use crate::{
     governor::{self, Budget, Governor, GovernorSettings, Headroom},
     lease::RunLimits,
     lease::{CleanupReport, LeaseManager},
+    predict::{ForecastView, PredictSettings, Predictor},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
+    server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
     tasks::{self, RetryPolicy, TaskManager, jobs::LeakyReport},
 };
@@ -40,6 +42,8 @@ pub struct EngineConfig {
     pub governor: GovernorConfig,
     /// Each task's lease timeout and priority, by name.
     pub task_limits: BTreeMap<String, RunLimits>,
+    /// The exhaustion forecast: its horizon and whether the engine acts on it.
+    pub predict: PredictSettings,
 }
 
 impl EngineConfig {
@@ -57,6 +61,7 @@ impl EngineConfig {
             demo_leak: None,
             governor: GovernorConfig::default(),
             task_limits: default_task_limits(),
+            predict: PredictSettings::default(),
         }
     }
 }
@@ -118,6 +123,7 @@ pub struct Engine {
     tasks: TaskManager,
     audit: Arc<AuditLog>,
     advisor: Arc<Advisor>,
+    predictor: Arc<Mutex<Predictor>>,
     config: EngineConfig,
     /// The counts read at start-up, until a task reads them again.
     startup_auctions: AuctionsView,
@@ -198,11 +204,13 @@ impl Engine {
             db_for_audit,
             shutdown.clone(),
         ));
+        let predictor = Arc::new(Mutex::new(Predictor::new(config.predict)));
         if config.database.backend() == Backend::Postgres {
             tokio::spawn(sample_server(
                 leases.clone(),
                 instance,
                 config.governor.headroom,
+                Arc::clone(&predictor),
                 shutdown.clone(),
             ));
         }
@@ -223,6 +231,7 @@ impl Engine {
             tasks,
             audit,
             advisor,
+            predictor,
             config,
             startup_auctions,
             shutdown,
@@ -252,6 +261,11 @@ impl Engine {
     /// Evaluates the recommendation rules now, rather than at the next tick.
     pub(crate) fn reevaluate(&self) {
         self.advisor.evaluate(&self.leases, &self.tasks);
+    }
+
+    /// The exhaustion forecast (PostgreSQL, once the server has been read); no database access.
+    pub fn forecast(&self) -> Option<ForecastView> {
+        self.predictor.lock().view()
     }
 
     /// The audit log of control actions.
@@ -374,6 +388,7 @@ async fn sample_server(
     leases: LeaseManager,
     instance: String,
     headroom: Headroom,
+    predictor: Arc<Mutex<Predictor>>,
     shutdown: CancellationToken,
 ) {
     let mut every = tokio::time::interval(SERVER_SAMPLE_EVERY);
@@ -383,21 +398,33 @@ async fn sample_server(
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        read_budget(&leases, &instance, headroom).await;
+        if let Some(view) = read_budget(&leases, &instance, headroom).await {
+            predictor.lock().observe(&view);
+        }
     }
 }
 
 /// Reads the server; with the governor on, its share follows at once (and the next window
-/// closes the idle connections above a lowered limit).
-async fn read_budget(leases: &LeaseManager, instance: &str, headroom: Headroom) {
+/// closes the idle connections above a lowered limit). Returns the read, if there was one.
+async fn read_budget(
+    leases: &LeaseManager,
+    instance: &str,
+    headroom: Headroom,
+) -> Option<PgServerView> {
     match leases.sample_server().await {
-        Ok(Some(view)) if leases.governor().enabled() => {
-            leases
-                .governor()
-                .set_budget(Budget::of(&view, headroom, instance));
+        Ok(Some(view)) => {
+            if leases.governor().enabled() {
+                leases
+                    .governor()
+                    .set_budget(Budget::of(&view, headroom, instance));
+            }
+            Some(view)
         }
-        Ok(_) => {}
-        Err(err) => tracing::debug!(%err, "could not read the server's connection use"),
+        Ok(None) => None,
+        Err(err) => {
+            tracing::debug!(%err, "could not read the server's connection use");
+            None
+        }
     }
 }
 

@@ -9,6 +9,8 @@
 //!   dashboard reads.
 //! - [`lease`]: the connection lease manager — every connection a task holds is a tracked,
 //!   bounded, reclaimable lease; snapshots, history, cleanup and emergency cleanup.
+//! - [`predict`]: the trend forecast of the server's connection use and its alarm, which the
+//!   engine acts on before the slots run out.
 //! - [`failure`]: the kind of failure that ended a task run, classified where it happens.
 //! - [`histogram`]: the lock-free latency histogram behind the acquire and hold-time figures.
 //! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
@@ -33,6 +35,7 @@ pub mod failure;
 pub mod governor;
 pub mod histogram;
 pub mod lease;
+pub mod predict;
 pub mod recommend;
 pub mod server_view;
 pub mod settings;

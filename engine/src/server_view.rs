@@ -48,6 +48,9 @@ pub struct PgServerView {
     /// Sessions idle inside an open transaction for over [`IDLE_IN_TRANSACTION_AFTER`]: they
     /// hold locks and a slot doing nothing.
     pub idle_in_transaction: i64,
+    /// Sessions waiting for a lock (of those this role may see the state of).
+    #[serde(default)]
+    pub waiting: i64,
     /// Client connections per `application_name` and user, most first.
     pub holders: Vec<Holder>,
 }
@@ -105,7 +108,7 @@ impl PgServerView {
 /// between two statements of its transaction) is idle in transaction for milliseconds.
 pub const IDLE_IN_TRANSACTION_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Reads the view through `conn` (four small catalog queries).
+/// Reads the view through `conn` (five small catalog queries).
 pub async fn read_postgres(conn: &mut AnyConnection) -> Result<PgServerView, sqlx::Error> {
     // `reserved_connections` exists from PostgreSQL 16; `current_setting(.., true)` is NULL
     // where it does not.
@@ -138,12 +141,19 @@ pub async fn read_postgres(conn: &mut AnyConnection) -> Result<PgServerView, sql
     .bind(IDLE_IN_TRANSACTION_AFTER.as_secs_f64())
     .fetch_one(&mut *conn)
     .await?;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*)::bigint FROM pg_stat_activity \
+         WHERE backend_type = 'client backend' AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(PgServerView {
         read_at: Utc::now(),
         max_connections: i64::from(max_connections),
         reserved_connections: i64::from(superuser_reserved) + i64::from(reserved),
         client_connections: by_state.iter().map(|(_, n)| n).sum(),
         idle_in_transaction,
+        waiting,
         by_state,
         holders: holders
             .into_iter()

@@ -140,6 +140,7 @@ mod tests {
             client_connections: holders.iter().map(|(_, n)| n).sum(),
             by_state: vec![],
             idle_in_transaction: 0,
+            waiting: 0,
             holders: holders
                 .iter()
                 .map(|(application, connections)| Holder {

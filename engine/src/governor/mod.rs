@@ -317,6 +317,7 @@ mod tests {
             client_connections: 7,
             by_state: vec![],
             idle_in_transaction: 0,
+            waiting: 0,
             holders: vec![crate::server_view::Holder {
                 application: "web".into(),
                 user: "web".into(),

@@ -157,6 +157,7 @@ pub(crate) fn server(instances: usize, clients: i64, idle_tx: i64) -> ServerView
         client_connections: clients,
         by_state: vec![],
         idle_in_transaction: idle_tx,
+        waiting: 0,
         holders,
     })
 }
