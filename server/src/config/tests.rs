@@ -255,3 +255,63 @@ fn the_governor_and_task_limits_are_read_and_checked() {
     );
     assert!(config_err(&[("TASK_STATUS_TRANSITIONS_TIMEOUT", "0s")]).contains("from 1s to 1h"));
 }
+
+#[test]
+fn the_forecast_and_the_demo_leak_are_read_and_checked() {
+    let defaults = config(&[]).unwrap().engine;
+    assert_eq!(defaults.predict, PredictSettings::default());
+    assert_eq!(defaults.predict.horizon, secs(300));
+    assert!(defaults.predict.act);
+
+    let c = config(&[("PREDICT_HORIZON", "90s"), ("PREDICTIVE_CLEANUP", "off")])
+        .unwrap()
+        .engine;
+    assert_eq!(c.predict.horizon, secs(90));
+    assert!(!c.predict.act);
+    assert_eq!(
+        config_err(&[("PREDICT_HORIZON", "5s")]),
+        "invalid PREDICT_HORIZON=\"5s\": must be a duration from 10s to 1h, written like 500ms, \
+         30s, 15m, 1h or 1h30m"
+    );
+    assert_eq!(
+        config_err(&[("PREDICTIVE_CLEANUP", "maybe")]),
+        "invalid PREDICTIVE_CLEANUP=\"maybe\": must be on or off"
+    );
+
+    let demo = |vars: &[(&str, &str)]| {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|var| map.get(var).cloned(), true)
+    };
+    let leak = demo(&[
+        ("DEMO_LEAK_HOLD", "90s"),
+        ("DEMO_LEAK_EVERY", "5s"),
+        ("DEMO_LEAK_PILE_UP", "on"),
+    ])
+    .unwrap()
+    .engine
+    .demo_leak;
+    assert_eq!(
+        leak,
+        Some(DemoLeak {
+            every: secs(5),
+            hold: secs(90),
+            pile_up: true
+        })
+    );
+    assert_eq!(
+        demo(&[("DEMO_LEAK_HOLD", "60s")]).unwrap().engine.demo_leak,
+        Some(DemoLeak::holding(secs(60)))
+    );
+    assert_eq!(
+        demo(&[("DEMO_LEAK_EVERY", "5s")]).unwrap_err().to_string(),
+        "invalid DEMO_LEAK_EVERY=\"5s\": only with --demo and DEMO_LEAK_HOLD (it shapes the \
+         demo's leak)"
+    );
+    assert!(
+        config_err(&[("DEMO_LEAK_HOLD", "60s")]).contains("only with --demo"),
+        "without --demo"
+    );
+}
