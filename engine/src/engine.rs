@@ -16,7 +16,7 @@ use crate::{
     lease::{CleanupReport, LeaseManager},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
-    tasks::{self, RetryPolicy, TaskManager, jobs::LeakyReport},
+    tasks::{self, RetryPolicy, Schedule, TaskManager, jobs::LeakyReport},
 };
 
 /// Everything the engine needs to start.
@@ -40,6 +40,9 @@ pub struct EngineConfig {
     pub governor: GovernorConfig,
     /// Each task's lease timeout and priority, by name.
     pub task_limits: BTreeMap<String, RunLimits>,
+    /// Tasks that run on a schedule of their own (`TASK_<NAME>_SCHEDULE`, a cron expression)
+    /// instead of their interval, by name.
+    pub schedules: BTreeMap<String, Schedule>,
 }
 
 impl EngineConfig {
@@ -57,6 +60,7 @@ impl EngineConfig {
             demo_leak: None,
             governor: GovernorConfig::default(),
             task_limits: default_task_limits(),
+            schedules: BTreeMap::new(),
         }
     }
 }
@@ -186,6 +190,10 @@ impl Engine {
         for (task, limits) in &config.task_limits {
             // The configuration names only tasks that exist; the demo's may be absent.
             let _ = tasks.set_limits(task, *limits);
+        }
+        for (task, schedule) in &config.schedules {
+            // Likewise: only tasks that exist are named.
+            let _ = tasks.set_schedule(task, schedule.clone());
         }
         tasks.start();
         let advisor = Arc::new(Advisor {
