@@ -50,7 +50,8 @@ pub struct CronSchedule {
     expression: String,
     /// The zone the fields are read in (UTC when none was given).
     zone: Tz,
-    cron: Cron,
+    /// Boxed: the parsed pattern is large, and schedules are mostly intervals.
+    cron: Box<Cron>,
 }
 
 /// Why a cron schedule was refused.
@@ -106,7 +107,7 @@ impl Schedule {
         let schedule = CronSchedule {
             expression: expression.split_whitespace().collect::<Vec<_>>().join(" "),
             zone,
-            cron,
+            cron: Box::new(cron),
         };
         // A pattern for a date that never comes would leave the task waiting forever.
         let from = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default(); // 2026-01-01
@@ -237,11 +238,11 @@ fn gcd(a: u64, b: u64) -> u64 {
 /// `15 min`, `10 s`, `2 h`, `1 h 30 min`, `500 ms`: how the dashboard writes a period.
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1_000 != 0 {
+    if !ms.is_multiple_of(1_000) {
         return format!("{ms} ms");
     }
     let secs = d.as_secs();
-    if secs < 60 || secs % 60 != 0 {
+    if secs < 60 || !secs.is_multiple_of(60) {
         return if secs >= 60 {
             format!("{} min {} s", secs / 60, secs % 60)
         } else {
