@@ -64,7 +64,7 @@ pub enum ScheduleError {
     #[error("{0}")]
     Expression(String),
     /// The expression parses but names no time that exists (such as the 30th of February).
-    #[error("it never fires")]
+    #[error("it names no time that ever comes, such as the 30th of February")]
     Never,
 }
 
