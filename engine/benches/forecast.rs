@@ -7,7 +7,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use leasewatch_engine::{
-    predict::{Predictor, PredictSettings, forecast},
+    predict::{PredictSettings, Predictor, forecast},
     server_view,
 };
 use leasewatch_testkit::TestDatabase;
@@ -48,7 +48,10 @@ fn benches(c: &mut Criterion) {
         for _ in 0..OTHERS {
             others.push(AnyConnection::connect(db.url()).await.expect("a session"));
         }
-        (AnyConnection::connect(db.url()).await.expect("the reader"), others)
+        (
+            AnyConnection::connect(db.url()).await.expect("the reader"),
+            others,
+        )
     });
     c.bench_function("forecast/server_read", |b| {
         b.to_async(&runtime).iter(|| async {
@@ -57,7 +60,9 @@ fn benches(c: &mut Criterion) {
                 .expect("a read")
         })
     });
-    let view = runtime.block_on(server_view::read_postgres(&mut reader)).expect("a read");
+    let view = runtime
+        .block_on(server_view::read_postgres(&mut reader))
+        .expect("a read");
     let mut predictor = Predictor::new(PredictSettings::default());
     let mut at = view.read_at;
     c.bench_function("forecast/observe_one_read", |b| {

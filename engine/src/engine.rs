@@ -18,7 +18,7 @@ use crate::{
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
-    tasks::{self, RetryPolicy, TaskManager, jobs::LeakyReport},
+    tasks::{self, RetryPolicy, Schedule, TaskManager, jobs::LeakyReport},
 };
 
 /// Everything the engine needs to start.
@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub task_limits: BTreeMap<String, RunLimits>,
     /// The exhaustion forecast: its horizon and whether the engine acts on it.
     pub predict: PredictSettings,
+    /// Tasks that run on a schedule of their own (`TASK_<NAME>_SCHEDULE`, a cron expression)
+    /// instead of their interval, by name.
+    pub schedules: BTreeMap<String, Schedule>,
 }
 
 impl EngineConfig {
@@ -62,6 +65,7 @@ impl EngineConfig {
             governor: GovernorConfig::default(),
             task_limits: default_task_limits(),
             predict: PredictSettings::default(),
+            schedules: BTreeMap::new(),
         }
     }
 }
@@ -201,6 +205,10 @@ impl Engine {
             // The configuration names only tasks that exist; the demo's may be absent.
             let _ = tasks.set_limits(task, *limits);
         }
+        for (task, schedule) in &config.schedules {
+            // Likewise: only tasks that exist are named.
+            let _ = tasks.set_schedule(task, schedule.clone());
+        }
         tasks.start();
         let predictor = Arc::new(Mutex::new(Predictor::new(config.predict)));
         let advisor = Arc::new(Advisor {
@@ -216,7 +224,7 @@ impl Engine {
         ));
         if config.database.backend() == Backend::Postgres {
             let (defer, deferred) = tokio::sync::watch::channel(false);
-            drop(deferred); // MERGE: tasks.defer_scheduled_while(deferred)
+            tasks.defer_scheduled_while(deferred);
             let responder = config.predict.act.then(|| Responder {
                 leases: leases.clone(),
                 tasks: tasks.clone(),

@@ -10,13 +10,14 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
+use chrono::{DateTime, TimeZone, Utc};
 use leasewatch_engine::{
     Database, DatabaseUrl, FailureKind, LeaseManager, PoolSettings, RetryPolicy, ServerView,
     tasks::{
-        Job, JobContext, JobFuture, JobOutput, Outcome, SkipCause, TaskError, TaskManager,
-        TaskState,
+        Clock, Job, JobContext, JobFuture, JobOutput, Outcome, Schedule, SkipCause, TaskError,
+        TaskManager, TaskState,
         jobs::{RUNNING_ELSEWHERE, STATUS_TRANSITIONS_LOCK},
+        schedule::phase_offsets,
     },
 };
 use leasewatch_testkit::{ScratchCluster, TestDatabase};
@@ -100,8 +101,14 @@ impl Job for StandIn {
     }
 }
 
+/// The wall time the stand-in tests start at: a whole hour, on every interval's grid.
+fn wall_start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 14, 0, 0).unwrap()
+}
+
 /// A manager of one stand-in task on a throwaway SQLite database. Time is paused after
-/// set-up, so the test controls the clock.
+/// set-up, so the test controls the clock; the schedule's wall clock moves with it from
+/// [`wall_start`].
 async fn stand_in_manager(
     job: Arc<StandIn>,
     every: Duration,
@@ -117,7 +124,38 @@ async fn stand_in_manager(
         "test".to_owned(),
     );
     tokio::time::pause();
+    manager.set_clock(Clock::following_tokio(wall_start()));
     (manager, dir)
+}
+
+/// How long after [`wall_start`] the stand-in's first scheduled start comes: the first point
+/// of its phased grid.
+fn first_start(every: Duration) -> Duration {
+    let phase = phase_offsets(&[("stand_in", every)], "test")[0];
+    let first = Schedule::Every { every, phase }.next_after(wall_start());
+    (first - wall_start()).to_std().unwrap()
+}
+
+/// Starts the scheduler and waits for the stand-in's first scheduled start (nothing runs
+/// before it).
+async fn start_and_wait_for_first_start(manager: &TaskManager, job: &StandIn, every: Duration) {
+    manager.start();
+    let first = first_start(every);
+    tokio::time::sleep(first - Duration::from_millis(1)).await;
+    assert!(job.starts().is_empty(), "no run before the first start");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// `d` to the nearest second, which it must be within 5 ms of: tokio's timer wakes at most a
+/// millisecond after a deadline, and every start the stand-in tests expect is a whole second
+/// after the start (the grid and the phases are in whole seconds).
+fn on_second(d: Duration) -> Duration {
+    let secs = Duration::from_secs((d + Duration::from_millis(500)).as_secs());
+    assert!(
+        d.abs_diff(secs) < Duration::from_millis(5),
+        "{d:?} is not on a second"
+    );
+    secs
 }
 
 fn offsets(starts: &[Instant]) -> Vec<Duration> {
@@ -125,10 +163,45 @@ fn offsets(starts: &[Instant]) -> Vec<Duration> {
 }
 
 #[tokio::test]
+async fn the_first_run_comes_at_the_first_grid_point_not_at_start_up() {
+    let job = StandIn::new(Duration::ZERO);
+    let every = Duration::from_secs(60);
+    let (manager, _dir) = stand_in_manager(job.clone(), every, retry(1000)).await;
+    let started = Instant::now();
+    manager.start();
+    tokio::task::yield_now().await;
+    let first = first_start(every);
+    assert!(first > Duration::ZERO && first <= every, "{first:?}");
+    let task = &manager.tasks()[0];
+    assert_eq!(
+        task.next_run_at,
+        Some(wall_start() + chrono::TimeDelta::from_std(first).unwrap())
+    );
+    let phase = phase_offsets(&[("stand_in", every)], "test")[0].as_secs();
+    let at = |minute: u64| match phase {
+        0 => format!(":{minute:02}"),
+        secs => format!(":{minute:02}:{secs:02}"),
+    };
+    assert_eq!(
+        task.schedule,
+        format!("every 1 min (at {}, {}, …)", at(0), at(1)),
+        "the description names the phase"
+    );
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    let starts: Vec<Duration> = offsets_from(started, &job.starts());
+    assert_eq!(
+        starts,
+        [first, first + every],
+        "on the grid, from its first point"
+    );
+}
+
+#[tokio::test]
 async fn runs_keep_their_cadence() {
     let job = StandIn::new(Duration::from_secs(1));
-    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
-    manager.start();
+    let every = Duration::from_secs(10);
+    let (manager, _dir) = stand_in_manager(job.clone(), every, retry(1000)).await;
+    start_and_wait_for_first_start(&manager, &job, every).await;
     tokio::time::sleep(Duration::from_secs(35)).await;
     let secs: Vec<u64> = offsets(&job.starts())
         .iter()
@@ -144,8 +217,9 @@ async fn runs_keep_their_cadence() {
 #[tokio::test]
 async fn a_tick_that_finds_the_task_running_is_skipped_and_counted() {
     let job = StandIn::new(Duration::from_secs(25));
-    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
-    manager.start();
+    let every = Duration::from_secs(10);
+    let (manager, _dir) = stand_in_manager(job.clone(), every, retry(1000)).await;
+    start_and_wait_for_first_start(&manager, &job, every).await;
     tokio::time::sleep(Duration::from_secs(35)).await;
     let secs: Vec<u64> = offsets(&job.starts())
         .iter()
@@ -169,8 +243,9 @@ async fn a_tick_that_finds_the_task_running_is_skipped_and_counted() {
 async fn retries_back_off_within_bounds_and_do_not_move_the_cadence() {
     let job = StandIn::new(Duration::ZERO);
     job.failures.store(2, Ordering::Relaxed);
-    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
-    manager.start();
+    let every = Duration::from_secs(10);
+    let (manager, _dir) = stand_in_manager(job.clone(), every, retry(1000)).await;
+    start_and_wait_for_first_start(&manager, &job, every).await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let starts = offsets(&job.starts());
     assert_eq!(
@@ -246,10 +321,12 @@ async fn logic_errors_are_not_retried() {
 #[tokio::test]
 async fn pause_stops_ticks_and_resume_brings_them_back() {
     let job = StandIn::new(Duration::ZERO);
-    let (manager, _dir) = stand_in_manager(job.clone(), Duration::from_secs(10), retry(1000)).await;
+    let every = Duration::from_secs(10);
+    let (manager, _dir) = stand_in_manager(job.clone(), every, retry(1000)).await;
     manager.pause("stand_in").unwrap();
     manager.start();
-    tokio::time::sleep(Duration::from_secs(25)).await;
+    // Past three starts (the first within 10 s), the last 1 s ago.
+    tokio::time::sleep(first_start(every) + Duration::from_secs(21)).await;
     assert!(job.starts().is_empty());
     assert!(manager.tasks()[0].paused);
     manager.resume("stand_in").unwrap();
@@ -259,6 +336,149 @@ async fn pause_stops_ticks_and_resume_brings_them_back() {
         manager.pause("nope").unwrap_err().to_string(),
         "unknown task \"nope\": the tasks are stand_in"
     );
+}
+
+#[tokio::test]
+async fn a_deferred_start_waits_for_the_signal_to_drop_and_is_counted() {
+    let job = StandIn::new(Duration::ZERO);
+    let every = Duration::from_secs(60);
+    let (manager, _dir) = stand_in_manager(job.clone(), every, retry(1000)).await;
+    let (defer, signal) = tokio::sync::watch::channel(true);
+    manager.defer_scheduled_while(signal);
+    let started = Instant::now();
+    manager.start();
+    let first = first_start(every);
+    tokio::time::sleep(first + Duration::from_secs(10)).await;
+    assert!(
+        job.starts().is_empty(),
+        "the start waits while the signal is up"
+    );
+    let task = &manager.tasks()[0];
+    let since = (task.deferred_since.unwrap() - wall_start())
+        .to_std()
+        .unwrap();
+    assert_eq!(on_second(since), first, "deferred since its start was due");
+    assert_eq!(task.counts.deferred, 1);
+    // A manual run is never deferred.
+    let manual = manager.run_now("stand_in").unwrap();
+    let record = manager.wait_for("stand_in", manual).await.unwrap();
+    assert_eq!(record.deferred_ms, 0);
+    defer.send(false).unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        job.starts().len(),
+        2,
+        "the deferred start ran once the signal dropped"
+    );
+    assert_eq!(
+        on_second(job.starts()[1] - started),
+        first + Duration::from_secs(10)
+    );
+    let task = &manager.tasks()[0];
+    assert_eq!(task.deferred_since, None);
+    let deferred = &task.history[0];
+    assert_eq!(
+        on_second(Duration::from_millis(deferred.deferred_ms)),
+        Duration::from_secs(10),
+        "{deferred:?}"
+    );
+    assert_eq!(task.counts.deferred, 1);
+    // The next start is on the grid again, not moved by the deferral.
+    tokio::time::sleep(every - Duration::from_secs(10)).await;
+    assert_eq!(job.starts().len(), 3);
+    assert_eq!(on_second(job.starts()[2] - started), first + every);
+    assert_eq!(manager.tasks()[0].history[0].deferred_ms, 0);
+}
+
+#[tokio::test]
+async fn a_deferred_start_runs_when_its_slack_is_used_up() {
+    let job = StandIn::new(Duration::ZERO);
+    let every = Duration::from_secs(60);
+    let (manager, _dir) = stand_in_manager(job.clone(), every, retry(1000)).await;
+    let (_defer, signal) = tokio::sync::watch::channel(true);
+    manager.defer_scheduled_while(signal);
+    let started = Instant::now();
+    manager.start();
+    let first = first_start(every);
+    tokio::time::sleep(first + Duration::from_secs(29)).await;
+    assert!(job.starts().is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        offsets_from(started, &job.starts()),
+        [first + every / 2],
+        "half the interval late, no later"
+    );
+    let task = &manager.tasks()[0];
+    assert_eq!(
+        on_second(Duration::from_millis(task.history[0].deferred_ms)),
+        Duration::from_secs(30)
+    );
+    assert_eq!(task.counts.deferred, 1);
+    assert_eq!(task.deferred_since, None);
+}
+
+fn offsets_from(started: Instant, starts: &[Instant]) -> Vec<Duration> {
+    starts.iter().map(|s| on_second(*s - started)).collect()
+}
+
+/// Takes `n` leases at once, for a moment.
+struct Takes(u32);
+
+impl Job for Takes {
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            let mut held = Vec::new();
+            for _ in 0..self.0 {
+                held.push(ctx.leases.acquire(&ctx.run).await?);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(JobOutput::done(0, "held"))
+        })
+    }
+}
+
+/// A run's record has the most leases it held at once, and the preview expects that many
+/// from its task; a paused task is left out of the preview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_record_their_leases_and_the_preview_expects_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(
+        &DatabaseUrl::Sqlite(dir.path().join("t.db")),
+        3,
+        Duration::from_secs(5),
+    )
+    .await;
+    let hour = Duration::from_secs(3_600);
+    let manager = TaskManager::with_jobs(
+        leases(db),
+        vec![
+            ("pair".to_owned(), hour, Arc::new(Takes(2)) as Arc<dyn Job>),
+            ("single".to_owned(), hour, Arc::new(Takes(1))),
+            ("none".to_owned(), hour, Arc::new(Takes(0))),
+        ],
+        retry(100),
+        "test".to_owned(),
+    );
+    let now = Utc::now();
+    let before = manager.schedule_preview(now, Duration::from_secs(2 * 3_600));
+    assert_eq!(before.peak, 1, "one lease each before any run: {before:?}");
+    for task in ["pair", "single", "none"] {
+        let id = manager.run_now(task).unwrap();
+        manager.wait_for(task, id).await.unwrap();
+    }
+    let leases: Vec<u32> = manager
+        .tasks()
+        .iter()
+        .map(|t| t.history[0].leases)
+        .collect();
+    assert_eq!(leases, [2, 1, 0]);
+    let preview = manager.schedule_preview(now, Duration::from_secs(2 * 3_600));
+    assert_eq!(preview.peak, 2, "{preview:?}");
+    assert_eq!(preview.tasks, ["pair"], "{preview:?}");
+    manager.pause("pair").unwrap();
+    let preview = manager.schedule_preview(now, Duration::from_secs(2 * 3_600));
+    assert_eq!(preview.peak, 1, "{preview:?}");
+    assert_eq!(preview.tasks, ["single"], "{preview:?}");
 }
 
 /// Stop waits for a run up to its deadline, then cancels it; no lease is left behind.
@@ -298,6 +518,9 @@ async fn stop_waits_up_to_the_deadline_then_cancels() {
         "test".to_owned(),
     );
     manager.start();
+    // Their first scheduled starts are minutes away: start both by hand.
+    manager.run_now("slow").unwrap();
+    manager.run_now("quick").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while leases.snapshot().leases < 2 {
         assert!(

@@ -731,12 +731,15 @@ async fn two_hundred_dashboards_polling_for_thirty_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_runs_in_flight() {
     let _one = ONE_AT_A_TIME.lock().await;
-    // The demo's leaky task starts with the scheduler and holds its lease for 6 s (under the
-    // lease timeout, so cleanup leaves it be): a run certainly in flight.
+    // The demo's leaky task holds its lease for 6 s (under the lease timeout, so cleanup leaves
+    // it be): a run certainly in flight. Its first scheduled start may be up to its interval
+    // away, so it is started by hand.
     let Some(mut rig) = Rig::start(40, &[("DEMO_LEAK_HOLD", "6s"), ("LEASE_TIMEOUT", "10s")]).await
     else {
         return;
     };
+    rig.act(json!({"action": "run_now", "task": "leaky_report"}))
+        .await;
     rig.act(json!({"action": "cleanup", "dry_run": true})).await;
     rig.wait_for("the leaky run to hold its lease", |status| {
         status["leases"]

@@ -19,6 +19,7 @@ use super::{
     Held, LeaseError, LeaseManager, RunContext, Shared,
     backend::{BACKEND_IDENTITY_SQL, BackendIdentity, terminate_backends},
     count_task,
+    run::Holding,
 };
 use crate::{db::Backend, governor::Permit};
 
@@ -111,6 +112,7 @@ impl LeaseManager {
         self.count(run.task(), |c| c.issued += 1);
         Ok(Lease {
             conn,
+            _holding: run.hold(),
             permit: Some(permit),
             id,
             backend,
@@ -201,6 +203,8 @@ enum Checkout {
 /// safe to reuse.
 pub struct Lease {
     conn: PoolConnection<Any>,
+    /// Counts the lease against its run while it lives (the run's peak of leases).
+    _holding: Holding,
     /// Its place under the governor's limit, given back when the lease drops (see `Drop`).
     permit: Option<Permit>,
     id: u64,

@@ -2,7 +2,10 @@
 
 use std::{
     future::Future,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU32, Ordering::Relaxed},
+    },
     time::Duration,
 };
 
@@ -34,6 +37,10 @@ struct RunInner {
     limits: RunLimits,
     cancel: CancellationToken,
     reason: OnceLock<String>,
+    /// Leases the run holds now.
+    held: AtomicU32,
+    /// The most it held at once.
+    peak: AtomicU32,
 }
 
 impl RunContext {
@@ -51,6 +58,8 @@ impl RunContext {
                 limits,
                 cancel: CancellationToken::new(),
                 reason: OnceLock::new(),
+                held: AtomicU32::new(0),
+                peak: AtomicU32::new(0),
             }),
         }
     }
@@ -58,6 +67,20 @@ impl RunContext {
     /// What its leases may take.
     pub fn limits(&self) -> RunLimits {
         self.inner.limits
+    }
+
+    /// The most leases the run has held at once: what its task's next runs are expected to take
+    /// (the schedule preview reads it through the run's record).
+    pub fn peak_leases(&self) -> u32 {
+        self.inner.peak.load(Relaxed)
+    }
+
+    /// Counts one more lease held by the run, until the returned mark drops. The one place the
+    /// run's leases are counted: every [`Lease`](super::Lease) keeps a mark for its life.
+    pub(super) fn hold(&self) -> Holding {
+        let held = self.inner.held.fetch_add(1, Relaxed) + 1;
+        self.inner.peak.fetch_max(held, Relaxed);
+        Holding(Arc::clone(&self.inner))
     }
 
     /// Cancelled when the run is revoked.
@@ -120,6 +143,16 @@ impl RunContext {
     }
 }
 
+/// One lease counted against its run while it lives (see [`RunContext::hold`]).
+#[derive(Debug)]
+pub(super) struct Holding(Arc<RunInner>);
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -139,6 +172,20 @@ mod tests {
                 reason: "stale".into()
             })
         );
+    }
+
+    #[test]
+    fn the_peak_is_the_most_leases_held_at_once() {
+        let run = RunContext::new("t", 1);
+        assert_eq!(run.peak_leases(), 0);
+        let first = run.hold();
+        let second = run.hold();
+        drop(first);
+        let third = run.hold();
+        assert_eq!(run.peak_leases(), 2);
+        drop((second, third));
+        let _again = run.hold();
+        assert_eq!(run.peak_leases(), 2, "the peak stays");
     }
 
     #[tokio::test]

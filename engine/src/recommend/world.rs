@@ -170,9 +170,11 @@ pub(crate) fn task(name: &str, interval_secs: u64, runs: Vec<(Outcome, u32, u64)
     TaskView {
         name: name.into(),
         interval_secs,
+        schedule: format!("every {interval_secs} s"),
         paused: false,
         state: TaskState::Idle,
         next_run_at: None,
+        deferred_since: None,
         last: None,
         last_success_at: None,
         counts: TaskCounts::default(),
@@ -189,6 +191,8 @@ pub(crate) fn task(name: &str, interval_secs: u64, runs: Vec<(Outcome, u32, u64)
                 backoff_ms: vec![],
                 retried_after: (attempts > 1).then(|| "connection reset".to_owned()),
                 outcome,
+                deferred_ms: 0,
+                leases: 1,
             })
             .collect(),
     }

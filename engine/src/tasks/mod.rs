@@ -1,13 +1,18 @@
 //! The background task manager: a scheduler for the three tasks, retries with backoff, and the
 //! per-task state the dashboard and the API show.
 //!
-//! Each task has a ticker on its own cadence. A tick starts a run unless the task is paused or
-//! its previous run is still going (then the tick is skipped and counted). A run retries
+//! Each task has a ticker on its own [`Schedule`]: an interval on a grid anchored at the Unix
+//! epoch with a phase offset per task (the first run comes at the first grid point after
+//! start-up, not at start-up), or a cron expression. A tick starts a run unless the task is
+//! paused or its previous run is still going (then the tick is skipped and counted); while the
+//! deferral signal is up, a scheduled start waits for it to drop, at most half its interval. A
+//! run retries
 //! retryable failures with exponential backoff and full jitter inside the run, so a retry
 //! series never moves the cadence. Runs take their connections from the lease manager only.
 //!
 //! Layout: `model` is what the dashboard and the API read (runs, outcomes, states), `job` what
-//! a task implements, `scheduler` the [`TaskManager`] and its tickers, `run` one run's
+//! a task implements, `scheduler` the [`TaskManager`] and its tickers, `schedule` when a task
+//! runs, `preview` the expected peak of connections from the schedules, `run` one run's
 //! attempts and record, `retry` the backoff, `error` why a run failed, and `jobs` the real
 //! tasks. The state they share is here.
 
@@ -15,8 +20,10 @@ mod error;
 mod job;
 pub mod jobs;
 mod model;
+mod preview;
 mod retry;
 mod run;
+pub mod schedule;
 mod scheduler;
 
 use std::{
@@ -27,7 +34,10 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use tokio::{sync::Notify, task::JoinHandle};
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use error::TaskError;
@@ -36,12 +46,14 @@ pub use model::{
     CommandError, HISTORY_LEN, Outcome, RunRecord, SkipCause, StopReport, TaskCounts, TaskState,
     TaskView, Trigger,
 };
+pub use preview::{PreviewTask, SchedulePreview, preview};
 pub use retry::RetryPolicy;
+pub use schedule::{Clock, Schedule, ScheduleError};
 pub use scheduler::TaskManager;
 
 use crate::{
     auctions::StatusCounts,
-    lease::{LeaseManager, RunLimits},
+    lease::{LeaseManager, RunContext, RunLimits},
 };
 
 /// What the manager, its tickers and its runs share.
@@ -54,6 +66,10 @@ struct Inner {
     scheduler: Mutex<Option<Scheduler>>,
     latest_counts: Mutex<Option<(StatusCounts, DateTime<Utc>)>>,
     latest_round_trip: Mutex<Option<Duration>>,
+    /// Where the tickers read the wall clock.
+    clock: Mutex<Clock>,
+    /// While it reads true, scheduled starts wait (see [`TaskManager::defer_scheduled_while`]).
+    deferral: Mutex<Option<watch::Receiver<bool>>>,
 }
 
 struct Scheduler {
@@ -63,7 +79,8 @@ struct Scheduler {
 
 struct Slot {
     name: String,
-    every: Duration,
+    /// When it runs (interval phases are set for all slots together).
+    schedule: Mutex<Schedule>,
     job: Arc<dyn Job>,
     state: Mutex<SlotState>,
     finished: Notify,
@@ -74,6 +91,8 @@ struct SlotState {
     paused: bool,
     current: Option<Current>,
     next_run_at: Option<DateTime<Utc>>,
+    /// Since when a scheduled start has waited for a deferral to end.
+    deferred_since: Option<DateTime<Utc>>,
     history: VecDeque<RunRecord>,
     /// What its leases may take.
     limits: RunLimits,
@@ -91,4 +110,19 @@ struct Current {
     backoff_ms: Vec<u64>,
     retried_after: Option<String>,
     handle: Option<JoinHandle<()>>,
+    /// How long its scheduled start waited for a deferral to end.
+    deferred_ms: u64,
+    /// The most leases an earlier attempt held at once.
+    peak_leases: u32,
+    /// The attempt working now (its leases are counted on it).
+    attempt: Option<RunContext>,
+}
+
+impl Current {
+    /// The most leases any attempt so far held at once.
+    fn peak_leases(&self) -> u32 {
+        self.attempt.as_ref().map_or(self.peak_leases, |run| {
+            self.peak_leases.max(run.peak_leases())
+        })
+    }
 }

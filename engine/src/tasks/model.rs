@@ -108,6 +108,13 @@ pub struct RunRecord {
     pub retried_after: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
+    /// How long its scheduled start waited for a deferral to end, in milliseconds (0: it was
+    /// not deferred).
+    #[serde(default)]
+    pub deferred_ms: u64,
+    /// The most leases it held at once (what the schedule preview expects of the next run).
+    #[serde(default)]
+    pub leases: u32,
 }
 
 /// Where a task is now.
@@ -145,14 +152,22 @@ pub enum TaskState {
 pub struct TaskView {
     /// The task's name.
     pub name: String,
-    /// Its cadence, in seconds.
+    /// Its cadence, in seconds (for a cron schedule, the gap between its next two starts).
     pub interval_secs: u64,
+    /// Its schedule in words: `every 15 min (at :07:30, :22:30, …)`, `cron 30 2 * * *
+    /// (Europe/Berlin)`.
+    #[serde(default)]
+    pub schedule: String,
     /// Paused: ticks do not start runs.
     pub paused: bool,
     /// Idle, running or in backoff.
     pub state: TaskState,
     /// When the next tick is due (none while the scheduler is stopped).
     pub next_run_at: Option<DateTime<Utc>>,
+    /// Since when a scheduled start has been waiting for a deferral to end (none when no start
+    /// waits).
+    #[serde(default)]
+    pub deferred_since: Option<DateTime<Utc>>,
     /// The last finished run.
     pub last: Option<RunRecord>,
     /// When a run last succeeded.
@@ -198,6 +213,9 @@ pub struct TaskCounts {
     pub over_limit_skips: u64,
     /// Runs cancelled.
     pub cancelled: u64,
+    /// Scheduled starts deferred (they waited for a deferral to end, or for their slack).
+    #[serde(default)]
+    pub deferred: u64,
 }
 
 /// Why a control command was refused.

@@ -17,6 +17,7 @@ impl Inner {
         self: &Arc<Self>,
         index: usize,
         trigger: Trigger,
+        deferred_ms: u64,
     ) -> Result<u64, CommandError> {
         let slot = &self.slots[index];
         // The lock is held across the spawn so the run cannot finish before it is recorded.
@@ -42,6 +43,9 @@ impl Inner {
             backoff_ms: Vec::new(),
             retried_after: None,
             handle: Some(handle),
+            deferred_ms,
+            peak_leases: 0,
+            attempt: None,
         });
         Ok(run_id)
     }
@@ -75,6 +79,7 @@ impl Inner {
             }
             Outcome::Cancelled { .. } => state.counts.cancelled += 1,
         }
+        let leases = current.peak_leases();
         let record = RunRecord {
             run_id,
             trigger: current.trigger,
@@ -87,6 +92,8 @@ impl Inner {
             backoff_ms: current.backoff_ms,
             retried_after: current.retried_after,
             outcome,
+            deferred_ms: current.deferred_ms,
+            leases,
         };
         if state.history.len() == HISTORY_LEN {
             state.history.pop_back();
@@ -134,6 +141,10 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
             now_ms: Utc::now().timestamp_millis(),
             instance: inner.instance.clone(),
         };
+        inner.set_state(index, run_id, |current| {
+            current.peak_leases = current.peak_leases();
+            current.attempt = Some(ctx.run.clone());
+        });
         let result = ctx.run.scope(slot.job.run(&ctx)).await;
         match result {
             Ok(output) => {

@@ -8,18 +8,30 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use tokio::{sync::Notify, task::JoinHandle};
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CommandError, Inner, JobSpec, RetryPolicy, RunRecord, Scheduler, Slot, SlotState, StopReport,
-    TaskState, TaskView, Trigger, jobs::standard_jobs,
+    Clock, CommandError, Inner, JobSpec, PreviewTask, RetryPolicy, RunRecord, Schedule,
+    SchedulePreview, Scheduler, Slot, SlotState, StopReport, TaskState, TaskView, Trigger,
+    jobs::standard_jobs, preview, schedule::phase_offsets,
 };
 use crate::{
     auctions::StatusCounts,
     lease::{LeaseManager, RunLimits},
     settings::TaskIntervals,
 };
+
+/// How long a ticker sleeps at most before it reads the wall clock again: a clock stepped
+/// while it sleeps (by NTP, or a machine waking from suspend) moves a start by at most this.
+const RECHECK_CLOCK: Duration = Duration::from_secs(30);
+
+/// The shortest hold the schedule preview assumes for a run (runs faster than that still hold
+/// their connection for a moment, and a preview of zero-length holds would never overlap).
+const LEAST_HOLD: Duration = Duration::from_secs(1);
 
 /// Runs the background tasks. Cheap to clone.
 #[derive(Clone)]
@@ -38,14 +50,16 @@ impl TaskManager {
         Self::with_jobs(leases, standard_jobs(intervals), retry, instance)
     }
 
-    /// Any set of jobs: `(name, interval, job)`.
+    /// Any set of jobs: `(name, interval, job)`. Each interval runs on the epoch-anchored grid
+    /// with its phase offset (see [`super::schedule`]); [`TaskManager::set_schedule`] gives a
+    /// task a cron schedule instead.
     pub fn with_jobs(
         leases: LeaseManager,
         jobs: Vec<JobSpec>,
         retry: RetryPolicy,
         instance: String,
     ) -> Self {
-        Self {
+        let manager = Self {
             inner: Arc::new(Inner {
                 leases,
                 retry,
@@ -54,7 +68,7 @@ impl TaskManager {
                     .into_iter()
                     .map(|(name, every, job)| Slot {
                         name,
-                        every,
+                        schedule: Mutex::new(Schedule::every(every)),
                         job,
                         state: Mutex::new(SlotState::default()),
                         finished: Notify::new(),
@@ -64,8 +78,84 @@ impl TaskManager {
                 scheduler: Mutex::new(None),
                 latest_counts: Mutex::new(None),
                 latest_round_trip: Mutex::new(None),
+                clock: Mutex::new(Clock::System),
+                deferral: Mutex::new(None),
             }),
+        };
+        manager.plan_phases();
+        manager
+    }
+
+    /// Gives `task` its schedule (a cron expression, or another interval) from its next start
+    /// on, and moves the interval tasks' phases to suit the new set of intervals.
+    pub fn set_schedule(&self, task: &str, schedule: Schedule) -> Result<(), CommandError> {
+        let index = self.index(task)?;
+        *self.inner.slots[index].schedule.lock() = schedule;
+        self.plan_phases();
+        Ok(())
+    }
+
+    /// Gives every interval task its phase offset among the others, for this instance (see
+    /// [`phase_offsets`]).
+    fn plan_phases(&self) {
+        let intervals: Vec<(usize, &str, Duration)> = self
+            .inner
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let period = slot.schedule.lock().period()?;
+                Some((index, slot.name.as_str(), period))
+            })
+            .collect();
+        let named: Vec<(&str, Duration)> = intervals.iter().map(|(_, n, e)| (*n, *e)).collect();
+        let phases = phase_offsets(&named, &self.inner.instance);
+        for ((index, _, every), phase) in intervals.into_iter().zip(phases) {
+            *self.inner.slots[index].schedule.lock() = Schedule::Every { every, phase };
         }
+    }
+
+    /// Where the tickers read the wall clock: the system's by default. Tests under tokio's
+    /// paused time give [`Clock::following_tokio`], so the schedules move with
+    /// `tokio::time::advance`. Set it before [`TaskManager::start`].
+    pub fn set_clock(&self, clock: Clock) {
+        *self.inner.clock.lock() = clock;
+    }
+
+    /// While `signal` reads true, a scheduled start (never a manual "run now") waits until it
+    /// turns false or the start's slack is used up (half its interval; for cron, half the time
+    /// to its following start), then runs. The predictive cleanup raises it when the server is
+    /// about to run short of connections, so routine work steps aside without losing its turn.
+    /// Set once, by the engine; a later call replaces the signal.
+    pub fn defer_scheduled_while(&self, signal: watch::Receiver<bool>) {
+        *self.inner.deferral.lock() = Some(signal);
+    }
+
+    /// The expected peak of Leasewatch's own connections over `[now, now + within]`, from each
+    /// unpaused task's schedule, the most leases its recent runs held (1 before any run) and
+    /// the 90th percentile of their durations (at least 1 s). Reads memory only.
+    pub fn schedule_preview(&self, now: DateTime<Utc>, within: Duration) -> SchedulePreview {
+        let tasks: Vec<PreviewTask> = self
+            .inner
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let schedule = slot.schedule.lock().clone();
+                let state = slot.state.lock();
+                if state.paused {
+                    return None;
+                }
+                let connections = state.history.iter().map(|r| r.leases).max().unwrap_or(1);
+                let durations: Vec<u64> = state.history.iter().map(|r| r.duration_ms).collect();
+                Some(PreviewTask {
+                    name: slot.name.clone(),
+                    schedule,
+                    connections,
+                    hold: Duration::from_millis(percentile_90(durations)).max(LEAST_HOLD),
+                })
+            })
+            .collect();
+        preview(&tasks, now, within)
     }
 
     /// Whether the scheduler is running.
@@ -73,8 +163,10 @@ impl TaskManager {
         self.inner.scheduler.lock().is_some()
     }
 
-    /// Starts every task's ticker (the first tick is immediate). Returns `false` if it was
-    /// running already.
+    /// Starts every task's ticker. The first run of each task comes at its first scheduled
+    /// start after now, not at once: an interval task at the next point of its grid, so a
+    /// restart neither adds a run nor moves the cadence. Returns `false` if it was running
+    /// already.
     pub fn start(&self) -> bool {
         let mut scheduler = self.inner.scheduler.lock();
         if scheduler.is_some() {
@@ -106,6 +198,8 @@ impl TaskManager {
             .filter_map(|(index, slot)| {
                 let mut state = slot.state.lock();
                 state.next_run_at = None;
+                // A start that waited for a deferral waits no more: its ticker is gone.
+                state.deferred_since = None;
                 let current = state.current.as_mut()?;
                 Some((index, current.run_id, current.handle.take()?))
             })
@@ -149,7 +243,7 @@ impl TaskManager {
     /// Starts a run of `task` now, outside its cadence. Returns the run's number.
     pub fn run_now(&self, task: &str) -> Result<u64, CommandError> {
         let index = self.index(task)?;
-        self.inner.start_run(index, Trigger::Manual)
+        self.inner.start_run(index, Trigger::Manual, 0)
     }
 
     /// Sets what `task`'s leases may take (its timeout and priority), for its next runs.
@@ -220,20 +314,24 @@ impl TaskManager {
 
     /// Every task's state, in configuration order.
     pub fn tasks(&self) -> Vec<TaskView> {
+        let now = self.inner.clock.lock().now();
         self.inner
             .slots
             .iter()
             .map(|slot| {
+                let schedule = slot.schedule.lock().clone();
                 let state = slot.state.lock();
                 TaskView {
                     name: slot.name.clone(),
-                    interval_secs: slot.every.as_secs(),
+                    interval_secs: schedule.gap_after(schedule.next_after(now)).as_secs(),
+                    schedule: schedule.describe(),
                     paused: state.paused,
                     state: state
                         .current
                         .as_ref()
                         .map_or(TaskState::Idle, |current| current.state.clone()),
                     next_run_at: state.next_run_at,
+                    deferred_since: state.deferred_since,
                     last: state.history.front().cloned(),
                     last_success_at: state.last_success_at,
                     counts: state.counts,
@@ -266,31 +364,152 @@ impl TaskManager {
     }
 }
 
-/// One task's cadence: a tick every interval from the start, whatever the runs do.
+/// The 90th percentile (nearest rank) of `values`; 0 for none.
+fn percentile_90(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    let rank = (values.len() * 9).div_ceil(10);
+    rank.checked_sub(1).map_or(0, |i| values[i])
+}
+
+/// One task's cadence: each start its schedule names, by the wall clock, whatever the runs do.
 async fn ticker(inner: Arc<Inner>, index: usize, stop: CancellationToken) {
     let slot = &inner.slots[index];
-    let mut ticks = tokio::time::interval(slot.every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_due: Option<DateTime<Utc>> = None;
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticks.tick() => {}
+        let clock = *inner.clock.lock();
+        let schedule = slot.schedule.lock().clone();
+        let now = clock.now();
+        // Never the same start twice, even when the clock is stepped back.
+        let due = schedule.next_after(last_due.map_or(now, |last| last.max(now)));
+        slot.state.lock().next_run_at = Some(due);
+        loop {
+            let left = (due - clock.now()).to_std().unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                break;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(left.min(RECHECK_CLOCK)) => {}
+            }
         }
-        let next =
-            Utc::now() + chrono::Duration::from_std(slot.every).unwrap_or(chrono::TimeDelta::MAX);
-        slot.state.lock().next_run_at = Some(next);
+        last_due = Some(due);
+        // Starts missed while the clock jumped ahead are not made up: the next is after now.
+        slot.state.lock().next_run_at = Some(schedule.next_after(due.max(clock.now())));
+        if !inner.tick(index, &schedule, due, &stop).await {
+            return;
+        }
+    }
+}
+
+impl Inner {
+    /// A start due at `due`: none if the task is paused, an overlap skip if its run is still
+    /// going, else a run, after waiting out a deferral. `false` once the scheduler stops.
+    async fn tick(
+        self: &Arc<Self>,
+        index: usize,
+        schedule: &Schedule,
+        due: DateTime<Utc>,
+        stop: &CancellationToken,
+    ) -> bool {
+        let slot = &self.slots[index];
+        let running = {
+            let state = slot.state.lock();
+            if state.paused {
+                return true;
+            }
+            state.current.as_ref().map(|current| current.run_id)
+        };
+        if let Some(run_id) = running {
+            self.overlap_skip(index, run_id);
+            return true;
+        }
+        let Some(deferred_ms) = self.wait_out_deferral(index, schedule, due, stop).await else {
+            return false;
+        };
         if slot.state.lock().paused {
-            continue;
+            return true;
         }
         if let Err(CommandError::AlreadyRunning(_, run_id)) =
-            inner.start_run(index, Trigger::Schedule)
+            self.start_run(index, Trigger::Schedule, deferred_ms)
+        {
+            self.overlap_skip(index, run_id);
+        }
+        true
+    }
+
+    /// Counts a start skipped because run `run_id` is still going.
+    fn overlap_skip(&self, index: usize, run_id: u64) {
+        let slot = &self.slots[index];
+        let mut state = slot.state.lock();
+        state.counts.overlap_skips += 1;
+        state.overlap_skips.push_front(Utc::now());
+        state.overlap_skips.truncate(super::HISTORY_LEN);
+        drop(state);
+        tracing::info!(task = %slot.name, run_id, "tick skipped: the previous run is still going");
+    }
+
+    /// While the deferral signal is up, waits until it drops or the start's slack (from `due`)
+    /// is used up. Returns how long it waited in milliseconds (0 without a deferral), or
+    /// `None` if the scheduler stopped meanwhile.
+    async fn wait_out_deferral(
+        &self,
+        index: usize,
+        schedule: &Schedule,
+        due: DateTime<Utc>,
+        stop: &CancellationToken,
+    ) -> Option<u64> {
+        let Some(mut signal) = self.deferral.lock().clone() else {
+            return Some(0);
+        };
+        if !*signal.borrow_and_update() {
+            return Some(0);
+        }
+        let slot = &self.slots[index];
+        let since = self.clock.lock().now();
+        let slack = schedule.slack_after(due);
+        let left = (due + chrono::TimeDelta::from_std(slack).unwrap_or(chrono::TimeDelta::MAX)
+            - since)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         {
             let mut state = slot.state.lock();
-            state.counts.overlap_skips += 1;
-            state.overlap_skips.push_front(Utc::now());
-            state.overlap_skips.truncate(super::HISTORY_LEN);
-            drop(state);
-            tracing::info!(task = %slot.name, run_id, "tick skipped: the previous run is still going");
+            state.deferred_since = Some(since);
+            state.counts.deferred += 1;
         }
+        tracing::info!(
+            task = %slot.name,
+            %due,
+            slack_ms = u64::try_from(slack.as_millis()).unwrap_or(u64::MAX),
+            "scheduled run deferred: waiting for the deferral to end"
+        );
+        let waiting = tokio::time::Instant::now();
+        let why = tokio::select! {
+            () = stop.cancelled() => {
+                slot.state.lock().deferred_since = None;
+                return None;
+            }
+            ended = signal.wait_for(|deferring| !*deferring) => {
+                if ended.is_ok() { "the deferral ended" } else { "the deferral signal is gone" }
+            }
+            () = tokio::time::sleep(left) => "its slack is used up",
+        };
+        let waited_ms = u64::try_from(waiting.elapsed().as_millis()).unwrap_or(u64::MAX);
+        slot.state.lock().deferred_since = None;
+        tracing::info!(task = %slot.name, waited_ms, "deferred run starting: {why}");
+        Some(waited_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile_90;
+
+    #[test]
+    fn the_90th_percentile_is_the_nearest_rank() {
+        assert_eq!(percentile_90(vec![]), 0);
+        assert_eq!(percentile_90(vec![7]), 7);
+        assert_eq!(percentile_90((1..=10).rev().collect()), 9);
+        assert_eq!(percentile_90((1..=20).collect()), 18);
+        assert_eq!(percentile_90(vec![5, 1000, 5, 5]), 1000);
     }
 }

@@ -15,6 +15,7 @@ use leasewatch_engine::{
     predict::PredictSettings,
     recommend::Thresholds,
     settings::{GovernorConfig, default_task_limits},
+    tasks::{Schedule, ScheduleError},
 };
 
 pub use self::env::ConfigError;
@@ -241,6 +242,7 @@ impl Config {
             headroom: env.headroom("BUDGET_HEADROOM", Headroom::default())?,
         };
         let task_limits = task_limits(&env)?;
+        let schedules = task_schedules(&env)?;
 
         let predict = PredictSettings {
             horizon: env.duration("PREDICT_HORIZON", secs(5 * 60), secs(10), secs(3600))?,
@@ -298,6 +300,7 @@ impl Config {
                 governor,
                 task_limits,
                 predict,
+                schedules,
             },
         })
     }
@@ -334,6 +337,63 @@ fn task_limits<F: Fn(&str) -> Option<String>>(
         task.priority = Priority(u8::try_from(priority).unwrap_or(9));
     }
     Ok(limits)
+}
+
+/// Each task's `TASK_<NAME>_SCHEDULE`: a cron expression it runs on instead of its interval.
+/// Setting a task's interval too is refused: one of the two would be silently ignored.
+fn task_schedules<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<BTreeMap<String, Schedule>, ConfigError> {
+    use leasewatch_types::task;
+    let mut schedules = BTreeMap::new();
+    for (name, schedule_var, interval_var) in [
+        (
+            task::STATUS_TRANSITIONS,
+            "TASK_STATUS_TRANSITIONS_SCHEDULE",
+            "TASK_STATUS_TRANSITIONS_INTERVAL",
+        ),
+        (
+            task::AUCTION_MONITOR,
+            "TASK_AUCTION_MONITOR_SCHEDULE",
+            "TASK_AUCTION_MONITOR_INTERVAL",
+        ),
+        (
+            task::HEALTH_CHECK,
+            "TASK_HEALTH_CHECK_SCHEDULE",
+            "TASK_HEALTH_CHECK_INTERVAL",
+        ),
+    ] {
+        let Some(raw) = env.get(schedule_var) else {
+            continue;
+        };
+        if env.get(interval_var).is_some() {
+            return Err(ConfigError {
+                var: schedule_var,
+                value: raw,
+                allowed: format!(
+                    "must not be set together with {interval_var}: the task runs on one or the \
+                     other, so unset one of them"
+                ),
+            });
+        }
+        let schedule = Schedule::cron(&raw).map_err(|err| ConfigError {
+            var: schedule_var,
+            value: raw.clone(),
+            allowed: match err {
+                ScheduleError::UnknownZone(zone) => format!(
+                    "CRON_TZ names an unknown time zone {zone:?}: use an IANA name such as \
+                     Europe/Berlin, America/New_York or UTC"
+                ),
+                other => format!(
+                    "must be a cron expression of five fields, minute hour day-of-month month \
+                     day-of-week (like 30 2 * * * or */15 * * * 1-5), optionally after \
+                     CRON_TZ=Area/City and a space ({other})"
+                ),
+            },
+        })?;
+        schedules.insert(name.to_owned(), schedule);
+    }
+    Ok(schedules)
 }
 
 /// The recommendation rules' thresholds (`REC_*`), the engine's defaults where unset.

@@ -315,3 +315,71 @@ fn the_forecast_and_the_demo_leak_are_read_and_checked() {
         "without --demo"
     );
 }
+
+#[test]
+fn a_task_schedule_is_a_cron_expression_in_an_optional_zone() {
+    let read = config(&[
+        (
+            "TASK_HEALTH_CHECK_SCHEDULE",
+            "CRON_TZ=Europe/Berlin 30 2 * * *",
+        ),
+        ("TASK_AUCTION_MONITOR_SCHEDULE", "*/20 * * * *"),
+    ])
+    .unwrap();
+    let schedules = &read.engine.schedules;
+    assert_eq!(schedules.len(), 2);
+    assert_eq!(
+        schedules["health_check"].describe(),
+        "cron 30 2 * * * (Europe/Berlin)"
+    );
+    assert_eq!(
+        schedules["auction_monitor"].describe(),
+        "cron */20 * * * * (UTC)"
+    );
+    assert!(!schedules.contains_key("status_transitions"));
+    assert!(config(&[]).unwrap().engine.schedules.is_empty());
+}
+
+#[test]
+fn a_schedule_and_an_interval_for_one_task_are_refused_by_name() {
+    assert_eq!(
+        config_err(&[
+            ("TASK_STATUS_TRANSITIONS_INTERVAL", "10m"),
+            ("TASK_STATUS_TRANSITIONS_SCHEDULE", "0 * * * *"),
+        ]),
+        "invalid TASK_STATUS_TRANSITIONS_SCHEDULE=\"0 * * * *\": must not be set together with \
+         TASK_STATUS_TRANSITIONS_INTERVAL: the task runs on one or the other, so unset one of them"
+    );
+    // Another task's interval is no conflict.
+    assert!(
+        config(&[
+            ("TASK_STATUS_TRANSITIONS_INTERVAL", "10m"),
+            ("TASK_HEALTH_CHECK_SCHEDULE", "0 * * * *"),
+        ])
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_bad_schedule_names_the_variable_the_value_and_what_is_allowed() {
+    assert_eq!(
+        config_err(&[(
+            "TASK_HEALTH_CHECK_SCHEDULE",
+            "CRON_TZ=Europe/Atlantis 0 * * * *"
+        )]),
+        "invalid TASK_HEALTH_CHECK_SCHEDULE=\"CRON_TZ=Europe/Atlantis 0 * * * *\": CRON_TZ names \
+         an unknown time zone \"Europe/Atlantis\": use an IANA name such as Europe/Berlin, \
+         America/New_York or UTC"
+    );
+    for bad in ["every hour", "61 * * * *", "0 0 * * * *", "0 0 30 2 *"] {
+        let err = config_err(&[("TASK_AUCTION_MONITOR_SCHEDULE", bad)]);
+        assert!(
+            err.starts_with(&format!(
+                "invalid TASK_AUCTION_MONITOR_SCHEDULE={bad:?}: must be a cron expression of \
+                 five fields, minute hour day-of-month month day-of-week (like 30 2 * * * or \
+                 */15 * * * 1-5), optionally after CRON_TZ=Area/City and a space ("
+            )),
+            "{err}"
+        );
+    }
+}
