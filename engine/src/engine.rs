@@ -18,7 +18,7 @@ use crate::{
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
-    tasks::{self, RetryPolicy, Schedule, TaskManager, jobs::LeakyReport},
+    tasks::{self, RetryPolicy, Schedule, SchedulePreview, TaskManager, jobs::LeakyReport},
 };
 
 /// Everything the engine needs to start.
@@ -119,6 +119,9 @@ pub(crate) const RECOMMEND_EVERY: Duration = Duration::from_secs(1);
 /// governor's share follows it, and the web app may grow by the headroom in between.
 pub(crate) const SERVER_SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
+/// How far ahead the schedule preview looks.
+pub const SCHEDULE_PREVIEW_SPAN: Duration = Duration::from_secs(3600);
+
 /// How long a stop (or SIGTERM) waits for runs in flight before cancelling them.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -205,6 +208,9 @@ impl Engine {
             // The configuration names only tasks that exist; the demo's may be absent.
             let _ = tasks.set_limits(task, *limits);
         }
+        if let Some(host) = host_name() {
+            tasks.set_phase_key(&host);
+        }
         for (task, schedule) in &config.schedules {
             // Likewise: only tasks that exist are named.
             let _ = tasks.set_schedule(task, schedule.clone());
@@ -289,6 +295,13 @@ impl Engine {
         self.advisor.evaluate(&self.leases, &self.tasks);
     }
 
+    /// The expected peak of the tasks' own connections over the next hour, from their
+    /// schedules and recent runs; no database access.
+    pub fn schedule_preview(&self) -> SchedulePreview {
+        self.tasks
+            .schedule_preview(Utc::now(), SCHEDULE_PREVIEW_SPAN)
+    }
+
     /// The exhaustion forecast (PostgreSQL, once the server has been read); no database access.
     pub fn forecast(&self) -> Option<ForecastView> {
         self.advisor.predictor.lock().view()
@@ -343,6 +356,16 @@ impl Engine {
         }
         self.database().close().await;
     }
+}
+
+/// The host's name: the tasks' phases are keyed on it, so a restart keeps their starts where
+/// they were (instances on one host start together, and the advisory lock lets one run).
+fn host_name() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .into_iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
 }
 
 async fn read_auctions(db: &Database) -> Result<AuctionsView, DbError> {

@@ -10,28 +10,10 @@ mod budget;
 mod support;
 
 use budget::Report;
+use support::{Row, side_by_side};
 
-/// A line of the table: its name, and how to read it from a report.
-type Row = (&'static str, fn(&Report) -> String);
-
-/// Runs both phases one after the other and prints the table (plain text on stdout: this is
-/// the benchmark's report, not a log).
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let (off, on) = runtime.block_on(async {
-        let off = budget::run(false).await;
-        let on = budget::run(true).await;
-        (off, on)
-    });
-    let (Some(off), Some(on)) = (off, on) else {
-        eprintln!("skipped: PostgreSQL's initdb and pg_ctl are not on PATH");
-        return;
-    };
-    let rows: [Row; 7] = [
+    let rows: [Row<Report>; 7] = [
         ("web app connections refused (of 8 tried)", |r| {
             r.web_refused.len().to_string()
         }),
@@ -52,8 +34,5 @@ fn main() {
             format!("{:.1} s", r.recovered_after.as_secs_f64())
         }),
     ];
-    println!("{:<40} {:>22} {:>22}", "", "governor off", "governor on");
-    for (name, value) in rows {
-        println!("{name:<40} {:>22} {:>22}", value(&off), value(&on));
-    }
+    side_by_side(["governor off", "governor on"], budget::run, &rows);
 }

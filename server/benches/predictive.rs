@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use leasewatch_testkit::ScratchCluster;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
-use support::{OPERATOR, Server, app_database, leasewatch};
+use support::{OPERATOR, Row, Server, app_database, leasewatch, side_by_side};
 
 /// How long each phase runs.
 const PHASE: Duration = Duration::from_secs(150);
@@ -122,11 +122,12 @@ async fn phase(predictive: bool) -> Option<Report> {
         .iter()
         .filter_map(|t| t["counts"]["deferred"].as_u64())
         .sum();
-    let predictive_entries: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'predictive_cleanup'")
-            .fetch_one(&mut watcher)
-            .await
-            .unwrap_or(0);
+    let predictive_entries: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM leasewatch.audit_log WHERE action = 'predictive_cleanup'",
+    )
+    .fetch_one(&mut watcher)
+    .await
+    .expect("the audit log");
     watcher.close().await.unwrap();
     let _ = tokio::task::spawn_blocking(move || server.stop()).await;
     for conn in held {
@@ -153,23 +154,8 @@ async fn phase(predictive: bool) -> Option<Report> {
     })
 }
 
-/// A line of the table: its name, and how to read it from a report.
-type Row = (&'static str, fn(&Report) -> String);
-
-/// Runs both phases one after the other and prints the table (plain text on stdout: this is
-/// the benchmark's report, not a log).
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let (off, on) = runtime.block_on(async { (phase(false).await, phase(true).await) });
-    let (Some(off), Some(on)) = (off, on) else {
-        eprintln!("skipped: PostgreSQL's initdb and pg_ctl are not on PATH");
-        return;
-    };
-    let rows: [Row; 7] = [
+    let rows: [Row<Report>; 7] = [
         ("connections refused (server log)", |r| {
             r.refused_in_log.to_string()
         }),
@@ -189,11 +175,9 @@ fn main() {
                 .map_or("none".to_owned(), |d| format!("{:.0} s", d.as_secs_f64()))
         }),
     ];
-    println!(
-        "{:<42} {:>24} {:>24}",
-        "", "PREDICTIVE_CLEANUP=off", "PREDICTIVE_CLEANUP=on"
+    side_by_side(
+        ["PREDICTIVE_CLEANUP=off", "PREDICTIVE_CLEANUP=on"],
+        phase,
+        &rows,
     );
-    for (name, value) in rows {
-        println!("{name:<42} {:>24} {:>24}", value(&off), value(&on));
-    }
 }

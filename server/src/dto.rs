@@ -14,6 +14,7 @@ use leasewatch_engine::{
     governor::GovernorView,
     predict::ForecastView,
     recommend::Recommendation,
+    tasks::SchedulePreview,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,8 @@ pub struct StatusResponse {
     pub governor: GovernorView,
     /// The exhaustion forecast over the server reads (PostgreSQL; absent before the first).
     pub forecast: Option<ForecastView>,
+    /// The expected peak of the tasks' own connections over the next hour.
+    pub schedule: SchedulePreview,
     /// Auction counts, as last read by a task.
     pub auctions: Auctions,
 }
@@ -73,6 +76,7 @@ impl StatusResponse {
             server: engine.leases().server_view(),
             governor: engine.leases().governor().view(),
             forecast: engine.forecast(),
+            schedule: engine.schedule_preview(),
             auctions: Auctions {
                 as_of: auctions.as_of,
                 counts: auctions.counts.0.iter().copied().collect(),

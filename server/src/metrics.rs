@@ -304,6 +304,11 @@ pub fn render(engine: &Engine) -> String {
             (Some(("reason", "over_limit")), t.counts.over_limit_skips),
         ]
     });
+    out.counter(
+        "leasewatch_task_deferred_total",
+        "Scheduled runs that waited because exhaustion of the server was predicted.",
+    )
+    .per_task(&tasks, |t| vec![(None, t.counts.deferred)]);
     out.gauge(
         "leasewatch_task_last_success_timestamp_seconds",
         "When a run last succeeded (Unix time; 0 if never).",

@@ -70,6 +70,9 @@ struct Inner {
     clock: Mutex<Clock>,
     /// While it reads true, scheduled starts wait (see [`TaskManager::defer_scheduled_while`]).
     deferral: Mutex<Option<watch::Receiver<bool>>>,
+    /// What the phase offsets are keyed on besides the task names: the host's name once set,
+    /// else `instance`.
+    phase_key: Mutex<Option<String>>,
 }
 
 struct Scheduler {

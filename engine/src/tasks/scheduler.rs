@@ -80,6 +80,7 @@ impl TaskManager {
                 latest_round_trip: Mutex::new(None),
                 clock: Mutex::new(Clock::System),
                 deferral: Mutex::new(None),
+                phase_key: Mutex::new(None),
             }),
         };
         manager.plan_phases();
@@ -93,6 +94,13 @@ impl TaskManager {
         *self.inner.slots[index].schedule.lock() = schedule;
         self.plan_phases();
         Ok(())
+    }
+
+    /// Keys the phase offsets on `key` (the host's name) rather than on this process's
+    /// instance id, so a restart on the same host keeps every task's start where it was.
+    pub fn set_phase_key(&self, key: &str) {
+        *self.inner.phase_key.lock() = Some(key.to_owned());
+        self.plan_phases();
     }
 
     /// Gives every interval task its phase offset among the others, for this instance (see
@@ -109,7 +117,8 @@ impl TaskManager {
             })
             .collect();
         let named: Vec<(&str, Duration)> = intervals.iter().map(|(_, n, e)| (*n, *e)).collect();
-        let phases = phase_offsets(&named, &self.inner.instance);
+        let key = self.inner.phase_key.lock().clone();
+        let phases = phase_offsets(&named, key.as_deref().unwrap_or(&self.inner.instance));
         for ((index, _, every), phase) in intervals.into_iter().zip(phases) {
             *self.inner.slots[index].schedule.lock() = Schedule::Every { every, phase };
         }

@@ -170,3 +170,32 @@ pub fn runs_issued_and_counted(status: &serde_json::Value) -> (u64, u64) {
         .sum();
     (issued, counted)
 }
+
+/// A measure of a scenario benchmark's table: its name, and how to read it from a report.
+pub type Row<R> = (&'static str, fn(&R) -> String);
+
+/// A scenario benchmark: runs the scenario with `false`, then with `true`, one after the other
+/// on a two-worker runtime, and prints one row per measure with the two side by side (plain
+/// text on stdout: this is the benchmark's report, not a log). Prints only that it was skipped
+/// when a phase could not run (PostgreSQL's tools missing).
+pub fn side_by_side<R, F: std::future::Future<Output = Option<R>>>(
+    columns: [&str; 2],
+    phase: impl Fn(bool) -> F,
+    rows: &[Row<R>],
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (off, on) = runtime.block_on(async { (phase(false).await, phase(true).await) });
+    let (Some(off), Some(on)) = (off, on) else {
+        eprintln!("skipped: PostgreSQL's initdb and pg_ctl are not on PATH");
+        return;
+    };
+    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    println!("{:<width$} {:>24} {:>24}", "", columns[0], columns[1]);
+    for (name, value) in rows {
+        println!("{name:<width$} {:>24} {:>24}", value(&off), value(&on));
+    }
+}
