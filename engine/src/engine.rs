@@ -14,7 +14,7 @@ use crate::{
     governor::{self, Budget, Governor, GovernorSettings, Headroom},
     lease::RunLimits,
     lease::{CleanupReport, LeaseManager},
-    predict::{ForecastView, PredictSettings, Predictor},
+    predict::{Change, ForecastView, PredictSettings, Predictor, Responder},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
@@ -70,21 +70,25 @@ impl EngineConfig {
 /// connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DemoLeak {
-    /// How often it runs.
+    /// How often it runs (`DEMO_LEAK_EVERY`).
     pub every: Duration,
-    /// How long each run keeps its connection.
+    /// How long each run keeps its connection (`DEMO_LEAK_HOLD`).
     pub hold: Duration,
+    /// Each run returns at once and leaves its connection behind for `hold`, so leaked
+    /// connections pile up, one per run (`DEMO_LEAK_PILE_UP`); otherwise the run itself waits.
+    pub pile_up: bool,
 }
 
 impl DemoLeak {
-    /// How often the demo's `leaky_report` runs (`DEMO_LEAK_HOLD` sets only the hold).
+    /// How often the demo's `leaky_report` runs by default.
     pub const EVERY: Duration = Duration::from_secs(20);
 
-    /// The demo's leak: every [`DemoLeak::EVERY`], holding its connection for `hold`.
+    /// The demo's leak: every [`DemoLeak::EVERY`], the run holding its connection for `hold`.
     pub fn holding(hold: Duration) -> Self {
         Self {
             every: Self::EVERY,
             hold,
+            pile_up: false,
         }
     }
 }
@@ -123,7 +127,6 @@ pub struct Engine {
     tasks: TaskManager,
     audit: Arc<AuditLog>,
     advisor: Arc<Advisor>,
-    predictor: Arc<Mutex<Predictor>>,
     config: EngineConfig,
     /// The counts read at start-up, until a task reads them again.
     startup_auctions: AuctionsView,
@@ -172,11 +175,16 @@ impl Engine {
         );
         let shutdown = CancellationToken::new();
         let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
-        if let Some(DemoLeak { every, hold }) = config.demo_leak {
+        if let Some(DemoLeak {
+            every,
+            hold,
+            pile_up,
+        }) = config.demo_leak
+        {
             jobs.push((
                 leasewatch_types::task::LEAKY_REPORT.to_owned(),
                 every,
-                Arc::new(LeakyReport { hold }),
+                Arc::new(LeakyReport { hold, pile_up }),
             ));
         }
         let tasks = TaskManager::with_jobs(
@@ -194,8 +202,10 @@ impl Engine {
             let _ = tasks.set_limits(task, *limits);
         }
         tasks.start();
+        let predictor = Arc::new(Mutex::new(Predictor::new(config.predict)));
         let advisor = Arc::new(Advisor {
             thresholds: config.thresholds,
+            predictor: Arc::clone(&predictor),
             state: Mutex::new((Hysteresis::default(), Vec::new())),
         });
         advisor.evaluate(&leases, &tasks);
@@ -204,13 +214,22 @@ impl Engine {
             db_for_audit,
             shutdown.clone(),
         ));
-        let predictor = Arc::new(Mutex::new(Predictor::new(config.predict)));
         if config.database.backend() == Backend::Postgres {
+            let (defer, deferred) = tokio::sync::watch::channel(false);
+            drop(deferred); // MERGE: tasks.defer_scheduled_while(deferred)
+            let responder = config.predict.act.then(|| Responder {
+                leases: leases.clone(),
+                tasks: tasks.clone(),
+                audit: Arc::clone(&audit),
+                defer,
+            });
             tokio::spawn(sample_server(
                 leases.clone(),
+                tasks.clone(),
                 instance,
                 config.governor.headroom,
-                Arc::clone(&predictor),
+                Arc::clone(&advisor),
+                responder,
                 shutdown.clone(),
             ));
         }
@@ -231,7 +250,6 @@ impl Engine {
             tasks,
             audit,
             advisor,
-            predictor,
             config,
             startup_auctions,
             shutdown,
@@ -265,7 +283,7 @@ impl Engine {
 
     /// The exhaustion forecast (PostgreSQL, once the server has been read); no database access.
     pub fn forecast(&self) -> Option<ForecastView> {
-        self.predictor.lock().view()
+        self.advisor.predictor.lock().view()
     }
 
     /// The audit log of control actions.
@@ -326,9 +344,10 @@ async fn read_auctions(db: &Database) -> Result<AuctionsView, DbError> {
     })
 }
 
-/// The recommendation rules and their hysteresis state.
+/// The recommendation rules and their hysteresis state, and the forecast they read.
 struct Advisor {
     thresholds: Thresholds,
+    predictor: Arc<Mutex<Predictor>>,
     state: Mutex<(Hysteresis, Vec<Recommendation>)>,
 }
 
@@ -339,6 +358,7 @@ impl Advisor {
         let lease_list = leases.leases();
         let task_views = tasks.tasks();
         let server = leases.server_view();
+        let forecast = self.predictor.lock().view();
         let now = Utc::now();
         let findings = recommend::evaluate(
             &Inputs {
@@ -352,6 +372,7 @@ impl Advisor {
                 round_trip: tasks.latest_round_trip(),
                 app_prefix: TASKS_APPLICATION_PREFIX,
                 governor: &leases.governor().view(),
+                forecast: forecast.as_ref(),
             },
             &self.thresholds,
         );
@@ -381,14 +402,17 @@ async fn flush_audit(audit: Arc<AuditLog>, db: Database, shutdown: CancellationT
 }
 
 /// Reads the server's connection use every [`SERVER_SAMPLE_EVERY`], so the rules name who
-/// holds the slots with numbers seconds old, also while the task pool cannot connect, and the
-/// governor's share follows the server. A task of its own: a read waits up to the control
+/// holds the slots with numbers seconds old, also while the task pool cannot connect, the
+/// governor's share follows the server, and the forecast sees the trend (the responder, when
+/// predictive cleanup is on, acts on it). A task of its own: a read waits up to the control
 /// pool's acquire timeout.
 async fn sample_server(
     leases: LeaseManager,
+    tasks: TaskManager,
     instance: String,
     headroom: Headroom,
-    predictor: Arc<Mutex<Predictor>>,
+    advisor: Arc<Advisor>,
+    responder: Option<Responder>,
     shutdown: CancellationToken,
 ) {
     let mut every = tokio::time::interval(SERVER_SAMPLE_EVERY);
@@ -398,8 +422,19 @@ async fn sample_server(
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        if let Some(view) = read_budget(&leases, &instance, headroom).await {
-            predictor.lock().observe(&view);
+        let Some(view) = read_budget(&leases, &instance, headroom).await else {
+            continue;
+        };
+        let (change, forecast) = {
+            let mut predictor = advisor.predictor.lock();
+            let change = predictor.observe(&view);
+            (change, predictor.view())
+        };
+        if let (Some(responder), Some(forecast)) = (&responder, &forecast) {
+            responder.respond(&change, forecast).await;
+        }
+        if matches!(change, Change::Raised(_) | Change::Cleared) {
+            advisor.evaluate(&leases, &tasks);
         }
     }
 }

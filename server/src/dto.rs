@@ -12,6 +12,7 @@ use leasewatch_engine::{
     audit::MAX_PAGE,
     control::{ActionName, Details},
     governor::GovernorView,
+    predict::ForecastView,
     recommend::Recommendation,
 };
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,8 @@ pub struct StatusResponse {
     pub server: ServerView,
     /// The connection-budget governor: this instance's lease limit, its share and why.
     pub governor: GovernorView,
+    /// The exhaustion forecast over the server reads (PostgreSQL; absent before the first).
+    pub forecast: Option<ForecastView>,
     /// Auction counts, as last read by a task.
     pub auctions: Auctions,
 }
@@ -69,6 +72,7 @@ impl StatusResponse {
             recommendations: engine.recommendations(),
             server: engine.leases().server_view(),
             governor: engine.leases().governor().view(),
+            forecast: engine.forecast(),
             auctions: Auctions {
                 as_of: auctions.as_of,
                 counts: auctions.counts.0.iter().copied().collect(),

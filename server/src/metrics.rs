@@ -200,6 +200,39 @@ pub fn render(engine: &Engine) -> String {
         .sample(&[], budget.headroom);
     }
 
+    if let Some(forecast) = engine.forecast() {
+        out.gauge(
+            "leasewatch_server_connections",
+            "Client connections on the database server, all clients, as last read.",
+        )
+        .sample(&[], forecast.used);
+        out.gauge(
+            "leasewatch_server_usable_connections",
+            "Slots ordinary roles can use: max_connections less the reserved ones.",
+        )
+        .sample(&[], forecast.usable);
+        out.gauge(
+            "leasewatch_server_exhaustion_predicted",
+            "1 while the forecast predicts the usable slots run out within PREDICT_HORIZON.",
+        )
+        .sample(&[], u8::from(forecast.alarm.is_some()));
+        if let Some(trend) = &forecast.trend {
+            out.gauge(
+                "leasewatch_server_connections_trend_per_minute",
+                "Growth of the server's client connections (Theil-Sen slope over the reads).",
+            )
+            .sample(&[], trend.per_minute);
+            if let Some(eta) = trend.eta_secs {
+                out.gauge(
+                    "leasewatch_server_exhaustion_eta_seconds",
+                    "Seconds until the rising trend reaches the usable slots (absent when the \
+                     connections do not rise steadily).",
+                )
+                .sample(&[], eta);
+            }
+        }
+    }
+
     let latency = engine.leases().acquire_latency();
     let mut histogram = out.family(
         "leasewatch_acquire_duration_seconds",

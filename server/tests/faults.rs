@@ -243,6 +243,16 @@ impl Rig {
         seen
     }
 
+    /// When a status poll first showed recommendation `id`.
+    fn first_shown(&self, id: &str) -> Option<Instant> {
+        self.polls
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|p| p.recommendations.iter().any(|r| r == id))
+            .map(|p| p.at)
+    }
+
     /// Sessions the app has open on the server.
     async fn app_sessions(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'")
@@ -296,10 +306,12 @@ impl Rig {
         .unwrap();
         assert_eq!(unrecorded, 0, "no auction changed without its event");
 
-        let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
-            .fetch_one(&self.admin)
-            .await
-            .unwrap();
+        // Leasewatch's own actions (automatic and predictive cleanups) come on top.
+        let audited: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE role <> 'system'")
+                .fetch_one(&self.admin)
+                .await
+                .unwrap();
         assert_eq!(
             audited, self.actions as i64,
             "every action is in the audit table"
@@ -561,6 +573,96 @@ async fn connection_slots_taken_by_another_client() {
         !said.iter().any(|id| id == "acquire_timeouts"),
         "the pool was never the cause: {said:?}"
     );
+    wait_audit_flushed(&rig).await;
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaking_connections_is_forecast_a_minute_before_the_first_refusal() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // 20 slots (17 for ordinary roles); the app keeps to two task connections.
+    let Some(rig) = Rig::start(20, &[("DB_MAX_CONNECTIONS", "2")]).await else {
+        return;
+    };
+    sqlx::query("CREATE ROLE leaker LOGIN")
+        .execute(&rig.admin)
+        .await
+        .unwrap();
+    let leaker_url = format!(
+        "{}?application_name=leaky-client",
+        rig.cluster.url("leaker", "app")
+    );
+    // Another client opens one more connection every 7 s and never closes any, until the
+    // server refuses one.
+    let mut leaked = Vec::new();
+    let refused_at = loop {
+        assert!(leaked.len() < 20, "the server kept accepting connections");
+        let opened = Instant::now();
+        match PgConnection::connect(&leaker_url).await {
+            Ok(conn) => leaked.push(conn),
+            Err(err) => {
+                assert!(
+                    err.to_string().contains("remaining connection slots"),
+                    "{err}"
+                );
+                break opened;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(7).saturating_sub(opened.elapsed())).await;
+    };
+    let leaked_count = leaked.len();
+    let status = rig.status().await;
+    let forecast_at = rig
+        .first_shown("exhaustion_predicted")
+        .unwrap_or_else(|| panic!("no forecast before the refusal: {status:#}"));
+    let lead = refused_at.saturating_duration_since(forecast_at);
+    eprintln!(
+        "{leaked_count} connections leaked; the forecast came {lead:?} before the first \
+         refusal; forecast now: {:#}",
+        status["forecast"]
+    );
+    let advice = status["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "exhaustion_predicted")
+        .cloned()
+        .unwrap_or_else(|| panic!("the forecast still shows at the refusal: {status:#}"));
+    let detail = advice["detail"].as_str().unwrap();
+    assert_eq!(advice["severity"], "critical");
+    assert!(
+        detail.contains("leaky-client (user leaker)"),
+        "who is growing: {detail}"
+    );
+    assert!(
+        lead >= Duration::from_secs(60),
+        "the forecast came only {lead:?} before the first refusal"
+    );
+    // Leasewatch acted on the forecast (its own connections only) and said why.
+    let predictive: Vec<String> = sqlx::query_scalar(
+        "SELECT arguments FROM audit_log WHERE role = 'system' AND action = 'predictive_cleanup'",
+    )
+    .fetch_all(&rig.admin)
+    .await
+    .unwrap();
+    assert!(
+        predictive
+            .iter()
+            .any(|a| a.contains("\"eta_secs\"") && a.contains("leaky-client (user leaker)")),
+        "{predictive:?}"
+    );
+    let leaker_sessions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = 'leaker'")
+            .fetch_one(&rig.admin)
+            .await
+            .unwrap();
+    assert_eq!(
+        leaker_sessions, leaked_count as i64,
+        "no session of the other client was ended"
+    );
+    for conn in leaked {
+        conn.close().await.unwrap();
+    }
     wait_audit_flushed(&rig).await;
     rig.finish().await;
 }

@@ -223,6 +223,10 @@ pub mod task {
     pub const LEAKY_REPORT: &str = "leaky_report";
 }
 
+/// The audit log's name for what Leasewatch does on its own when the server's slots are
+/// forecast to run out (and for the forecast clearing).
+pub const PREDICTIVE_CLEANUP: &str = "predictive_cleanup";
+
 /// The audit log's name for Leasewatch replacing its session secret.
 pub const REPLACE_SESSION_SECRET: &str = "replace_session_secret";
 

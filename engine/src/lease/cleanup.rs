@@ -2,7 +2,10 @@
 //! cleanup revokes them all and closes idle connections down to the pool's minimum. Both can
 //! report what they would do instead.
 
-use std::{sync::atomic::Ordering::Relaxed, time::Instant};
+use std::{
+    sync::atomic::Ordering::Relaxed,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,10 @@ pub enum CleanupKind {
     Stale,
     /// Revoke every background lease and shrink the pool to its minimum.
     Emergency,
+    /// Before a forecast exhaustion: revoke stale leases and those held far longer than their
+    /// task's runs usually take, and close idle connections down to what running tasks hold
+    /// (or the pool's minimum, which the pool would open again at once).
+    Predictive,
 }
 
 /// What a cleanup did, or with `dry_run`, what it would do.
@@ -107,7 +114,7 @@ impl CleanupReport {
                 }
             ));
         }
-        if self.kind == CleanupKind::Emergency {
+        if self.kind != CleanupKind::Stale {
             parts.push(format!(
                 "{} {} idle connection{}",
                 verb("closed", "would close"),
@@ -129,16 +136,35 @@ impl CleanupReport {
 impl LeaseManager {
     /// it would do.
     pub async fn cleanup(&self, dry_run: bool) -> CleanupReport {
-        self.reclaim(CleanupKind::Stale, dry_run).await
+        self.reclaim(CleanupKind::Stale, dry_run, &|_| Duration::MAX)
+            .await
     }
 
     /// Revokes every background lease, terminates their backends and closes idle connections
     /// down to the pool's minimum; with `dry_run`, only reports what it would do.
     pub async fn emergency_cleanup(&self, dry_run: bool) -> CleanupReport {
-        self.reclaim(CleanupKind::Emergency, dry_run).await
+        self.reclaim(CleanupKind::Emergency, dry_run, &|_| Duration::MAX)
+            .await
     }
 
-    async fn reclaim(&self, kind: CleanupKind, dry_run: bool) -> CleanupReport {
+    /// Before a forecast exhaustion: revokes stale leases and those held at least
+    /// `long_held(task)`, ends their backends, and closes idle connections down to what running
+    /// tasks hold (at least the pool's minimum). Only this instance's own leases and
+    /// connections: never another application's sessions.
+    pub async fn predictive_cleanup(
+        &self,
+        long_held: &(dyn Fn(&str) -> Duration + Sync),
+    ) -> CleanupReport {
+        self.reclaim(CleanupKind::Predictive, false, long_held)
+            .await
+    }
+
+    async fn reclaim(
+        &self,
+        kind: CleanupKind,
+        dry_run: bool,
+        long_held: &(dyn Fn(&str) -> Duration + Sync),
+    ) -> CleanupReport {
         let shared = &self.shared;
         let pool = shared.db.pool_status();
         let now = Instant::now();
@@ -148,7 +174,13 @@ impl LeaseManager {
             let mut held = shared.leases.lock();
             let ids: Vec<u64> = held
                 .iter()
-                .filter(|(_, h)| kind == CleanupKind::Emergency || h.is_stale(now))
+                .filter(|(_, h)| match kind {
+                    CleanupKind::Stale => h.is_stale(now),
+                    CleanupKind::Emergency => true,
+                    CleanupKind::Predictive => {
+                        h.is_stale(now) || now.duration_since(h.acquired) >= long_held(&h.task)
+                    }
+                })
                 .map(|(id, _)| *id)
                 .collect();
             ids.into_iter()
@@ -175,6 +207,10 @@ impl LeaseManager {
                 pool.size
                     .saturating_sub(u32::try_from(revoked.len()).unwrap_or(u32::MAX))
                     .saturating_sub(pool.min),
+            ),
+            CleanupKind::Predictive => pool.idle.min(
+                pool.size
+                    .saturating_sub(pool.min.max(pool.size.saturating_sub(pool.idle))),
             ),
         };
         let mut report = CleanupReport {
@@ -204,6 +240,9 @@ impl LeaseManager {
         let reason = match kind {
             CleanupKind::Stale => "stale: held longer than its lease timeout".to_owned(),
             CleanupKind::Emergency => "emergency cleanup".to_owned(),
+            CleanupKind::Predictive => {
+                "predictive cleanup: the server's connections are forecast to run out".to_owned()
+            }
         };
         for (info, _, run) in &chosen {
             if let Some(run) = run {

@@ -9,6 +9,7 @@
 //! another application's sessions.
 
 pub mod forecast;
+mod respond;
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::server_view::{Holder, PgServerView};
 pub use forecast::{Point, Trend};
+pub(crate) use respond::Responder;
 
 /// Reads in a row that must predict exhaustion before the alarm is raised.
 pub const RAISE_AFTER: u32 = 2;
@@ -77,7 +79,7 @@ pub struct Alarm {
     pub eta_secs: f64,
     /// Connections per minute, as of the last read.
     pub per_minute: f64,
-    /// Who grew over the window, most first.
+    /// Who grew over the reads kept (up to the longest window), most first.
     pub growing: Vec<Growth>,
 }
 
@@ -222,7 +224,7 @@ impl Predictor {
                     since: now,
                     eta_secs: trend.eta.unwrap_or(0.0),
                     per_minute: trend.per_second * 60.0,
-                    growing: self.growing(trend.window),
+                    growing: self.growing(),
                 };
                 self.alarm = Some(alarm.clone());
                 Change::Raised(alarm)
@@ -233,7 +235,7 @@ impl Predictor {
             }
             (Some(trend), true) => {
                 self.streak = 0;
-                let growing = self.growing(trend.window);
+                let growing = self.growing();
                 let alarm = self.alarm.as_mut().expect("raised");
                 alarm.eta_secs = trend.eta.unwrap_or(0.0);
                 alarm.per_minute = trend.per_second * 60.0;
@@ -277,16 +279,10 @@ impl Predictor {
         })
     }
 
-    /// Who grew between the first read within `window` seconds and the newest, most first.
-    fn growing(&self, window: f64) -> Vec<Growth> {
-        let Some(newest) = self.samples.back() else {
-            return Vec::new();
-        };
-        let Some(oldest) = self
-            .samples
-            .iter()
-            .find(|s| seconds_between(s.at, newest.at) <= window + 0.5)
-        else {
+    /// Who grew between the oldest read kept (up to the longest window ago) and the newest,
+    /// most first: over minutes, not just the window that fits best, so a slow leak shows.
+    fn growing(&self) -> Vec<Growth> {
+        let (Some(oldest), Some(newest)) = (self.samples.front(), self.samples.back()) else {
             return Vec::new();
         };
         let count = |sample: &Sample, h: &Holder| {

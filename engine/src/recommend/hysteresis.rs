@@ -61,7 +61,7 @@ impl Hysteresis {
             }
             // "All clear" needs no hold: it is the absence of everything else.
             if tracked.shown_since.is_none()
-                && (id == ALL_CLEAR || now - tracked.first_seen >= hold)
+                && (id == ALL_CLEAR || tracked.latest.at_once || now - tracked.first_seen >= hold)
             {
                 tracked.shown_since = Some(now);
             }

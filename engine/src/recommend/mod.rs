@@ -25,6 +25,7 @@ pub(crate) use hysteresis::Hysteresis;
 use crate::{
     governor::GovernorView,
     lease::{LeaseInfo, PoolSnapshot},
+    predict::ForecastView,
     server_view::ServerView,
     tasks::TaskView,
 };
@@ -125,6 +126,8 @@ pub(crate) struct Inputs<'a> {
     pub app_prefix: &'a str,
     /// What the connection-budget governor decided.
     pub governor: &'a GovernorView,
+    /// The exhaustion forecast (PostgreSQL, once read).
+    pub forecast: Option<&'a ForecastView>,
 }
 
 /// A condition that holds now, before hysteresis decides whether it shows; it becomes a
@@ -138,6 +141,8 @@ pub(crate) struct Finding {
     pub title: String,
     pub detail: String,
     pub action: Option<ActionName>,
+    /// Shown without waiting for the hold: the condition was debounced where it was found.
+    pub at_once: bool,
 }
 
 impl Finding {
@@ -154,6 +159,15 @@ impl Finding {
             title: title.into(),
             detail: detail.into(),
             action,
+            at_once: false,
+        }
+    }
+
+    /// Shown as soon as it is found (its source has a hysteresis of its own).
+    pub(crate) fn at_once(self) -> Self {
+        Self {
+            at_once: true,
+            ..self
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::{
     failure::FailureKind,
     governor::GovernorView,
     lease::{LeaseInfo, PoolSnapshot, Quantiles},
+    predict::ForecastView,
     server_view::{Holder, PgServerView, ServerView},
     tasks::{Outcome, RunRecord, TaskCounts, TaskState, TaskView, Trigger},
 };
@@ -58,6 +59,7 @@ pub(crate) struct World {
     pub(crate) server: ServerView,
     pub(crate) governor: GovernorView,
     pub(crate) round_trip: Option<Duration>,
+    pub(crate) forecast: Option<ForecastView>,
 }
 
 impl World {
@@ -82,6 +84,7 @@ impl World {
                 changed_at: t0(),
             },
             round_trip: None,
+            forecast: None,
         }
     }
 
@@ -108,6 +111,7 @@ impl World {
                 round_trip: self.round_trip,
                 app_prefix: "leasewatch:tasks",
                 governor: &self.governor,
+                forecast: self.forecast.as_ref(),
             },
             t,
         )

@@ -55,6 +55,9 @@ pub struct HealthCheck;
 pub(crate) struct LeakyReport {
     /// How long it sits on its connection.
     pub(crate) hold: std::time::Duration,
+    /// It forgets the connection instead: the run returns and the connection stays taken for
+    /// `hold`, so leaks pile up one per run.
+    pub(crate) pile_up: bool,
 }
 
 impl Job for LeakyReport {
@@ -71,8 +74,19 @@ impl Job for LeakyReport {
                     })
                 })
                 .await?;
-            tokio::time::sleep(self.hold).await;
-            drop(lease);
+            let hold = self.hold;
+            let forgotten = async move {
+                tokio::time::sleep(hold).await;
+                drop(lease);
+            };
+            if self.pile_up {
+                tokio::spawn(forgotten);
+                return Ok(JobOutput::done(
+                    0,
+                    format!("reported on {total} auctions and left its connection behind"),
+                ));
+            }
+            forgotten.await;
             Ok(JobOutput::done(0, format!("reported on {total} auctions")))
         })
     }

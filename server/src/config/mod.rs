@@ -12,6 +12,7 @@ use leasewatch_engine::{
     db::redact_password,
     governor::{Headroom, Priority},
     lease::RunLimits,
+    predict::PredictSettings,
     recommend::Thresholds,
     settings::{GovernorConfig, default_task_limits},
 };
@@ -241,6 +242,11 @@ impl Config {
         };
         let task_limits = task_limits(&env)?;
 
+        let predict = PredictSettings {
+            horizon: env.duration("PREDICT_HORIZON", secs(5 * 60), secs(10), secs(3600))?,
+            act: env.switch("PREDICTIVE_CLEANUP", true)?,
+        };
+
         let demo_leak = match env.get("DEMO_LEAK_HOLD") {
             Some(raw) if !demo => {
                 return Err(ConfigError {
@@ -249,13 +255,25 @@ impl Config {
                     allowed: "only with --demo (it adds a task that leaks its connection)".into(),
                 });
             }
-            Some(_) => Some(DemoLeak::holding(env.duration(
-                "DEMO_LEAK_HOLD",
-                secs(60),
-                secs(1),
-                secs(3600),
-            )?)),
-            None => None,
+            Some(_) => Some(DemoLeak {
+                hold: env.duration("DEMO_LEAK_HOLD", secs(60), secs(1), secs(3600))?,
+                every: env.duration("DEMO_LEAK_EVERY", DemoLeak::EVERY, secs(1), secs(3600))?,
+                pile_up: env.switch("DEMO_LEAK_PILE_UP", false)?,
+            }),
+            None => {
+                for var in ["DEMO_LEAK_EVERY", "DEMO_LEAK_PILE_UP"] {
+                    if let Some(raw) = env.get(var) {
+                        return Err(ConfigError {
+                            var,
+                            value: raw,
+                            allowed: "only with --demo and DEMO_LEAK_HOLD (it shapes the demo's \
+                                      leak)"
+                                .into(),
+                        });
+                    }
+                }
+                None
+            }
         };
         let dashboard_poll = env.duration(
             "DASHBOARD_POLL_INTERVAL",
@@ -279,6 +297,7 @@ impl Config {
                 demo_leak,
                 governor,
                 task_limits,
+                predict,
             },
         })
     }

@@ -2,6 +2,7 @@
 //! hold now (none, one, or one per task); [`ALL`] is the list [`super::evaluate`] runs.
 
 mod failures;
+mod forecast;
 mod pool;
 mod server;
 mod tasks;
@@ -28,6 +29,7 @@ pub(super) const ALL: &[Rule] = &[
     server::idle_in_transaction,
     server::slow_database,
     server::governor,
+    forecast::exhaustion_predicted,
     failures::slots_exhausted,
     failures::database_unreachable,
     failures::failing,
