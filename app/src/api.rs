@@ -56,14 +56,15 @@ pub mod ssr {
     use chrono::Utc;
     pub use leasewatch_engine::control::{Action, ControlError, Role};
     use leasewatch_engine::{
-        Engine, ServerView,
+        Backend, Engine, ServerView,
+        predict::ForecastView,
         tasks::{TaskState, TaskView},
     };
     use leptos::{config::LeptosOptions, prelude::ServerFnError};
 
     use crate::wire::{
-        Advice, AuditRow, Dashboard, LeaseRow, PoolCard, Retry, RunDot, Sample, StatusCount,
-        TaskRow,
+        Advice, AuditRow, Dashboard, Forecast, ForecastTrend, LeaseRow, PoolCard, Retry, RunDot,
+        Sample, StatusCount, TaskRow,
     };
 
     /// What every request handler and server function can reach.
@@ -135,20 +136,7 @@ pub mod ssr {
                 acquire_timeouts: snapshot.acquire_timeouts,
                 p95_ms: snapshot.acquire_latency.p95_ms,
             },
-            history: leases
-                .history()
-                .into_iter()
-                .filter(|s| now_ms - s.taken_at.timestamp_millis() <= CHART_SPAN_MS)
-                .map(|s| Sample {
-                    at_ms: s.taken_at.timestamp_millis(),
-                    active: s.active,
-                    idle: s.idle,
-                    waiting: s.waiting,
-                    p95_ms: s.window_p95_ms,
-                    limit: s.limit,
-                    budget: s.budget,
-                })
-                .collect(),
+            history: history(leases, now_ms),
             leases: leases
                 .leases()
                 .into_iter()
@@ -203,6 +191,56 @@ pub mod ssr {
                     v.read_at.format("%H:%M:%S UTC")
                 ),
             },
+            server_applies: db.backend() == Backend::Postgres,
+            forecast: engine.forecast().map(forecast),
+        }
+    }
+
+    /// The history samples within the charts' span, each with the server's connection use
+    /// recorded beside it (both rings are written together; a sample without its server twin,
+    /// should one be read between the two pushes, has none).
+    fn history(leases: &leasewatch_engine::LeaseManager, now_ms: i64) -> Vec<Sample> {
+        let servers = leases.server_history();
+        leases
+            .history()
+            .into_iter()
+            .filter(|s| now_ms - s.taken_at.timestamp_millis() <= CHART_SPAN_MS)
+            .map(|s| {
+                let server = servers
+                    .iter()
+                    .rev()
+                    .find(|server| server.taken_at == s.taken_at);
+                Sample {
+                    at_ms: s.taken_at.timestamp_millis(),
+                    active: s.active,
+                    idle: s.idle,
+                    waiting: s.waiting,
+                    p95_ms: s.window_p95_ms,
+                    limit: s.limit,
+                    budget: s.budget,
+                    server_clients: server.and_then(|s| s.client_connections),
+                    server_usable: server.and_then(|s| s.usable_connections),
+                }
+            })
+            .collect()
+    }
+
+    /// The engine's forecast as the chart reads it.
+    fn forecast(view: ForecastView) -> Forecast {
+        Forecast {
+            read_at_ms: view.read_at.timestamp_millis(),
+            used: view.used,
+            usable: view.usable,
+            trend: view.trend.map(|t| ForecastTrend {
+                level: t.level,
+                per_minute: t.per_minute,
+                fit: t.fit,
+                window_secs: t.window_secs,
+                eta_secs: t.eta_secs,
+            }),
+            horizon_secs: view.horizon_secs,
+            alarm_since_ms: view.alarm.map(|a| a.since.timestamp_millis()),
+            acting: view.acting,
         }
     }
 

@@ -17,7 +17,7 @@ use std::{
 
 use maud::{Markup, Render, html};
 
-use crate::wire::{Dashboard, RunOutcome, Sample, TaskRow, clock_utc};
+use crate::wire::{Dashboard, Forecast, RunOutcome, Sample, TaskRow, clock_utc};
 
 /// Height of the pool and latency charts, in CSS pixels.
 const HEIGHT: f64 = 190.0;
@@ -36,6 +36,10 @@ const LINE: f64 = 16.0;
 const TIP_PAD: f64 = 6.0;
 const TIP_GAP: f64 = 10.0;
 const SPAN_MS: i64 = 15 * 60 * 1000;
+/// How far the server chart looks ahead: at least 5 minutes, so "now" and the end of the axis
+/// keep their labels apart on a phone, and at most 15, so the past keeps half the width.
+const AHEAD_MIN_MS: i64 = 5 * 60 * 1000;
+const AHEAD_MAX_MS: i64 = 15 * 60 * 1000;
 
 /// A horizontal position, in percent of the plot's width.
 #[derive(Debug, Clone, Copy)]
@@ -101,12 +105,20 @@ fn time_of(at_ms: i64) -> String {
     format!("{} UTC", clock_utc(at_ms))
 }
 
-/// The three charts, as the markup of the charts section.
+/// The four charts, as the markup of the charts section.
 pub fn markup(dashboard: &Dashboard) -> String {
     let now_ms = dashboard.taken_at_ms;
+    let server = ServerChart::of(dashboard);
+    // Each chart's skip link goes to the next one that has points to skip.
+    let after_latency = if server.has_points() {
+        "#skip-server"
+    } else {
+        "#skip-runs"
+    };
     html! {
         (pool_chart(&dashboard.history, now_ms, dashboard.pool.max))
-        (latency_chart(&dashboard.history, now_ms))
+        (latency_chart(&dashboard.history, now_ms, after_latency))
+        (server.render())
         (runs_chart(&dashboard.tasks, now_ms))
     }
     .into_string()
@@ -180,15 +192,15 @@ fn time_axis(from_y: f64, axis_y: f64) -> Markup {
     }
 }
 
-/// The series as polylines, in a nested SVG stretched over the plot; the stylesheet keeps their
-/// strokes from stretching with it.
-fn lines(series: &[(&str, Vec<(i64, f64)>)], now_ms: i64, max: f64) -> Markup {
+/// The series as polylines (`x_at` places an instant, in percent), in a nested SVG stretched
+/// over the plot; the stylesheet keeps their strokes from stretching with it.
+fn lines(series: &[(&str, Vec<(i64, f64)>)], x_at: impl Fn(i64) -> f64, max: f64) -> Markup {
     let plot = HEIGHT - TOP - BOTTOM;
     let points = |points: &[(i64, f64)]| {
         let mut text = String::new();
         for (at, value) in points {
             let y = 1000.0 * (y_of(*value, max) - TOP) / plot;
-            let _ = write!(text, "{:.1},{y:.1} ", 10.0 * x_of(*at, now_ms));
+            let _ = write!(text, "{:.1},{y:.1} ", 10.0 * x_at(*at));
         }
         text.pop();
         text
@@ -350,7 +362,7 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
                 (time_axis(TOP, axis_y))
                 line.limit x1="0" x2="100%" y1=(Px(max_y)) y2=(Px(max_y)) {}
                 text.limit-label x="100%" y=(Px(max_y - 5.0)) text-anchor="end" { "max " (max) }
-                (lines(&lines_of, now_ms, top))
+                (lines(&lines_of, |at| x_of(at, now_ms), top))
                 @for (i, s) in history.iter().enumerate() {
                     @let (x, (left, right)) = (Pct(xs[i]), column(&xs, i));
                     @let values: Vec<String> =
@@ -384,7 +396,7 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
 }
 
 /// Acquire latency (p95 per 5-second interval) over the last 15 minutes.
-fn latency_chart(history: &[Sample], now_ms: i64) -> Markup {
+fn latency_chart(history: &[Sample], now_ms: i64, next: &str) -> Markup {
     let points: Vec<(i64, f64)> = history
         .iter()
         .filter(|s| in_span(s.at_ms, now_ms))
@@ -396,12 +408,12 @@ fn latency_chart(history: &[Sample], now_ms: i64) -> Markup {
     html! {
         figure.chart.latency {
             figcaption { "Acquire latency p95, last 15 minutes" }
-            (skip_link("latency", "#skip-runs", "Skip to the next chart"))
+            (skip_link("latency", next, "Skip to the next chart"))
             svg.plot height=(Px(HEIGHT)) role="group"
                 aria-label="Acquire latency, 95th percentile per 5-second interval" {
                 (value_axis(top, "ms"))
                 (time_axis(TOP, axis_y))
-                (lines(&[("latency", points.clone())], now_ms, top))
+                (lines(&[("latency", points.clone())], |at| x_of(at, now_ms), top))
                 @for (i, (_, v)) in points.iter().enumerate() {
                     circle.dot cx=(Pct(xs[i])) cy=(Px(y_of(*v, top))) r="2.5" {}
                 }
@@ -424,6 +436,283 @@ fn latency_chart(history: &[Sample], now_ms: i64) -> Markup {
             }
             @if points.is_empty() {
                 p.note { "No acquires in the last 15 minutes." }
+            }
+        }
+    }
+}
+
+/// The server chart's time axis: from 15 minutes before now to some minutes after it.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    now_ms: i64,
+    ahead_ms: i64,
+}
+
+impl Timeline {
+    /// How far ahead to look: up to a little past the forecast exhaustion when there is one,
+    /// else the horizon; whole minutes within 5 to 15.
+    fn of(now_ms: i64, forecast: Option<&Forecast>) -> Self {
+        let wanted_ms = forecast.map_or(0.0, |f| {
+            match f.trend.and_then(|t| t.eta_secs) {
+                // A fifth past the meeting point, so its mark and label sit inside the plot.
+                Some(eta) => (f.read_at_ms - now_ms) as f64 + eta * 1200.0,
+                None => f.horizon_secs as f64 * 1000.0,
+            }
+        });
+        let minutes = (wanted_ms / 60_000.0).ceil().max(0.0) as i64;
+        Self {
+            now_ms,
+            ahead_ms: (minutes * 60_000).clamp(AHEAD_MIN_MS, AHEAD_MAX_MS),
+        }
+    }
+
+    /// Where an instant lies, in percent of the plot (clamped to it).
+    fn x(self, at_ms: i64) -> f64 {
+        let from = self.now_ms - SPAN_MS;
+        let width = (SPAN_MS + self.ahead_ms) as f64;
+        100.0 * ((at_ms - from) as f64 / width).clamp(0.0, 1.0)
+    }
+
+    /// Its end, in minutes from now.
+    fn ahead_minutes(self) -> i64 {
+        self.ahead_ms / 60_000
+    }
+}
+
+/// "85 s", "4 min", "2 h": a span in the unit an operator reads it in, rounded.
+fn duration_words(secs: f64) -> String {
+    let secs = secs.max(0.0).round();
+    if secs < 120.0 {
+        format!("{secs} s")
+    } else if secs < 90.0 * 60.0 {
+        format!("{} min", (secs / 60.0).round())
+    } else {
+        format!("{} h", (secs / 3600.0).round())
+    }
+}
+
+/// "~85 s": how long until the slots run out, approximate, as the recommendation says it.
+fn eta_words(eta_secs: f64) -> String {
+    format!("~{}", duration_words(eta_secs))
+}
+
+/// Where the forecast line runs: from the last read's fitted level to the usable limit.
+#[derive(Debug, Clone, Copy)]
+struct ForecastLine {
+    from_ms: i64,
+    level: f64,
+    eta_secs: f64,
+    per_minute: f64,
+    fit: f64,
+}
+
+/// The server's client connections over the last 15 minutes, its usable limit, and the forecast
+/// of when they meet.
+struct ServerChart<'a> {
+    applies: bool,
+    history: Vec<&'a Sample>,
+    forecast: Option<&'a Forecast>,
+    timeline: Timeline,
+}
+
+impl<'a> ServerChart<'a> {
+    fn of(dashboard: &'a Dashboard) -> Self {
+        let now_ms = dashboard.taken_at_ms;
+        let forecast = dashboard.forecast.as_ref();
+        Self {
+            applies: dashboard.server_applies,
+            history: dashboard
+                .history
+                .iter()
+                .filter(|s| in_span(s.at_ms, now_ms) && s.server_clients.is_some())
+                .collect(),
+            forecast,
+            timeline: Timeline::of(now_ms, forecast),
+        }
+    }
+
+    /// The forecast line, drawn when the trend rises and fits (it has an eta).
+    fn line(&self) -> Option<ForecastLine> {
+        let f = self.forecast?;
+        let t = f.trend?;
+        Some(ForecastLine {
+            from_ms: f.read_at_ms,
+            level: t.level,
+            eta_secs: t.eta_secs?,
+            per_minute: t.per_minute,
+            fit: t.fit,
+        })
+    }
+
+    /// The usable limit: the forecast's (the newest read), else the newest sample's.
+    fn usable(&self) -> Option<i64> {
+        self.forecast
+            .map(|f| f.usable)
+            .or_else(|| self.history.iter().rev().find_map(|s| s.server_usable))
+    }
+
+    fn alarm(&self) -> bool {
+        self.forecast.is_some_and(|f| f.alarm_since_ms.is_some())
+    }
+
+    /// Whether it has focusable points (its skip link is worth a tab stop).
+    fn has_points(&self) -> bool {
+        self.applies && (!self.history.is_empty() || self.line().is_some())
+    }
+
+    /// The chart in words: where the connections stand and where they are heading.
+    fn summary(&self) -> String {
+        let Some(f) = self.forecast else {
+            return "Not read yet: the server is read every 2 s.".to_owned();
+        };
+        let now = format!("{} of {} usable slots in use", f.used, f.usable);
+        let Some(t) = f.trend else {
+            return format!("{now}; the forecast needs more reads (one every 2 s).");
+        };
+        let rate = format!("{:+.1} per minute, fit {:.2}", t.per_minute, t.fit);
+        let Some(eta) = t.eta_secs else {
+            return format!("{now}, no exhaustion forecast ({rate}).");
+        };
+        let action = match (f.alarm_since_ms, f.acting) {
+            (Some(since), true) => format!(
+                " Alarm raised at {}: Leasewatch takes back its own connections.",
+                time_of(since)
+            ),
+            (Some(since), false) => format!(
+                " Alarm raised at {}: warning only (predictive cleanup is off).",
+                time_of(since)
+            ),
+            (None, _) => format!(
+                " Beyond the alarm horizon ({}).",
+                duration_words(f.horizon_secs as f64)
+            ),
+        };
+        format!(
+            "{now}, rising ({rate}): exhaustion in {}.{action}",
+            eta_words(eta)
+        )
+    }
+
+    fn render(&self) -> Markup {
+        if !self.applies {
+            return html! {
+                figure.chart.server {
+                    figcaption { "Server connections" }
+                    p.note {
+                        "The server view does not apply: SQLite is embedded, so there is no \
+                         database server whose connections could run out."
+                    }
+                }
+            };
+        }
+        let timeline = self.timeline;
+        let usable = self.usable();
+        let line = self.line();
+        let peak = self
+            .history
+            .iter()
+            .filter_map(|s| s.server_clients)
+            .chain(usable)
+            .chain(self.forecast.map(|f| f.used))
+            .max()
+            .unwrap_or(0);
+        let top = nice_max(peak as f64);
+        let axis_y = HEIGHT - BOTTOM;
+        let xs: Vec<f64> = self.history.iter().map(|s| timeline.x(s.at_ms)).collect();
+        let clients: Vec<(i64, f64)> = self
+            .history
+            .iter()
+            .filter_map(|s| Some((s.at_ms, s.server_clients? as f64)))
+            .collect();
+        let now_x = Pct(timeline.x(timeline.now_ms));
+        let severity = if self.alarm() { "critical" } else { "warning" };
+        html! {
+            figure.chart.server data-alarm=[self.alarm().then_some("raised")] {
+                figcaption { "Server connections, last 15 minutes and the forecast" }
+                @if self.has_points() {
+                    (skip_link("server", "#skip-runs", "Skip to the next chart"))
+                }
+                svg.plot height=(Px(HEIGHT)) role="group" aria-describedby="server-summary"
+                    aria-label="The server's client connections per 5-second sample, its usable slots, and the forecast" {
+                    (value_axis(top, "conns"))
+                    @for (min, anchor) in [(15, "start"), (10, "middle"), (5, "middle")] {
+                        @let x = Pct(timeline.x(timeline.now_ms - min * 60_000));
+                        line.grid x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                        text.tick x=(x) y=(Px(axis_y + 17.0)) text-anchor=(anchor) { "−" (min) " min" }
+                    }
+                    line.now x1=(now_x) x2=(now_x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                    text.tick x=(now_x) y=(Px(axis_y + 17.0)) text-anchor="middle" { "now" }
+                    text.tick x="100%" y=(Px(axis_y + 17.0)) text-anchor="end" {
+                        "+" (timeline.ahead_minutes()) " min"
+                    }
+                    @if let Some(usable) = usable {
+                        @let y = y_of(usable as f64, top);
+                        line.limit x1="0" x2="100%" y1=(Px(y)) y2=(Px(y)) {}
+                        text.limit-label x="0" dx="4" y=(Px(y + 15.0)) { "usable " (usable) }
+                    }
+                    (lines(&[("server", clients)], |at| timeline.x(at), top))
+                    @if let (Some(l), Some(usable)) = (line, usable) {
+                        @let end_ms = l.from_ms + (l.eta_secs * 1000.0) as i64;
+                        @let (x1, x2) = (Pct(timeline.x(l.from_ms)), Pct(timeline.x(end_ms)));
+                        @let (y1, y2) = (Px(y_of(l.level, top)), Px(y_of(usable as f64, top)));
+                        line class={ "forecast " (severity) } x1=(x1) y1=(y1) x2=(x2) y2=(y2) {}
+                        circle class={ "forecast-end " (severity) } cx=(x2) cy=(y2) r="4" {}
+                        text class={ "forecast-label " (severity) } x=(x2) dx="-6" y=(Px(y2.0 - 6.0))
+                            text-anchor="end" { "exhaustion in " (eta_words(l.eta_secs)) }
+                    }
+                    @for (i, s) in self.history.iter().enumerate() {
+                        @let (x, (left, right)) = (Pct(xs[i]), column(&xs, i));
+                        @let clients = s.server_clients.unwrap_or(0);
+                        @let values: Vec<String> = std::iter::once(format!("{clients} client connections"))
+                            .chain(s.server_usable.map(|u| format!("{u} usable")))
+                            .collect();
+                        (point(
+                            s.at_ms,
+                            &values,
+                            html! {
+                                rect.hit x=(Pct(left)) y=(Px(TOP)) width=(Pct(right - left))
+                                    height=(Px(axis_y - TOP)) {}
+                            },
+                            html! {
+                                line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                                circle.mark.server cx=(x) cy=(Px(y_of(clients as f64, top))) r="4" {}
+                            },
+                            TipAt { x: xs[i], y: y_of(clients as f64, top), bounds: (TOP, axis_y) },
+                        ))
+                    }
+                    @if let (Some(l), Some(usable)) = (line, usable) {
+                        @let end_ms = l.from_ms + (l.eta_secs * 1000.0) as i64;
+                        @let (from, end) = (timeline.x(l.from_ms), timeline.x(end_ms));
+                        @let y = y_of(usable as f64, top);
+                        (point(
+                            end_ms,
+                            &[
+                                format!("forecast: all {usable} usable slots in use"),
+                                format!("exhaustion in {}", eta_words(l.eta_secs)),
+                                format!("{:+.1} per minute, fit {:.2}", l.per_minute, l.fit),
+                            ],
+                            html! {
+                                rect.hit x=(Pct(from)) y=(Px(TOP)) width=(Pct(100.0 - from))
+                                    height=(Px(axis_y - TOP)) {}
+                            },
+                            html! { circle.ring cx=(Pct(end)) cy=(Px(y)) r="8" {} },
+                            TipAt { x: end, y, bounds: (TOP, axis_y) },
+                        ))
+                    }
+                }
+                @if self.history.is_empty() && self.forecast.is_none() {
+                    p.note { "Not read yet: the server is read every 2 s." }
+                }
+                p.legend {
+                    (line_key("series server", "client connections"))
+                    (line_key("limit", "usable slots (max_connections − reserved)"))
+                    @if line.is_some() {
+                        (line_key(&format!("forecast {severity}"), "forecast"))
+                    }
+                }
+                p.note.forecast-summary id="server-summary" data-alarm=[self.alarm().then_some("raised")] {
+                    (self.summary())
+                }
             }
         }
     }
@@ -596,6 +885,8 @@ mod tests {
             p95_ms,
             limit: 20,
             budget: None,
+            server_clients: None,
+            server_usable: None,
         };
         Dashboard {
             taken_at_ms: NOW_MS,
@@ -639,15 +930,18 @@ mod tests {
             audit: vec![],
             auctions: vec![],
             server: String::new(),
+            server_applies: false,
+            forecast: None,
         }
     }
 
     #[test]
     fn charts_are_svg_figures_with_escaped_text() {
         let html = markup(&dashboard());
-        assert_eq!(html.matches(r#"<figure class="chart "#).count(), 3);
+        // On SQLite the server chart is a figure without a plot.
+        assert_eq!(html.matches(r#"<figure class="chart "#).count(), 4);
         assert_eq!(html.matches(r#"<svg class="plot" "#).count(), 3);
-        assert_eq!(html.matches("</figure>").count(), 3);
+        assert_eq!(html.matches("</figure>").count(), 4);
         assert!(
             html.contains(r#"<svg class="plot" height="190" role="group""#),
             "{html}"
@@ -817,6 +1111,208 @@ mod tests {
         let mut empty = dashboard();
         empty.history.clear();
         assert!(markup(&empty).contains("No acquires in the last 15 minutes."));
+    }
+
+    /// A PostgreSQL dashboard: the server read every sample, 40 then 60 client connections of
+    /// 97 usable, and a forecast read 2 s before the data was taken.
+    fn postgres(eta_secs: Option<f64>, alarm: bool) -> Dashboard {
+        let mut d = dashboard();
+        d.backend = "PostgreSQL".to_owned();
+        d.server_applies = true;
+        for (s, clients) in d.history.iter_mut().zip([40, 60]) {
+            (s.server_clients, s.server_usable) = (Some(clients), Some(97));
+        }
+        d.forecast = Some(Forecast {
+            read_at_ms: NOW_MS - 2_000,
+            used: 61,
+            usable: 97,
+            trend: Some(crate::wire::ForecastTrend {
+                level: 61.0,
+                per_minute: if eta_secs.is_some() { 25.4 } else { -0.5 },
+                fit: if eta_secs.is_some() { 0.93 } else { 0.1 },
+                window_secs: 60.0,
+                eta_secs,
+            }),
+            horizon_secs: 300,
+            alarm_since_ms: alarm.then_some(NOW_MS - 4_000),
+            acting: false,
+        });
+        d
+    }
+
+    /// The server chart's figure in `html`.
+    fn server_figure(html: &str) -> &str {
+        let start = html
+            .find(r#"<figure class="chart server""#)
+            .expect("a server chart");
+        let len = html[start..].find("</figure>").expect("closed");
+        &html[start..start + len]
+    }
+
+    #[test]
+    fn on_sqlite_the_server_chart_says_the_view_does_not_apply() {
+        let html = markup(&dashboard());
+        let figure = server_figure(&html);
+        assert!(figure.contains("The server view does not apply: SQLite is embedded"));
+        assert!(!figure.contains("<svg"), "{figure}");
+        // Nothing to skip: the latency chart's skip link goes on to the runs chart.
+        assert!(!html.contains(r#"id="skip-server""#), "{html}");
+        assert!(
+            html.contains(r##"<a class="skip" id="skip-latency" href="#skip-runs">"##),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_server_chart_draws_connections_the_usable_limit_and_the_forecast_to_it() {
+        let html = markup(&postgres(Some(85.0), true));
+        let figure = server_figure(&html);
+        assert!(figure.contains(r#"data-alarm="raised""#), "{figure}");
+        assert!(
+            figure.contains(r#"<polyline class="series server" points="#),
+            "{figure}"
+        );
+        // The usable limit, labelled, and in the legend.
+        assert!(figure.contains(r#"<line class="limit" x1="0" x2="100%""#));
+        assert!(figure.contains(">usable 97</text>"), "{figure}");
+        assert!(figure.contains("usable slots (max_connections − reserved)</span>"));
+        // The axis runs 15 minutes back and 5 ahead (85 s, rounded up, at least 5 minutes):
+        // now is three quarters across.
+        assert!(
+            figure.contains(r#"<line class="now" x1="75.00%" x2="75.00%""#),
+            "{figure}"
+        );
+        assert!(
+            figure.contains(r#"text-anchor="end">+5 min</text>"#),
+            "{figure}"
+        );
+        // The forecast runs from the read (2 s ago, at level 61) to the limit 85 s later.
+        let (from, to) = (
+            100.0 * (15.0 * 60.0 - 2.0) / 1200.0,
+            100.0 * (15.0 * 60.0 + 83.0) / 1200.0,
+        );
+        let line = format!(
+            r#"<line class="forecast critical" x1="{from:.2}%" y1="{}" x2="{to:.2}%" y2="{}">"#,
+            Px(y_of(61.0, 100.0)).render().into_string(),
+            Px(y_of(97.0, 100.0)).render().into_string(),
+        );
+        assert!(figure.contains(&line), "{line} in {figure}");
+        assert!(
+            figure.contains(r#"text-anchor="end">exhaustion in ~85 s</text>"#),
+            "{figure}"
+        );
+        assert!(figure.contains(r#"class="forecast-label critical""#));
+        // Each read is a point with its time and values; the forecast's end is one too.
+        assert!(
+            figure.contains(r#"aria-label="22:13:15 UTC: 60 client connections, 97 usable""#),
+            "{figure}"
+        );
+        assert_eq!(clock_utc(NOW_MS + 83_000), "22:14:43");
+        assert!(
+            figure.contains(
+                "aria-label=\"22:14:43 UTC: forecast: all 97 usable slots in use, exhaustion in \
+                 ~85 s, +25.4 per minute, fit 0.93\""
+            ),
+            "{figure}"
+        );
+        assert_eq!(
+            figure
+                .matches(r#"<g class="point" tabindex="0" role="img""#)
+                .count(),
+            3
+        );
+        // In words, for whoever cannot see the chart.
+        assert!(
+            figure.contains(
+                "61 of 97 usable slots in use, rising (+25.4 per minute, fit 0.93): exhaustion \
+                 in ~85 s. Alarm raised at 22:13:16 UTC: warning only (predictive cleanup is \
+                 off).</p>"
+            ),
+            "{figure}"
+        );
+        assert!(figure.contains(r#"aria-describedby="server-summary""#));
+        // Its points can be skipped like the others'.
+        assert!(html.contains(r##"id="skip-latency" href="#skip-server""##));
+        assert!(figure.contains(r##"<a class="skip" id="skip-server" href="#skip-runs">"##));
+    }
+
+    #[test]
+    fn a_forecast_beyond_the_alarm_is_drawn_as_a_warning_and_looks_as_far_as_it() {
+        let html = markup(&postgres(Some(400.0), false));
+        let figure = server_figure(&html);
+        assert!(!figure.contains("data-alarm"), "{figure}");
+        assert!(
+            figure.contains(r#"<line class="forecast warning""#),
+            "{figure}"
+        );
+        assert!(figure.contains("exhaustion in ~7 min</text>"), "{figure}");
+        // 398 s from now, a fifth more: 8 minutes ahead.
+        assert!(figure.contains(">+8 min</text>"), "{figure}");
+        assert!(
+            figure.contains("Beyond the alarm horizon (5 min)."),
+            "{figure}"
+        );
+        assert!(figure.contains(r#"<line class="forecast warning" x1="1" x2="23""#));
+    }
+
+    #[test]
+    fn without_a_rise_there_is_no_forecast_line() {
+        let html = markup(&postgres(None, false));
+        let figure = server_figure(&html);
+        assert!(figure.contains(r#"class="series server""#), "{figure}");
+        assert!(!figure.contains(r#"class="forecast"#), "{figure}");
+        assert!(!figure.contains("exhaustion in"), "{figure}");
+        assert!(
+            figure.contains(
+                "61 of 97 usable slots in use, no exhaustion forecast (-0.5 per minute, fit \
+                 0.10).</p>"
+            ),
+            "{figure}"
+        );
+        // Two reads, two points; the horizon sets how far the axis looks.
+        assert_eq!(figure.matches(r#"<g class="point""#).count(), 2);
+        assert!(figure.contains(">+5 min</text>"), "{figure}");
+    }
+
+    #[test]
+    fn before_the_first_read_the_server_chart_says_so() {
+        let mut d = dashboard();
+        d.server_applies = true;
+        let html = markup(&d);
+        let figure = server_figure(&html);
+        assert!(figure.contains("<svg"), "{figure}");
+        assert!(figure.contains("Not read yet: the server is read every 2 s."));
+        assert!(!figure.contains(r#"class="point""#), "{figure}");
+        assert!(!html.contains(r#"id="skip-server""#));
+    }
+
+    #[test]
+    fn the_server_timeline_looks_ahead_five_to_fifteen_minutes() {
+        let ahead = |eta: Option<f64>, horizon_secs| {
+            let mut f = postgres(eta, false).forecast.unwrap();
+            f.horizon_secs = horizon_secs;
+            Timeline::of(NOW_MS, Some(&f)).ahead_minutes()
+        };
+        assert_eq!(ahead(Some(30.0), 300), 5);
+        assert_eq!(ahead(Some(400.0), 300), 8);
+        assert_eq!(ahead(Some(5000.0), 300), 15);
+        assert_eq!(ahead(None, 600), 10);
+        assert_eq!(ahead(None, 3600), 15);
+        assert_eq!(Timeline::of(NOW_MS, None).ahead_minutes(), 5);
+        let t = Timeline::of(NOW_MS, None);
+        assert_eq!(t.x(NOW_MS - SPAN_MS), 0.0);
+        assert_eq!(t.x(NOW_MS), 75.0);
+        assert_eq!(t.x(NOW_MS + 10 * 60_000), 100.0, "past the end clamps");
+    }
+
+    #[test]
+    fn an_eta_reads_in_seconds_then_minutes_then_hours() {
+        assert_eq!(eta_words(85.4), "~85 s");
+        assert_eq!(eta_words(119.4), "~119 s");
+        assert_eq!(eta_words(150.0), "~3 min");
+        assert_eq!(eta_words(89.0 * 60.0), "~89 min");
+        assert_eq!(eta_words(7200.0), "~2 h");
+        assert_eq!(eta_words(-3.0), "~0 s");
     }
 
     #[test]

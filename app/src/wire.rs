@@ -84,6 +84,49 @@ pub struct Dashboard {
     pub auctions: Vec<StatusCount>,
     /// The server-wide view in a line (PostgreSQL), or why there is none.
     pub server: String,
+    /// Whether there is a database server to chart (PostgreSQL); SQLite is embedded, so its
+    /// chart says the server view does not apply instead of looking empty.
+    pub server_applies: bool,
+    /// The exhaustion forecast of the server's client connections (PostgreSQL, once read).
+    pub forecast: Option<Forecast>,
+}
+
+/// The exhaustion forecast as the server-connections chart draws it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// When the server was last read, in Unix milliseconds: the forecast line starts there.
+    pub read_at_ms: i64,
+    /// Client connections at that read.
+    pub used: i64,
+    /// Slots ordinary roles can use: the limit the forecast runs into.
+    pub usable: i64,
+    /// The fit, once there are enough reads.
+    pub trend: Option<ForecastTrend>,
+    /// How far ahead a forecast exhaustion raises the alarm, in seconds: how far the chart
+    /// looks into the future.
+    pub horizon_secs: u64,
+    /// While exhaustion is predicted within the horizon: since when, in Unix milliseconds
+    /// (drawn as critical).
+    pub alarm_since_ms: Option<i64>,
+    /// Whether Leasewatch acts on the alarm (takes back its own connections and defers runs),
+    /// or only warns.
+    pub acting: bool,
+}
+
+/// The fitted trend of the server's client connections.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ForecastTrend {
+    /// The fitted level now.
+    pub level: f64,
+    /// Growth in connections per minute.
+    pub per_minute: f64,
+    /// How well a steady rise fits, from about 0 (noise) to 1 (a clean rise).
+    pub fit: f64,
+    /// Seconds of reads the fit spans.
+    pub window_secs: f64,
+    /// Seconds until the line reaches the usable slots, when it rises and fits: then the chart
+    /// draws the forecast line and says when.
+    pub eta_secs: Option<f64>,
 }
 
 /// The pool at one instant.
@@ -126,6 +169,11 @@ pub struct Sample {
     pub limit: u32,
     /// Task connections the server could give all instances together, as last read.
     pub budget: Option<u32>,
+    /// The server's client connections as of its last read; `None` on SQLite or before the
+    /// first read.
+    pub server_clients: Option<i64>,
+    /// The server's usable slots as of the same read; `None` likewise.
+    pub server_usable: Option<i64>,
 }
 
 /// A lease held now.

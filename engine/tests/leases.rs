@@ -532,6 +532,49 @@ async fn sqlite_says_the_server_view_does_not_apply() {
     );
 }
 
+/// The history's server samples: nothing on SQLite, nothing before the first read on
+/// PostgreSQL, then that read's client connections and usable slots.
+#[tokio::test]
+async fn sqlite_history_has_no_server_connections() {
+    let (m, _keep) = manager(Backend::Sqlite, Setup::default()).await.unwrap();
+    m.record_history();
+    let servers = m.server_history();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].taken_at, m.history()[0].taken_at);
+    assert_eq!(
+        (servers[0].client_connections, servers[0].usable_connections),
+        (None, None)
+    );
+}
+
+#[tokio::test]
+async fn postgres_history_records_the_last_server_read() {
+    let Some((m, _keep)) = manager(Backend::Postgres, Setup::default()).await else {
+        return;
+    };
+    m.record_history();
+    let _held = m.acquire(&RunContext::new("holder", 1)).await.unwrap();
+    let ServerView::Postgres(view) = m
+        .refresh_server_view(&RunContext::new("health_check", 1))
+        .await
+        .unwrap()
+    else {
+        panic!("PostgreSQL has a server view")
+    };
+    m.record_history();
+    let servers = m.server_history();
+    assert_eq!(servers.len(), 2);
+    assert_eq!(servers[0].client_connections, None, "before the first read");
+    assert_eq!(servers[0].usable_connections, None);
+    assert_eq!(servers[1].client_connections, Some(view.client_connections));
+    assert_eq!(
+        servers[1].usable_connections,
+        Some(view.max_connections - view.reserved_connections)
+    );
+    assert!(view.client_connections >= 2, "{view:?}");
+    assert_eq!(servers[1].taken_at, m.history()[1].taken_at);
+}
+
 #[tokio::test]
 async fn postgres_server_view_counts_connections_by_application() {
     let Some((m, _keep)) = manager(Backend::Postgres, Setup::default()).await else {

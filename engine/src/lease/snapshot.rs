@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Held, LeaseManager};
-use crate::histogram::HistogramReading;
+use crate::{histogram::HistogramReading, server_view::ServerView};
 
 /// A lease as the dashboard and the API show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -114,6 +114,39 @@ pub struct PoolSnapshot {
     pub window_p95_ms: Option<f64>,
 }
 
+/// The server's connection use beside one history sample, as of the last server read, so the
+/// dashboard can chart the server's slots over the same span as the pool. Kept apart from
+/// [`PoolSnapshot`] because the pool rules never read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ServerSample {
+    /// When the history sample was taken (the pool snapshot's `taken_at`).
+    pub taken_at: DateTime<Utc>,
+    /// The server's client connections as of the last read; `None` on SQLite or before the
+    /// first read.
+    pub client_connections: Option<i64>,
+    /// Slots ordinary roles can use (`max_connections` less the reserved ones), as of the same
+    /// read; `None` likewise.
+    pub usable_connections: Option<i64>,
+}
+
+impl ServerSample {
+    /// The sample taken at `taken_at` from the server view then.
+    pub fn of(taken_at: DateTime<Utc>, view: &ServerView) -> Self {
+        match view {
+            ServerView::Postgres(pg) => Self {
+                taken_at,
+                client_connections: Some(pg.client_connections),
+                usable_connections: Some(pg.usable_connections()),
+            },
+            ServerView::Unknown | ServerView::NotApplicable { .. } => Self {
+                taken_at,
+                client_connections: None,
+                usable_connections: None,
+            },
+        }
+    }
+}
+
 /// How many snapshots the history keeps: one hour at one every 5 s.
 pub const HISTORY_LEN: usize = 720;
 
@@ -204,7 +237,8 @@ impl LeaseManager {
         self.shared.acquire_latency.read()
     }
 
-    /// Appends a snapshot to the history ring (oldest dropped past [`HISTORY_LEN`]).
+    /// Appends a snapshot to the history ring, and the server's connection use as last read to
+    /// its own ring beside it (oldest dropped past [`HISTORY_LEN`]).
     pub fn record_history(&self) {
         let mut snapshot = self.snapshot();
         let reading = self.shared.acquire_latency.read();
@@ -216,11 +250,25 @@ impl LeaseManager {
                 .map(|d| d.as_secs_f64() * 1000.0);
             *previous = reading;
         }
+        let server = ServerSample::of(snapshot.taken_at, &self.server_view());
+        {
+            let mut servers = self.shared.server_history.lock();
+            if servers.len() == HISTORY_LEN {
+                servers.pop_front();
+            }
+            servers.push_back(server);
+        }
         let mut history = self.shared.history.lock();
         if history.len() == HISTORY_LEN {
             history.pop_front();
         }
         history.push_back(snapshot);
+    }
+
+    /// The server's connection use at each recorded snapshot, oldest first (one per snapshot,
+    /// with the same `taken_at`).
+    pub fn server_history(&self) -> Vec<ServerSample> {
+        self.shared.server_history.lock().iter().copied().collect()
     }
 
     /// The recorded snapshots, oldest first.
