@@ -151,6 +151,7 @@ pub mod ssr {
                 .collect(),
             tasks: engine.tasks().tasks().into_iter().map(task_row).collect(),
             recommendations: advice(engine),
+            schedule_preview: engine.schedule_preview().line,
             audit: engine
                 .audit()
                 .recent(20)
@@ -264,7 +265,8 @@ pub mod ssr {
         let last = task.last.as_ref();
         TaskRow {
             task: task.name.clone(),
-            every_secs: task.interval_secs,
+            schedule: task.schedule.clone(),
+            deferred_since_ms: task.deferred_since.map(|at| at.timestamp_millis()),
             state: task.status(),
             paused: task.paused,
             next_run_at_ms: task.next_run_at.map(|at| at.timestamp_millis()),

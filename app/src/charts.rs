@@ -479,21 +479,9 @@ impl Timeline {
     }
 }
 
-/// "85 s", "4 min", "2 h": a span in the unit an operator reads it in, rounded.
-fn duration_words(secs: f64) -> String {
-    let secs = secs.max(0.0).round();
-    if secs < 120.0 {
-        format!("{secs} s")
-    } else if secs < 90.0 * 60.0 {
-        format!("{} min", (secs / 60.0).round())
-    } else {
-        format!("{} h", (secs / 3600.0).round())
-    }
-}
-
 /// "~85 s": how long until the slots run out, approximate, as the recommendation says it.
 fn eta_words(eta_secs: f64) -> String {
-    format!("~{}", duration_words(eta_secs))
+    format!("~{}", leasewatch_types::rounded_span(eta_secs))
 }
 
 /// Where the forecast line runs: from the last read's fitted level to the usable limit.
@@ -584,7 +572,7 @@ impl<'a> ServerChart<'a> {
             ),
             (None, _) => format!(
                 " Beyond the alarm horizon ({}).",
-                duration_words(f.horizon_secs as f64)
+                leasewatch_types::rounded_span(f.horizon_secs as f64)
             ),
         };
         format!(
@@ -910,7 +898,8 @@ mod tests {
             leases: vec![],
             tasks: vec![TaskRow {
                 task: "leaky_<report>".to_owned(),
-                every_secs: 60,
+                schedule: "every 1 min (at :00)".to_owned(),
+                deferred_since_ms: None,
                 state: crate::wire::TaskStatus::Idle,
                 paused: false,
                 next_run_at_ms: None,
@@ -927,6 +916,7 @@ mod tests {
                 }],
             }],
             recommendations: vec![],
+            schedule_preview: String::new(),
             audit: vec![],
             auctions: vec![],
             server: String::new(),

@@ -78,6 +78,8 @@ pub struct Dashboard {
     pub tasks: Vec<TaskRow>,
     /// What the rules recommend, worst first.
     pub recommendations: Vec<Advice>,
+    /// The expected peak of the tasks' own connections over the next hour, in a line.
+    pub schedule_preview: String,
     /// Recent control actions, newest first.
     pub audit: Vec<AuditRow>,
     /// Auctions per status, in life-cycle order.
@@ -198,8 +200,12 @@ pub struct LeaseRow {
 pub struct TaskRow {
     /// The task's name, as in logs and metrics.
     pub task: String,
-    /// Its interval in seconds.
-    pub every_secs: u64,
+    /// When it runs, in words: "every 15 min (at :07:30, :22:30, …)" or "cron 30 2 * * *
+    /// (Europe/Berlin)".
+    pub schedule: String,
+    /// Since when its due start has waited because exhaustion of the server is predicted, in
+    /// Unix milliseconds.
+    pub deferred_since_ms: Option<i64>,
     /// Where the task is now.
     pub state: TaskStatus,
     /// Paused: ticks start no runs.

@@ -147,7 +147,7 @@ test('a rising connection count draws the forecast to the usable limit and a cri
     const advice = page.locator('.advice [data-recommendation="exhaustion_predicted"]');
     await expect(advice).toBeVisible({ timeout: 30_000 });
     await expect(advice).toHaveClass(/critical/);
-    await expect(advice).toContainText(/Exhaustion predicted in ~\d+ s/);
+    await expect(advice).toContainText(/Exhaustion predicted in ~\d+ (s|min)/);
     await expect(advice).toContainText(RAMP_APP);
     await expect(advice).toContainText('PREDICTIVE_CLEANUP=off');
 
@@ -178,7 +178,15 @@ test('a rising connection count draws the forecast to the usable limit and a cri
   expect(rampSessions()).toBe(0);
 });
 
-test.fixme('the schedule preview shows which runs the alarm defers', async () => {
-  // Placeholder: the schedule preview comes with the scheduling branch; assert here that it
-  // appears in the dashboard beside the forecast while the alarm is raised.
+test('the tasks say when they run and the next hour\'s expected peak of their connections', async ({ page }) => {
+  await logIn(page, OPERATOR_TOKEN, server.base);
+  // Demo cadences (10, 20 and 30 s), each at its own phase on the clock.
+  const row = page.locator('tr[data-task="status_transitions"] td[data-label="Schedule"]');
+  await expect(row).toHaveText(/^every 10 s( \(offset \d+ m?s\))?$/);
+  await expect(page.locator('tr[data-task="health_check"] td[data-label="Schedule"]')).toHaveText(/^every 30 s /);
+  const preview = page.locator('[data-schedule-preview]');
+  await expect(preview).toHaveText(/^next hour: peak \d+ at \d\d:\d\d(:\d\d)? UTC/);
+  // The server renders it too: it is there without JavaScript.
+  const html = await (await page.request.get(`${server.base}/`)).text();
+  expect(html).toMatch(/data-schedule-preview[^>]*>next hour: peak \d+ at /);
 });

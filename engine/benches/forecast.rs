@@ -11,7 +11,7 @@ use leasewatch_engine::{
     server_view,
 };
 use leasewatch_testkit::TestDatabase;
-use sqlx::{Connection, any::AnyConnection};
+use sqlx::{AnyConnection, Connection};
 
 /// Sessions open beside the reader.
 const OTHERS: usize = 40;
@@ -54,9 +54,9 @@ fn benches(c: &mut Criterion) {
         )
     });
     c.bench_function("forecast/server_read", |b| {
-        b.to_async(&runtime).iter(|| async {
-            server_view::read_postgres(&mut reader)
-                .await
+        b.iter(|| {
+            runtime
+                .block_on(server_view::read_postgres(&mut reader))
                 .expect("a read")
         })
     });

@@ -336,6 +336,7 @@ impl Lab<'_> {
             demo_leak: Some(DemoLeak {
                 every: fast(SEED_EVERY),
                 hold: LEAK_FOR + RECOVER_FOR,
+                pile_up: false,
             }),
             ..EngineConfig::new(DatabaseUrl::parse(&url)?)
         })

@@ -102,13 +102,13 @@ async fn phase(predictive: bool) -> Option<Report> {
         .await
         .unwrap();
         (peak, app_peak) = (peak.max(total), app_peak.max(app));
-        if let Ok(answer) = http.get(&status_url).bearer_auth(OPERATOR).send().await {
-            if let Ok(status) = answer.json::<Value>().await {
-                if first_alarm.is_none() && !status["forecast"]["alarm"].is_null() {
-                    first_alarm = Some(started.elapsed());
-                }
-                last_status = status;
+        if let Ok(answer) = http.get(&status_url).bearer_auth(OPERATOR).send().await
+            && let Ok(status) = answer.json::<Value>().await
+        {
+            if first_alarm.is_none() && !status["forecast"]["alarm"].is_null() {
+                first_alarm = Some(started.elapsed());
             }
+            last_status = status;
         }
         tokio::time::sleep(Duration::from_millis(500).saturating_sub(tick.elapsed())).await;
     }

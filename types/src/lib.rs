@@ -223,6 +223,19 @@ pub mod task {
     pub const LEAKY_REPORT: &str = "leaky_report";
 }
 
+/// "85 s", "4 min", "2 h": an approximate span in the unit an operator reads it in, rounded:
+/// how the forecast says "exhaustion in ~…", on the dashboard and in its recommendation alike.
+pub fn rounded_span(secs: f64) -> String {
+    let secs = secs.max(0.0).round();
+    if secs < 120.0 {
+        format!("{secs} s")
+    } else if secs < 90.0 * 60.0 {
+        format!("{} min", (secs / 60.0).round())
+    } else {
+        format!("{} h", (secs / 3600.0).round())
+    }
+}
+
 /// The audit log's name for what Leasewatch does on its own when the server's slots are
 /// forecast to run out (and for the forecast clearing).
 pub const PREDICTIVE_CLEANUP: &str = "predictive_cleanup";

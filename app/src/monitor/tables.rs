@@ -43,11 +43,14 @@ pub(super) fn TaskTable(
     view! {
         <section aria-labelledby="tasks-title">
             <h2 id="tasks-title">"Tasks"</h2>
+            <p class="schedule-preview" data-schedule-preview>
+                {move || data.with(|d| d.as_ref().map(|d| d.schedule_preview.clone()))}
+            </p>
             <table class="tasks">
                 <thead>
                     <tr>
                         <th scope="col">"Task"</th>
-                        <th scope="col">"Every"</th>
+                        <th scope="col">"Schedule"</th>
                         <th scope="col">"State"</th>
                         <th scope="col">"Next run"</th>
                         <th scope="col">"Last run"</th>
@@ -102,9 +105,16 @@ fn TaskLine(
     view! {
         <tr data-task=name.clone()>
             <th scope="row">{name.clone()}</th>
-            <td data-label="Every">{move || task.get().map(|t| human_interval(t.every_secs))}</td>
+            <td data-label="Schedule">{move || task.get().map(|t| t.schedule)}</td>
             <td data-label="State" data-state=move || task.get().map(|t| t.state.as_str())>{move || task.get().map(|t| t.state.as_str())}</td>
-            <td data-label="Next run">{move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}</td>
+            <td data-label="Next run">
+                {move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}
+                {move || task.get().and_then(|t| t.deferred_since_ms).map(|since| view! {
+                    <span class="detail deferred" data-deferred=since>
+                        "deferred since " {clock_utc(since)} ": exhaustion of the server is predicted"
+                    </span>
+                })}
+            </td>
             <td data-label="Last run" class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome).map(|o| o.as_str())>
                 {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
                     (Some(at), Some(outcome)) => format!("{} {outcome}", clock_utc(at)),
@@ -213,15 +223,6 @@ pub(super) fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
     }
 }
 
-/// "15 min", "1 h", "45 s": an interval as an operator would say it.
-fn human_interval(secs: u64) -> String {
-    match secs {
-        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,13 +244,5 @@ mod tests {
             retry_line(&retry, 1_796_220_187_000),
             "Retrying: attempt 3 of 4, next try at 14:03:07 (due now)"
         );
-    }
-
-    #[test]
-    fn intervals_read_as_an_operator_would_say_them() {
-        assert_eq!(human_interval(900), "15 min");
-        assert_eq!(human_interval(3600), "1 h");
-        assert_eq!(human_interval(90), "90 s");
-        assert_eq!(human_interval(10), "10 s");
     }
 }

@@ -221,7 +221,13 @@ mod tests {
             ),
             (
                 "spikes on a flat line",
-                series(180, |t| if (t as u32) % 14 == 0 { 16.0 } else { 8.0 }),
+                series(180, |t| {
+                    if (t as u32).is_multiple_of(14) {
+                        16.0
+                    } else {
+                        8.0
+                    }
+                }),
                 None,
             ),
             (

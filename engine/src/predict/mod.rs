@@ -351,7 +351,7 @@ mod tests {
             let i = elapsed.as_secs() / 2;
             let used = if elapsed < Duration::from_secs(1800) {
                 14 + [0, 1, -1, 0, 1, 1, -1, 0, 0, -1][(i % 10) as usize]
-            } else if i % 9 == 0 || i % 13 == 0 {
+            } else if i.is_multiple_of(9) || i.is_multiple_of(13) {
                 16
             } else {
                 12

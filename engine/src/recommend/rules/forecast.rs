@@ -29,16 +29,16 @@ pub(super) fn exhaustion_predicted(inputs: &Inputs<'_>, _: &Thresholds) -> Vec<F
             "exhaustion_predicted",
             Severity::Critical,
             format!(
-                "Exhaustion predicted in ~{} s",
-                alarm.eta_secs.round() as i64
+                "Exhaustion predicted in ~{}",
+                leasewatch_types::rounded_span(alarm.eta_secs)
             ),
             format!(
-                "The server's client connections are rising {:.1} per minute{trend}: {} of {} usable now, exhaustion predicted in ~{} s (horizon {} s). Growing: {}. {acting} Find what is growing and stop it, or give the server more connections.",
+                "The server's client connections are rising {:.1} per minute{trend}: {} of {} usable now, exhaustion predicted in ~{} (horizon {}). Growing: {}. {acting} Find what is growing and stop it, or give the server more connections.",
                 alarm.per_minute,
                 forecast.used,
                 forecast.usable,
-                alarm.eta_secs.round() as i64,
-                forecast.horizon_secs,
+                leasewatch_types::rounded_span(alarm.eta_secs),
+                leasewatch_types::rounded_span(forecast.horizon_secs as f64),
                 alarm.growing_line(),
             ),
             None,
