@@ -270,6 +270,19 @@ struct TipAt {
     bounds: (f64, f64),
 }
 
+/// A sample's hit area: the full-height column between its neighbours' midpoints, from `left`
+/// to `right` (percent) down to the axis at `axis_y`.
+fn column_hit(left: f64, right: f64, axis_y: f64) -> Markup {
+    html! {
+        rect.hit x=(Pct(left)) y=(Px(TOP)) width=(Pct(right - left)) height=(Px(axis_y - TOP)) {}
+    }
+}
+
+/// The vertical cursor a focused sample shows at `x`, down to the axis at `axis_y`.
+fn cursor(x: Pct, axis_y: f64) -> Markup {
+    html! { line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {} }
+}
+
 /// A focusable point: `hit` takes the pointer; `marks` and the tooltip (its time, then
 /// `values`) show on hover and focus; its label reads the same.
 fn point(at_ms: i64, values: &[String], hit: Markup, marks: Markup, tip: TipAt) -> Markup {
@@ -370,12 +383,9 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
                     (point(
                         s.at_ms,
                         &values,
+                        column_hit(left, right, axis_y),
                         html! {
-                            rect.hit x=(Pct(left)) y=(Px(TOP)) width=(Pct(right - left))
-                                height=(Px(axis_y - TOP)) {}
-                        },
-                        html! {
-                            line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                            (cursor(x, axis_y))
                             @for (class, _, value) in series {
                                 circle class={ "mark " (class) } cx=(x) cy=(Px(y_of(value(s), top))) r="4" {}
                             }
@@ -422,12 +432,9 @@ fn latency_chart(history: &[Sample], now_ms: i64, next: &str) -> Markup {
                     (point(
                         *at,
                         &[format!("p95 {v:.1} ms")],
+                        column_hit(left, right, axis_y),
                         html! {
-                            rect.hit x=(Pct(left)) y=(Px(TOP)) width=(Pct(right - left))
-                                height=(Px(axis_y - TOP)) {}
-                        },
-                        html! {
-                            line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                            (cursor(x, axis_y))
                             circle.mark.latency cx=(x) cy=(Px(y)) r="4.5" {}
                         },
                         TipAt { x: xs[i], y, bounds: (TOP, axis_y) },
@@ -657,12 +664,9 @@ impl<'a> ServerChart<'a> {
                         (point(
                             s.at_ms,
                             &values,
+                            column_hit(left, right, axis_y),
                             html! {
-                                rect.hit x=(Pct(left)) y=(Px(TOP)) width=(Pct(right - left))
-                                    height=(Px(axis_y - TOP)) {}
-                            },
-                            html! {
-                                line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                                (cursor(x, axis_y))
                                 circle.mark.server cx=(x) cy=(Px(y_of(clients as f64, top))) r="4" {}
                             },
                             TipAt { x: xs[i], y: y_of(clients as f64, top), bounds: (TOP, axis_y) },
