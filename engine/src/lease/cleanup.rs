@@ -114,7 +114,11 @@ impl CleanupReport {
                 }
             ));
         }
-        if self.kind != CleanupKind::Stale {
+        // An emergency cleanup always says what it did to the idle connections; a predictive
+        // one when it closed some.
+        if self.kind == CleanupKind::Emergency
+            || (self.kind == CleanupKind::Predictive && self.closed_idle > 0)
+        {
             parts.push(format!(
                 "{} {} idle connection{}",
                 verb("closed", "would close"),
@@ -148,15 +152,25 @@ impl LeaseManager {
     }
 
     /// Before a forecast exhaustion: revokes stale leases and those held at least
-    /// `long_held(task)`, ends their backends, and closes idle connections down to what running
-    /// tasks hold (at least the pool's minimum). Only this instance's own leases and
-    /// connections: never another application's sessions.
+    /// `long_held(task)` and ends their backends; with `close_idle`, also closes idle
+    /// connections down to what running tasks hold (at least the pool's minimum, which the
+    /// pool would open again at once). Only this instance's own leases and connections: never
+    /// another application's sessions.
     pub async fn predictive_cleanup(
         &self,
         long_held: &(dyn Fn(&str) -> Duration + Sync),
+        close_idle: bool,
     ) -> CleanupReport {
-        self.reclaim(CleanupKind::Predictive, false, long_held)
-            .await
+        let mut report = self
+            .reclaim(CleanupKind::Predictive, false, long_held)
+            .await;
+        if close_idle {
+            let pool = self.shared.db.pool_status();
+            let in_use = pool.size.saturating_sub(pool.idle);
+            let above = pool.size.saturating_sub(pool.min.max(in_use));
+            report.closed_idle = self.close_idle(pool.idle.min(above)).await;
+        }
+        report
     }
 
     async fn reclaim(

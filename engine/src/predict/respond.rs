@@ -1,6 +1,6 @@
 //! What the engine does about the forecast: on a raised alarm, take back this instance's own
 //! long-held leases and idle connections and defer scheduled runs that have slack; while it
-//! holds, keep taking back leases that grow long; when it clears, let deferred runs go. Every
+//! holds, keep taking back leases that grow long (audited when it takes one); when it clears, let deferred runs go. Every
 //! action is written to the audit log with the forecast that caused it.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -37,7 +37,7 @@ impl Responder {
         match change {
             Change::Raised(alarm) => {
                 self.defer.send_replace(true);
-                let report = self.cleanup().await;
+                let report = self.cleanup(true).await;
                 tracing::warn!(
                     eta_secs = alarm.eta_secs,
                     per_minute = alarm.per_minute,
@@ -54,8 +54,10 @@ impl Responder {
                 );
             }
             Change::Holds(alarm) => {
-                let report = self.cleanup().await;
-                if !report.revoked.is_empty() || report.closed_idle > 0 {
+                // Idle connections were closed when it was raised; closing the ones tasks open
+                // again for each run would only make them connect anew.
+                let report = self.cleanup(false).await;
+                if !report.revoked.is_empty() {
                     self.record(alarm, view, report.summary());
                 }
             }
@@ -72,8 +74,9 @@ impl Responder {
         }
     }
 
-    /// Takes back leases held long past their task's usual run, and idle connections.
-    async fn cleanup(&self) -> crate::lease::CleanupReport {
+    /// Takes back leases held long past their task's usual run, and with `close_idle`, idle
+    /// connections.
+    async fn cleanup(&self, close_idle: bool) -> crate::lease::CleanupReport {
         let usual: BTreeMap<String, Duration> = self
             .tasks
             .tasks()
@@ -86,11 +89,14 @@ impl Responder {
             })
             .collect();
         self.leases
-            .predictive_cleanup(&|task| {
-                usual
-                    .get(task)
-                    .map_or(LONG_HELD_AT_LEAST, |d| (*d).max(LONG_HELD_AT_LEAST))
-            })
+            .predictive_cleanup(
+                &|task| {
+                    usual
+                        .get(task)
+                        .map_or(LONG_HELD_AT_LEAST, |d| (*d).max(LONG_HELD_AT_LEAST))
+                },
+                close_idle,
+            )
             .await
     }
 
