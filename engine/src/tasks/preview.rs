@@ -46,7 +46,8 @@ const MOST_STARTS: usize = 100_000;
 
 /// The expected peak over `[from, from + within]`: every start of every task whose hold
 /// reaches into the window (a run that started just before `from` and still holds counts from
-/// `from`), swept in time order. A run's hold is `[start, start + hold)`, so one that ends as
+/// `from`; a tick that comes while the task's run still holds is skipped, as the scheduler
+/// does), swept in time order. A run's hold is `[start, start + hold)`, so one that ends as
 /// another starts does not overlap it. Tasks holding no connections are left out.
 pub fn preview(tasks: &[PreviewTask], from: DateTime<Utc>, within: Duration) -> SchedulePreview {
     let until = from + TimeDelta::from_std(within).unwrap_or(TimeDelta::MAX);
@@ -65,7 +66,10 @@ pub fn preview(tasks: &[PreviewTask], from: DateTime<Utc>, within: Duration) -> 
             let connections = i64::from(task.connections);
             events.push((start.max(from), connections, index, start));
             events.push((start + hold, -connections, index, start));
-            start = task.schedule.next_after(start);
+            // A task's runs never overlap: a tick while its run still holds is skipped.
+            start = task
+                .schedule
+                .next_after((start + hold - TimeDelta::nanoseconds(1)).max(start));
         }
     }
     // Ends before starts at the same instant.
@@ -262,6 +266,20 @@ mod tests {
                 at: utc(14, 1, 30),
                 tasks_at: &["a", "b"],
                 line: "next hour: peak 2 at 14:01:30 UTC, while a and b overlap",
+            },
+            Case {
+                name: "a task holding longer than its interval skips the ticks in between",
+                // slow holds 13:40–14:05, 14:10–14:35, 14:40–15:05 (not three runs at once
+                // from 14:00, as every tick starting would have it); b 14:27–14:28.
+                tasks: vec![
+                    task("slow", 10, 0, 1, 25 * 60),
+                    task("b", 60, 27 * 60, 1, 60),
+                ],
+                from: utc(14, 0, 0),
+                peak: 2,
+                at: utc(14, 27, 0),
+                tasks_at: &["slow", "b"],
+                line: "next hour: peak 2 at 14:27 UTC, while slow and b overlap",
             },
             Case {
                 name: "a task that holds nothing is left out",
