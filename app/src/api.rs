@@ -197,31 +197,22 @@ pub mod ssr {
         }
     }
 
-    /// The history samples within the charts' span, each with the server's connection use
-    /// recorded beside it (both rings are written together; a sample without its server twin,
-    /// should one be read between the two pushes, has none).
+    /// The history samples within the charts' span.
     fn history(leases: &leasewatch_engine::LeaseManager, now_ms: i64) -> Vec<Sample> {
-        let servers = leases.server_history();
         leases
             .history()
             .into_iter()
             .filter(|s| now_ms - s.taken_at.timestamp_millis() <= CHART_SPAN_MS)
-            .map(|s| {
-                let server = servers
-                    .iter()
-                    .rev()
-                    .find(|server| server.taken_at == s.taken_at);
-                Sample {
-                    at_ms: s.taken_at.timestamp_millis(),
-                    active: s.active,
-                    idle: s.idle,
-                    waiting: s.waiting,
-                    p95_ms: s.window_p95_ms,
-                    limit: s.limit,
-                    budget: s.budget,
-                    server_clients: server.and_then(|s| s.client_connections),
-                    server_usable: server.and_then(|s| s.usable_connections),
-                }
+            .map(|s| Sample {
+                at_ms: s.taken_at.timestamp_millis(),
+                active: s.active,
+                idle: s.idle,
+                waiting: s.waiting,
+                p95_ms: s.window_p95_ms,
+                limit: s.limit,
+                budget: s.budget,
+                server_clients: s.server_connections,
+                server_usable: s.server_usable,
             })
             .collect()
     }

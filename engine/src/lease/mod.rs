@@ -37,9 +37,7 @@ pub use cleanup::{CleanupKind, CleanupReport};
 pub use error::LeaseError;
 pub use guard::{ConnFuture, Lease};
 pub use run::{RunContext, RunLimits};
-pub use snapshot::{
-    HISTORY_LEN, LeaseInfo, PoolSnapshot, Quantiles, ServerSample, TaskLeaseCounts,
-};
+pub use snapshot::{HISTORY_LEN, LeaseInfo, PoolSnapshot, Quantiles, TaskLeaseCounts};
 
 use crate::{
     db::{Backend, Database},
@@ -71,8 +69,6 @@ struct Shared {
     per_task: Mutex<BTreeMap<String, TaskLeaseCounts>>,
     server_view: RwLock<ServerView>,
     history: Mutex<VecDeque<PoolSnapshot>>,
-    /// The server's connection use at each history sample, alongside `history`.
-    server_history: Mutex<VecDeque<ServerSample>>,
     /// The latency histogram as of the last history sample.
     previous_latency: Mutex<HistogramReading>,
 }
@@ -133,7 +129,6 @@ impl LeaseManager {
                 per_task: Mutex::new(BTreeMap::new()),
                 server_view: RwLock::new(server_view),
                 history: Mutex::new(VecDeque::with_capacity(HISTORY_LEN)),
-                server_history: Mutex::new(VecDeque::with_capacity(HISTORY_LEN)),
                 previous_latency: Mutex::new(HistogramReading::default()),
             }),
         }

@@ -93,6 +93,14 @@ pub struct PoolSnapshot {
     pub limit: u32,
     /// Task connections the server can give all instances together, as last read.
     pub budget: Option<u32>,
+    /// The database server's client connections, all clients together, as last read
+    /// (PostgreSQL; `None` on SQLite or before the first read).
+    #[serde(default)]
+    pub server_connections: Option<i64>,
+    /// The server's slots for ordinary roles (`max_connections` less the reserved ones), as of
+    /// the same read.
+    #[serde(default)]
+    pub server_usable: Option<i64>,
     /// active / max, from 0 to 1.
     pub utilization: f64,
     /// Acquire latency since start.
@@ -112,39 +120,6 @@ pub struct PoolSnapshot {
     /// On history samples only: acquire latency p95 over the interval since the previous
     /// sample, in milliseconds (what a latency chart plots).
     pub window_p95_ms: Option<f64>,
-}
-
-/// The server's connection use beside one history sample, as of the last server read, so the
-/// dashboard can chart the server's slots over the same span as the pool. Kept apart from
-/// [`PoolSnapshot`] because the pool rules never read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ServerSample {
-    /// When the history sample was taken (the pool snapshot's `taken_at`).
-    pub taken_at: DateTime<Utc>,
-    /// The server's client connections as of the last read; `None` on SQLite or before the
-    /// first read.
-    pub client_connections: Option<i64>,
-    /// Slots ordinary roles can use (`max_connections` less the reserved ones), as of the same
-    /// read; `None` likewise.
-    pub usable_connections: Option<i64>,
-}
-
-impl ServerSample {
-    /// The sample taken at `taken_at` from the server view then.
-    pub fn of(taken_at: DateTime<Utc>, view: &ServerView) -> Self {
-        match view {
-            ServerView::Postgres(pg) => Self {
-                taken_at,
-                client_connections: Some(pg.client_connections),
-                usable_connections: Some(pg.usable_connections()),
-            },
-            ServerView::Unknown | ServerView::NotApplicable { .. } => Self {
-                taken_at,
-                client_connections: None,
-                usable_connections: None,
-            },
-        }
-    }
 }
 
 /// How many snapshots the history keeps: one hour at one every 5 s.
@@ -200,6 +175,13 @@ impl LeaseManager {
             (held.len(), stale, per_task)
         };
         let active = pool.size.saturating_sub(pool.idle);
+        let (server_connections, server_usable) = match &*shared.server_view.read() {
+            ServerView::Postgres(view) => (
+                Some(view.client_connections),
+                Some(view.usable_connections()),
+            ),
+            ServerView::Unknown | ServerView::NotApplicable { .. } => (None, None),
+        };
         PoolSnapshot {
             taken_at: Utc::now(),
             total: pool.size,
@@ -212,6 +194,8 @@ impl LeaseManager {
             min: pool.min,
             limit: shared.governor.limit(),
             budget: shared.governor.budget_total(),
+            server_connections,
+            server_usable,
             utilization: if pool.max == 0 {
                 0.0
             } else {
@@ -237,8 +221,7 @@ impl LeaseManager {
         self.shared.acquire_latency.read()
     }
 
-    /// Appends a snapshot to the history ring, and the server's connection use as last read to
-    /// its own ring beside it (oldest dropped past [`HISTORY_LEN`]).
+    /// Appends a snapshot to the history ring (oldest dropped past [`HISTORY_LEN`]).
     pub fn record_history(&self) {
         let mut snapshot = self.snapshot();
         let reading = self.shared.acquire_latency.read();
@@ -250,25 +233,11 @@ impl LeaseManager {
                 .map(|d| d.as_secs_f64() * 1000.0);
             *previous = reading;
         }
-        let server = ServerSample::of(snapshot.taken_at, &self.server_view());
-        {
-            let mut servers = self.shared.server_history.lock();
-            if servers.len() == HISTORY_LEN {
-                servers.pop_front();
-            }
-            servers.push_back(server);
-        }
         let mut history = self.shared.history.lock();
         if history.len() == HISTORY_LEN {
             history.pop_front();
         }
         history.push_back(snapshot);
-    }
-
-    /// The server's connection use at each recorded snapshot, oldest first (one per snapshot,
-    /// with the same `taken_at`).
-    pub fn server_history(&self) -> Vec<ServerSample> {
-        self.shared.server_history.lock().iter().copied().collect()
     }
 
     /// The recorded snapshots, oldest first.

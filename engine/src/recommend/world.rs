@@ -36,6 +36,8 @@ pub(crate) fn snap(taken_at: DateTime<Utc>) -> PoolSnapshot {
         min: 5,
         limit: 20,
         budget: None,
+        server_connections: None,
+        server_usable: None,
         utilization: 0.1,
         acquire_latency: Quantiles::default(),
         acquire_timeouts: 0,
