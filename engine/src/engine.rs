@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use leasewatch_types::{ActionName, Actor, AuditOutcome};
+use leasewatch_types::ActionName;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -122,6 +122,10 @@ pub(crate) const SERVER_SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// How far ahead the schedule preview looks.
 pub const SCHEDULE_PREVIEW_SPAN: Duration = Duration::from_secs(3600);
 
+/// How old a schedule preview may be before it is computed again (the dashboard's default
+/// poll interval).
+pub const SCHEDULE_PREVIEW_FRESH: Duration = Duration::from_secs(2);
+
 /// How long a stop (or SIGTERM) waits for runs in flight before cancelling them.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -130,6 +134,9 @@ pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Engine {
     /// When the last emergency cleanup ran (they are rate-limited).
     pub(crate) last_emergency: Mutex<Option<std::time::Instant>>,
+    /// The last schedule preview: computed at most once per [`SCHEDULE_PREVIEW_FRESH`], not
+    /// on every dashboard poll (an hour of 1-second tasks is thousands of runs to sweep).
+    schedule_preview: Mutex<Option<SchedulePreview>>,
     leases: LeaseManager,
     tasks: TaskManager,
     audit: Arc<AuditLog>,
@@ -202,7 +209,7 @@ impl Engine {
         );
         if governed {
             // The first share before the first run.
-            read_budget(&leases, &instance, config.governor.headroom).await;
+            read_server(&leases, &instance, config.governor.headroom).await;
         }
         for (task, limits) in &config.task_limits {
             // The configuration names only tasks that exist; the demo's may be absent.
@@ -260,6 +267,7 @@ impl Engine {
         ));
         Ok(Self {
             last_emergency: Mutex::new(None),
+            schedule_preview: Mutex::new(None),
             leases,
             tasks,
             audit,
@@ -296,10 +304,17 @@ impl Engine {
     }
 
     /// The expected peak of the tasks' own connections over the next hour, from their
-    /// schedules and recent runs; no database access.
+    /// schedules and recent runs, at most [`SCHEDULE_PREVIEW_FRESH`] old; no database access.
     pub fn schedule_preview(&self) -> SchedulePreview {
-        self.tasks
-            .schedule_preview(Utc::now(), SCHEDULE_PREVIEW_SPAN)
+        let now = Utc::now();
+        let fresh = chrono::Duration::from_std(SCHEDULE_PREVIEW_FRESH).unwrap_or_default();
+        let mut cached = self.schedule_preview.lock();
+        match &*cached {
+            Some(preview) if now - preview.from < fresh => preview.clone(),
+            _ => cached
+                .insert(self.tasks.schedule_preview(now, SCHEDULE_PREVIEW_SPAN))
+                .clone(),
+        }
     }
 
     /// The exhaustion forecast (PostgreSQL, once the server has been read); no database access.
@@ -453,7 +468,7 @@ async fn sample_server(
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        let Some(view) = read_budget(&leases, &instance, headroom).await else {
+        let Some(view) = read_server(&leases, &instance, headroom).await else {
             continue;
         };
         let (change, forecast) = {
@@ -472,7 +487,7 @@ async fn sample_server(
 
 /// Reads the server; with the governor on, its share follows at once (and the next window
 /// closes the idle connections above a lowered limit). Returns the read, if there was one.
-async fn read_budget(
+async fn read_server(
     leases: &LeaseManager,
     instance: &str,
     headroom: Headroom,
@@ -514,16 +529,14 @@ async fn govern(leases: LeaseManager, shutdown: CancellationToken) {
 /// Writes what a periodic cleanup did to the audit log as the system's own action, off the
 /// maintenance loop (a write may wait for the database).
 fn audit_automatic_cleanup(audit: &Arc<AuditLog>, db: &Database, report: &CleanupReport) {
-    let entry = NewEntry {
-        role: Actor::System,
-        action: ActionName::Cleanup.as_str().to_owned(),
-        arguments: serde_json::json!({"automatic": true}).to_string(),
-        outcome: AuditOutcome::Ok,
-        result: report.summary(),
-        client: "leasewatch".to_owned(),
-    };
-    let (audit, db) = (Arc::clone(audit), db.clone());
-    tokio::spawn(async move { audit.record(&db, entry).await });
+    audit.record_in_background(
+        db,
+        NewEntry::system(
+            ActionName::Cleanup.as_str(),
+            serde_json::json!({"automatic": true}),
+            report.summary(),
+        ),
+    );
 }
 
 /// Background upkeep until shutdown: history samples, recommendations, periodic cleanup.

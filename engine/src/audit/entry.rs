@@ -52,6 +52,19 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
+    /// Something Leasewatch did on its own (an automatic cleanup, predictive cleanup, a
+    /// replaced session secret): done, by the system, from no client address.
+    pub fn system(action: &str, arguments: serde_json::Value, result: String) -> Self {
+        Self {
+            role: Actor::System,
+            action: action.to_owned(),
+            arguments: arguments.to_string(),
+            outcome: AuditOutcome::Ok,
+            result,
+            client: "leasewatch".to_owned(),
+        }
+    }
+
     /// Whether the action was only a preview (`"dry_run": true` in its arguments).
     pub fn is_dry_run(&self) -> bool {
         serde_json::from_str::<serde_json::Value>(&self.arguments)

@@ -147,6 +147,17 @@ impl AuditLog {
         }
     }
 
+    /// Records `entry` on a task of its own, for loops that must not wait for the database
+    /// (the maintenance loop, the server reads).
+    pub(crate) fn record_in_background(
+        self: &std::sync::Arc<Self>,
+        db: &Database,
+        entry: NewEntry,
+    ) {
+        let (audit, db) = (std::sync::Arc::clone(self), db.clone());
+        tokio::spawn(async move { audit.record(&db, entry).await });
+    }
+
     /// Writes the queued entries, oldest first, and the counts of coalesced refusals; closes
     /// refusal windows past [`REFUSAL_WINDOW`]. Returns how many entries are still waiting.
     /// The engine calls it every second.

@@ -3,9 +3,9 @@
 //! holds, keep taking back leases that grow long (audited when it takes one); when it clears, let deferred runs go. Every
 //! action is written to the audit log with the forecast that caused it.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use leasewatch_types::{Actor, AuditOutcome, PREDICTIVE_CLEANUP};
+use leasewatch_types::PREDICTIVE_CLEANUP;
 use tokio::sync::watch;
 
 use super::{Alarm, Change, ForecastView};
@@ -77,23 +77,13 @@ impl Responder {
     /// Takes back leases held long past their task's usual run, and with `close_idle`, idle
     /// connections.
     async fn cleanup(&self, close_idle: bool) -> crate::lease::CleanupReport {
-        let usual: BTreeMap<String, Duration> = self
-            .tasks
-            .tasks()
-            .into_iter()
-            .map(|task| {
-                let mut runs: Vec<u64> = task.history.iter().map(|r| r.duration_ms).collect();
-                runs.sort_unstable();
-                let p90 = runs.get(runs.len() * 9 / 10).copied().unwrap_or(0);
-                (task.name, Duration::from_millis(p90) * USUAL_RUN_TIMES)
-            })
-            .collect();
+        let usual = self.tasks.usual_runs();
         self.leases
             .predictive_cleanup(
                 &|task| {
-                    usual
-                        .get(task)
-                        .map_or(LONG_HELD_AT_LEAST, |d| (*d).max(LONG_HELD_AT_LEAST))
+                    usual.get(task).map_or(LONG_HELD_AT_LEAST, |run| {
+                        (*run * USUAL_RUN_TIMES).max(LONG_HELD_AT_LEAST)
+                    })
                 },
                 close_idle,
             )
@@ -116,16 +106,10 @@ impl Responder {
 
     /// Written off the sampling loop: a write may wait for the database.
     fn audit(&self, arguments: serde_json::Value, result: String) {
-        let entry = NewEntry {
-            role: Actor::System,
-            action: PREDICTIVE_CLEANUP.to_owned(),
-            arguments: arguments.to_string(),
-            outcome: AuditOutcome::Ok,
-            result,
-            client: "leasewatch".to_owned(),
-        };
-        let (audit, db) = (Arc::clone(&self.audit), self.leases.database().clone());
-        tokio::spawn(async move { audit.record(&db, entry).await });
+        self.audit.record_in_background(
+            self.leases.database(),
+            NewEntry::system(PREDICTIVE_CLEANUP, arguments, result),
+        );
     }
 }
 

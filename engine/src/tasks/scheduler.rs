@@ -2,6 +2,7 @@
 //! retries), the views it gives, and one ticker per task.
 
 use std::{
+    collections::{BTreeMap, VecDeque},
     sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
@@ -155,16 +156,25 @@ impl TaskManager {
                     return None;
                 }
                 let connections = state.history.iter().map(|r| r.leases).max().unwrap_or(1);
-                let durations: Vec<u64> = state.history.iter().map(|r| r.duration_ms).collect();
                 Some(PreviewTask {
                     name: slot.name.clone(),
                     schedule,
                     connections,
-                    hold: Duration::from_millis(percentile_90(durations)).max(LEAST_HOLD),
+                    hold: usual_run(&state.history).max(LEAST_HOLD),
                 })
             })
             .collect();
         preview(&tasks, now, within)
+    }
+
+    /// How long each task's runs usually take, by name: the 90th percentile of its recent
+    /// runs' durations (zero before any). Reads memory only.
+    pub fn usual_runs(&self) -> BTreeMap<String, Duration> {
+        self.inner
+            .slots
+            .iter()
+            .map(|slot| (slot.name.clone(), usual_run(&slot.state.lock().history)))
+            .collect()
     }
 
     /// Whether the scheduler is running.
@@ -371,6 +381,11 @@ impl TaskManager {
                 CommandError::UnknownTask(task.to_owned(), known.join(", "))
             })
     }
+}
+
+/// How long `runs` usually took: the 90th percentile of their durations; zero for none.
+fn usual_run(runs: &VecDeque<RunRecord>) -> Duration {
+    Duration::from_millis(percentile_90(runs.iter().map(|r| r.duration_ms).collect()))
 }
 
 /// The 90th percentile (nearest rank) of `values`; 0 for none.

@@ -12,7 +12,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, Key, SameSite, SignedCookie
 use cookie::CookieBuilder;
 use hmac::{Hmac, Mac as _};
 use leasewatch_engine::{Engine, audit::NewEntry, control::Role};
-use leasewatch_types::{Actor, AuditOutcome, REPLACE_SESSION_SECRET};
+use leasewatch_types::REPLACE_SESSION_SECRET;
 use parking_lot::{Mutex, RwLock};
 use sha2::Sha512;
 use sqlx::AnyPool;
@@ -179,14 +179,7 @@ impl Sessions {
             self.max_revoked
         );
         tracing::warn!("{result}");
-        let entry = NewEntry {
-            role: Actor::System,
-            action: REPLACE_SESSION_SECRET.to_owned(),
-            arguments: "{}".to_owned(),
-            outcome: AuditOutcome::Ok,
-            result,
-            client: "leasewatch".to_owned(),
-        };
+        let entry = NewEntry::system(REPLACE_SESSION_SECRET, serde_json::json!({}), result);
         self.engine
             .audit()
             .record(self.engine.database(), entry)
@@ -246,6 +239,7 @@ fn unix_now() -> i64 {
 mod tests {
     use axum::http::{HeaderValue, header};
     use leasewatch_engine::{DatabaseUrl, EngineConfig};
+    use leasewatch_types::Actor;
 
     use super::*;
 
