@@ -69,6 +69,8 @@ pub enum Action {
     Pause(String),
     /// Resume a task.
     Resume(String),
+    /// Send a test notification to every alert receiver.
+    TestNotification,
 }
 
 /// Why an action was refused.
@@ -160,6 +162,7 @@ impl Action {
             ActionName::RunNow => Self::RunNow(task),
             ActionName::Pause => Self::Pause(task),
             ActionName::Resume => Self::Resume(task),
+            ActionName::TestNotification => Self::TestNotification,
         })
     }
 
@@ -173,6 +176,7 @@ impl Action {
             Self::RunNow(_) => ActionName::RunNow,
             Self::Pause(_) => ActionName::Pause,
             Self::Resume(_) => ActionName::Resume,
+            Self::TestNotification => ActionName::TestNotification,
         }
     }
 
@@ -184,7 +188,7 @@ impl Action {
                 json!({"dry_run": dry_run})
             }
             Self::RunNow(task) | Self::Pause(task) | Self::Resume(task) => json!({"task": task}),
-            Self::Start => json!({}),
+            Self::Start | Self::TestNotification => json!({}),
         }
         .to_string()
     }
@@ -359,6 +363,29 @@ impl Engine {
             Action::Resume(task) => {
                 tasks.resume(task).map_err(command)?;
                 done(format!("{task} resumed"), Details::None)
+            }
+            Action::TestNotification => {
+                let alerting = self.alerting();
+                let sent = alerting.send_test(chrono::Utc::now()).map_err(|err| {
+                    ControlError::Conflict {
+                        code: "no_receivers",
+                        message: err.to_string(),
+                    }
+                })?;
+                let names: Vec<String> = alerting
+                    .view()
+                    .receivers
+                    .into_iter()
+                    .map(|r| r.name)
+                    .collect();
+                done(
+                    format!(
+                        "test notification queued for {sent} receiver(s): {}; the dashboard's \
+                         Alerts section shows each delivery",
+                        names.join(", ")
+                    ),
+                    Details::None,
+                )
             }
         }
     }

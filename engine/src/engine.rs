@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    alert::{AlertSettings, Alerting, AlertsView},
     auctions::{self, StatusCounts},
     audit::{AuditLog, NewEntry},
     db::{Backend, Database, DatabaseUrl, DbError, TASKS_APPLICATION_PREFIX},
@@ -47,6 +48,8 @@ pub struct EngineConfig {
     /// Tasks that run on a schedule of their own (`TASK_<NAME>_SCHEDULE`, a cron expression)
     /// instead of their interval, by name.
     pub schedules: BTreeMap<String, Schedule>,
+    /// Where alerts are sent, and when.
+    pub alerts: AlertSettings,
 }
 
 impl EngineConfig {
@@ -66,6 +69,7 @@ impl EngineConfig {
             task_limits: default_task_limits(),
             predict: PredictSettings::default(),
             schedules: BTreeMap::new(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -141,6 +145,7 @@ pub struct Engine {
     tasks: TaskManager,
     audit: Arc<AuditLog>,
     advisor: Arc<Advisor>,
+    alerting: Alerting,
     config: EngineConfig,
     /// The counts read at start-up, until a task reads them again.
     startup_auctions: AuctionsView,
@@ -171,6 +176,13 @@ impl Engine {
         }
         let startup_auctions = read_auctions(&db).await?;
         let audit = Arc::new(AuditLog::load(&db).await?);
+        let alerting = Alerting::load(
+            &db,
+            config.alerts.clone(),
+            host_name().as_deref().unwrap_or("leasewatch"),
+            config.thresholds.clear,
+        )
+        .await?;
         let db_for_audit = db.clone();
         let governor = Governor::new(GovernorSettings {
             enabled: governed,
@@ -228,8 +240,10 @@ impl Engine {
             thresholds: config.thresholds,
             predictor: Arc::clone(&predictor),
             state: Mutex::new((Hysteresis::default(), Vec::new())),
+            alerting: alerting.clone(),
         });
         advisor.evaluate(&leases, &tasks);
+        tokio::spawn(alerting.clone().run(db_for_audit.clone(), shutdown.clone()));
         tokio::spawn(flush_audit(
             Arc::clone(&audit),
             db_for_audit,
@@ -272,6 +286,7 @@ impl Engine {
             tasks,
             audit,
             advisor,
+            alerting,
             config,
             startup_auctions,
             shutdown,
@@ -322,6 +337,16 @@ impl Engine {
         self.advisor.predictor.lock().view()
     }
 
+    /// Alerts and their delivery.
+    pub fn alerting(&self) -> &Alerting {
+        &self.alerting
+    }
+
+    /// The alerts firing, the receivers and the latest notifications; no database access.
+    pub fn alerts(&self) -> AlertsView {
+        self.alerting.view()
+    }
+
     /// The audit log of control actions.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
@@ -362,6 +387,9 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.tasks.stop(STOP_DEADLINE).await;
         self.shutdown.cancel();
+        if !self.alerting.write(self.database()).await {
+            tracing::error!("alert state could not be written before exit");
+        }
         let lost = self.audit.flush(self.database()).await;
         if lost > 0 {
             tracing::error!(
@@ -395,6 +423,8 @@ struct Advisor {
     thresholds: Thresholds,
     predictor: Arc<Mutex<Predictor>>,
     state: Mutex<(Hysteresis, Vec<Recommendation>)>,
+    /// Told every evaluation's result: alerts follow the recommendations shown.
+    alerting: Alerting,
 }
 
 impl Advisor {
@@ -424,6 +454,7 @@ impl Advisor {
         );
         let mut state = self.state.lock();
         state.1 = state.0.update(now, findings, &self.thresholds);
+        self.alerting.evaluate(now, &state.1);
     }
 
     fn current(&self) -> Vec<Recommendation> {

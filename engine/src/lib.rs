@@ -26,6 +26,7 @@
 //! The engine has no Leptos in it: the dashboard reaches it through server functions compiled
 //! only on the server.
 
+pub mod alert;
 pub mod auctions;
 pub mod audit;
 pub mod control;

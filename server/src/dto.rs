@@ -8,6 +8,7 @@ use axum::{Json, extract::FromRequest};
 use chrono::{DateTime, Utc};
 use leasewatch_engine::{
     Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
+    alert::AlertsView,
     auctions::AuctionStatus,
     audit::MAX_PAGE,
     control::{ActionName, Details},
@@ -41,6 +42,8 @@ pub struct StatusResponse {
     pub forecast: Option<ForecastView>,
     /// The expected peak of the tasks' own connections over the next hour.
     pub schedule: SchedulePreview,
+    /// Alerts firing, the receivers and the latest notifications with their delivery.
+    pub alerts: AlertsView,
     /// Auction counts, as last read by a task.
     pub auctions: Auctions,
 }
@@ -77,6 +80,7 @@ impl StatusResponse {
             governor: engine.leases().governor().view(),
             forecast: engine.forecast(),
             schedule: engine.schedule_preview(),
+            alerts: engine.alerts(),
             auctions: Auctions {
                 as_of: auctions.as_of,
                 counts: auctions.counts.0.iter().copied().collect(),

@@ -13,7 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use leasewatch_engine::{Engine, histogram::BOUNDS_SECS, tasks::TaskView};
-use leasewatch_types::RunOutcome;
+use leasewatch_types::{RunOutcome, Severity};
 
 use crate::openapi::authenticated;
 
@@ -319,5 +319,40 @@ pub fn render(engine: &Engine) -> String {
             .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0);
         vec![(None, at)]
     });
+
+    let alerts = engine.alerts();
+    let mut firing = out.gauge(
+        "leasewatch_alerts_firing",
+        "Alerts firing now (warning and critical recommendations), by severity.",
+    );
+    for severity in [Severity::Warning, Severity::Critical] {
+        let count = alerts
+            .firing
+            .iter()
+            .filter(|a| a.severity == severity)
+            .count();
+        firing.sample(&[("severity", severity.as_str())], count);
+    }
+    let mut notifications = out.counter(
+        "leasewatch_alert_notifications_total",
+        "Alert notifications by receiver and outcome: delivered, failed (an attempt that \
+         failed; it is retried), superseded (replaced by a newer one before delivery), dropped \
+         (the queue was full).",
+    );
+    for r in &alerts.receivers {
+        for (outcome, count) in [
+            ("delivered", r.delivered),
+            ("failed", r.failed_attempts),
+            ("superseded", r.superseded),
+            ("dropped", r.dropped),
+        ] {
+            notifications.sample(&[("receiver", &r.name), ("outcome", outcome)], count);
+        }
+    }
+    out.gauge(
+        "leasewatch_alert_notifications_queued",
+        "Alert notifications waiting for delivery.",
+    )
+    .sample(&[], alerts.queued);
     out.0
 }

@@ -138,6 +138,8 @@ names! {
         Pause = "pause",
         /// Resume a paused task.
         Resume = "resume",
+        /// Send a test notification to every configured alert receiver.
+        TestNotification = "test_notification",
     }
 }
 
@@ -211,6 +213,47 @@ names! {
     }
 }
 
+names! {
+    /// How an alert receiver takes its notifications.
+    ReceiverKind {
+        /// A generic webhook: the Alertmanager webhook body (version 4).
+        Webhook = "webhook",
+        /// An Alertmanager: alerts pushed to its `/api/v2/alerts`.
+        Alertmanager = "alertmanager",
+        /// A chat incoming webhook (Slack, Mattermost): a `text` body.
+        Chat = "chat",
+    }
+}
+
+names! {
+    /// What a notification says.
+    NotificationKind {
+        /// New or changed firing alerts.
+        Firing = "firing",
+        /// The same firing alerts again: the repeat interval passed (or, for an
+        /// Alertmanager, its periodic re-send).
+        Repeat = "repeat",
+        /// Alerts that stopped firing.
+        Resolved = "resolved",
+        /// A test sent by an operator.
+        Test = "test",
+    }
+}
+
+names! {
+    /// Where a notification's delivery is.
+    DeliveryStatus {
+        /// Not delivered yet: waiting for its first attempt or its next retry.
+        Pending = "pending",
+        /// The receiver accepted it.
+        Delivered = "delivered",
+        /// Replaced by a newer notification to the same receiver before it was delivered.
+        Superseded = "superseded",
+        /// Given up: the queue was full, or its receiver is no longer configured.
+        Dropped = "dropped",
+    }
+}
+
 /// The names of the built-in tasks.
 pub mod task {
     /// Scheduled → active → ended.
@@ -256,7 +299,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown \"restart\": allowed are start, stop, cleanup, emergency_cleanup, run_now, \
-             pause, resume"
+             pause, resume, test_notification"
         );
         assert!(Severity::Critical > Severity::Warning && Severity::Warning > Severity::Info);
         assert_eq!(Actor::from(Role::Operator), Actor::Operator);

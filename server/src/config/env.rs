@@ -141,6 +141,41 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         Ok(Some(Secret::new(raw)))
     }
 
+    /// Addresses separated by commas or spaces, each `http` or `https` with a host. A URL
+    /// may hold a token (a chat webhook's path is its secret), so a refused one is shown as
+    /// its scheme and host only.
+    pub fn urls(&self, var: &'static str) -> Result<Vec<url::Url>, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(Vec::new());
+        };
+        raw.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let parsed = url::Url::parse(part).ok();
+                let shown = parsed.as_ref().map_or_else(
+                    || "an unreadable address".to_owned(),
+                    |url| format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("")),
+                );
+                match parsed {
+                    Some(url)
+                        if matches!(url.scheme(), "http" | "https")
+                            && url.host_str().is_some_and(|h| !h.is_empty())
+                            && url.fragment().is_none() =>
+                    {
+                        Ok(url)
+                    }
+                    _ => Err(ConfigError {
+                        var,
+                        value: shown,
+                        allowed: "must be http:// or https:// addresses with a host and no \
+                                  #fragment, separated by commas"
+                            .into(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
     /// A duration within `min..=max`, written as [`parse_duration`] reads it.
     pub fn duration(
         &self,

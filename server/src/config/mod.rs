@@ -9,6 +9,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 
 use leasewatch_engine::{
     DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
+    alert::{AlertSettings, Receiver, SigningKey, Timers},
     db::redact_password,
     governor::{Headroom, Priority},
     lease::RunLimits,
@@ -277,6 +278,7 @@ impl Config {
                 None
             }
         };
+        let alerts = alerts(&env, public_url.clone())?;
         let dashboard_poll = env.duration(
             "DASHBOARD_POLL_INTERVAL",
             secs(2),
@@ -301,9 +303,93 @@ impl Config {
                 task_limits,
                 predict,
                 schedules,
+                alerts,
             },
         })
     }
+}
+
+/// The most alert receivers, all kinds together.
+const MAX_RECEIVERS: usize = 10;
+
+/// The alert receivers, their timers and signing key (`ALERT_*`).
+fn alerts<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    external_url: Option<url::Url>,
+) -> Result<AlertSettings, ConfigError> {
+    use leasewatch_types::ReceiverKind;
+    let mut receivers: Vec<Receiver> = Vec::new();
+    for (var, kind) in [
+        ("ALERT_WEBHOOK_URL", ReceiverKind::Webhook),
+        ("ALERT_ALERTMANAGER_URL", ReceiverKind::Alertmanager),
+        ("ALERT_CHAT_WEBHOOK_URL", ReceiverKind::Chat),
+    ] {
+        for url in env.urls(var)? {
+            let same = receivers
+                .iter()
+                .filter(|r| r.kind == kind && r.url.host_str() == url.host_str())
+                .count();
+            receivers.push(Receiver::new(kind, url, same + 1));
+        }
+        if receivers.len() > MAX_RECEIVERS {
+            return Err(ConfigError {
+                var,
+                value: format!("{} receivers in all", receivers.len()),
+                allowed: format!("at most {MAX_RECEIVERS} alert receivers, all kinds together"),
+            });
+        }
+    }
+    let defaults = Timers::default();
+    let timers = Timers {
+        group_wait: env.duration(
+            "ALERT_GROUP_WAIT",
+            defaults.group_wait,
+            Duration::ZERO,
+            secs(3600),
+        )?,
+        group_interval: env.duration(
+            "ALERT_GROUP_INTERVAL",
+            defaults.group_interval,
+            secs(1),
+            secs(86_400),
+        )?,
+        repeat_interval: env.duration(
+            "ALERT_REPEAT_INTERVAL",
+            defaults.repeat_interval,
+            secs(60),
+            secs(7 * 86_400),
+        )?,
+    };
+    let signing_key = env
+        .token("ALERT_HMAC_SECRET")?
+        .map(|secret| SigningKey::new(secret.expose().as_bytes()));
+    let instance = match env.get("ALERT_INSTANCE") {
+        None => None,
+        Some(raw) => {
+            let name = raw.trim();
+            let fits = (1..=128).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+            if !fits {
+                return Err(ConfigError {
+                    var: "ALERT_INSTANCE",
+                    value: raw.chars().take(140).collect(),
+                    allowed: "must be 1 to 128 characters of letters, digits, '.', '_', ':' and \
+                              '-' (like web-1 or db.example.com:3000)"
+                        .into(),
+                });
+            }
+            Some(name.to_owned())
+        }
+    };
+    Ok(AlertSettings {
+        receivers,
+        timers,
+        signing_key,
+        instance,
+        external_url,
+    })
 }
 
 /// Each task's `TASK_<NAME>_TIMEOUT` and `TASK_<NAME>_PRIORITY` over the engine's defaults.
