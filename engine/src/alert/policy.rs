@@ -131,7 +131,14 @@ impl Group {
             since(self.notified_at, timers.group_interval).then_some(NotificationKind::Firing)?
         };
         let mut alerts: Vec<Alert> = self.alerts.values().cloned().collect();
-        alerts.sort_by_key(|a| (!a.is_firing(), std::cmp::Reverse(a.severity), a.starts_at));
+        alerts.sort_by(|a, b| {
+            (!a.is_firing(), b.severity, a.starts_at, a.name()).cmp(&(
+                !b.is_firing(),
+                a.severity,
+                b.starts_at,
+                b.name(),
+            ))
+        });
         // Told now: resolved alerts leave the group, the rest is remembered as sent.
         self.told = state;
         self.told.retain(|_, told| *told != Told::Resolved);

@@ -74,7 +74,7 @@ impl Receiving {
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_800_000_000 + secs)
+    DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)
 }
 
 async fn sqlite() -> (tempfile::TempDir, Database) {
@@ -148,8 +148,12 @@ async fn a_condition_flapping_every_20_s_for_ten_minutes_gives_at_most_two_notif
         let before = alerting.view().notifications.len();
         alerting.evaluate(at(t), &shown);
         let made = alerting.view().notifications;
-        if made.len() > before && made[0].kind == NotificationKind::Resolved {
-            resolved_at = Some(t);
+        if made.len() > before {
+            if made[0].kind == NotificationKind::Resolved {
+                resolved_at = Some(t);
+            }
+            // Delivered as the engine's loop would, within the second.
+            pump(&alerting, &db, 20).await;
         }
     }
     let notes = alerting.view().notifications;
@@ -162,7 +166,6 @@ async fn a_condition_flapping_every_20_s_for_ten_minutes_gives_at_most_two_notif
     // The resolve went out on the first evaluation without the recommendation.
     assert_eq!(resolved_at, last_shown_at.map(|t| t + 1));
 
-    pump(&alerting, &db, 20).await;
     let bodies = receiving.bodies();
     assert_eq!(bodies.len(), 2);
     assert_eq!(
