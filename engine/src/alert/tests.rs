@@ -21,10 +21,13 @@ use crate::{
     recommend::{Finding, Hysteresis, Thresholds},
 };
 
+/// Every request a receiver got: its headers and body.
+type Got = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
 /// A webhook receiver: keeps every request's headers and body, and answers `status`.
 #[derive(Clone)]
 struct Receiving {
-    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    got: Got,
     status: Arc<AtomicU16>,
     address: SocketAddr,
 }
@@ -37,10 +40,7 @@ impl Receiving {
             .route(
                 "/hook",
                 post(
-                    |State((got, status)): State<(
-                        Arc<Mutex<Vec<(HeaderMap, String)>>>,
-                        Arc<AtomicU16>,
-                    )>,
+                    |State((got, status)): State<(Got, Arc<AtomicU16>)>,
                      headers: HeaderMap,
                      body: String| async move {
                         got.lock().push((headers, body));

@@ -383,3 +383,71 @@ fn a_bad_schedule_names_the_variable_the_value_and_what_is_allowed() {
         );
     }
 }
+
+#[test]
+fn alert_receivers_timers_and_key_are_read() {
+    let config = config(&[
+        (
+            "ALERT_WEBHOOK_URL",
+            "http://127.0.0.1:9000/a, http://127.0.0.1:9000/b",
+        ),
+        ("ALERT_ALERTMANAGER_URL", "http://am.internal:9093"),
+        (
+            "ALERT_CHAT_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/SECRET",
+        ),
+        ("ALERT_GROUP_WAIT", "0s"),
+        ("ALERT_GROUP_INTERVAL", "1m"),
+        ("ALERT_REPEAT_INTERVAL", "12h"),
+        ("ALERT_HMAC_SECRET", "0123456789abcdef0123"),
+        ("ALERT_INSTANCE", "web-1.example.com:3000"),
+    ])
+    .unwrap();
+    let alerts = &config.engine.alerts;
+    let names: Vec<&str> = alerts.receivers.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "webhook 127.0.0.1:9000",
+            "webhook 127.0.0.1:9000 #2",
+            "alertmanager am.internal:9093",
+            "chat hooks.slack.com:443",
+        ]
+    );
+    assert_eq!(alerts.timers.group_wait, Duration::ZERO);
+    assert_eq!(alerts.timers.group_interval, secs(60));
+    assert_eq!(alerts.timers.repeat_interval, secs(12 * 3600));
+    assert!(alerts.signing_key.is_some());
+    assert_eq!(alerts.instance.as_deref(), Some("web-1.example.com:3000"));
+    // Nothing of a secret URL or the key is printed with the configuration.
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("SECRET") && !printed.contains("0123456789abcdef0123"));
+
+    let defaults = config_default_alerts();
+    assert!(defaults.receivers.is_empty());
+    assert_eq!(defaults.timers, Timers::default());
+}
+
+fn config_default_alerts() -> AlertSettings {
+    config(&[]).unwrap().engine.alerts
+}
+
+#[test]
+fn bad_alert_settings_name_the_variable_and_never_show_a_secret() {
+    assert_eq!(
+        config_err(&[(
+            "ALERT_CHAT_WEBHOOK_URL",
+            "ftp://hooks.slack.com/services/T0/B0/SECRET"
+        )]),
+        "invalid ALERT_CHAT_WEBHOOK_URL=\"ftp://hooks.slack.com/…\": must be http:// or \
+         https:// addresses with a host and no #fragment, separated by commas"
+    );
+    assert!(config_err(&[("ALERT_WEBHOOK_URL", "not a url")]).contains("an unreadable address"));
+    let eleven = ["http://127.0.0.1:1/"; 11].join(",");
+    assert!(config_err(&[("ALERT_WEBHOOK_URL", &eleven)]).contains("at most 10 alert receivers"));
+    assert!(config_err(&[("ALERT_HMAC_SECRET", "short")]).contains("at least 16 characters"));
+    assert!(!config_err(&[("ALERT_HMAC_SECRET", "short")]).contains("short\""));
+    assert!(config_err(&[("ALERT_GROUP_INTERVAL", "0s")]).contains("from 1s to 1day"));
+    assert!(config_err(&[("ALERT_REPEAT_INTERVAL", "10s")]).contains("from 1m to 7days"));
+    assert!(config_err(&[("ALERT_INSTANCE", "web 1")]).contains("ALERT_INSTANCE"));
+}
