@@ -64,15 +64,15 @@ fn leptos_options() -> leptos::config::LeptosOptions {
 }
 
 async fn app_on(database: DatabaseUrl, dir: Option<tempfile::TempDir>) -> TestApp {
-    app_with_options(database, dir, leptos_options()).await
+    app_with(engine_config(database), dir, leptos_options()).await
 }
 
-async fn app_with_options(
-    database: DatabaseUrl,
+async fn app_with(
+    config: EngineConfig,
     dir: Option<tempfile::TempDir>,
     leptos_options: leptos::config::LeptosOptions,
 ) -> TestApp {
-    let engine = Arc::new(Engine::start(engine_config(database)).await.unwrap());
+    let engine = Arc::new(Engine::start(config).await.unwrap());
     let sessions = Sessions::load(
         Arc::clone(&engine),
         Secret::new(OPERATOR),
@@ -704,7 +704,7 @@ async fn the_dashboard_is_the_only_page_and_other_paths_are_files_or_not_found()
     let mut options = leptos_options();
     options.site_root = site.to_str().unwrap().into();
     let url = DatabaseUrl::Sqlite(dir.path().join("pages.db"));
-    let app = app_with_options(url, Some(dir), options).await;
+    let app = app_with(engine_config(url), Some(dir), options).await;
     let op = As::Bearer(OPERATOR);
 
     let page = app.send(Method::GET, "/", op, None).await;
@@ -886,6 +886,162 @@ async fn metrics_pass_promtool() {
         String::from_utf8_lossy(&output.stderr),
         scrape.text
     );
+}
+
+/// A test notification, as an operator sends it: it reaches the webhook signed, says where it
+/// went, is audited, and is counted in /metrics. A viewer is refused; with no receiver the
+/// refusal says which variables to set. Both refusals are audited too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_notification_reaches_the_receiver_and_is_audited() {
+    use leasewatch_engine::alert::{AlertSettings, Receiver, SigningKey};
+    use leasewatch_types::ReceiverKind;
+
+    let got = Arc::new(parking_lot::Mutex::new(Vec::<(
+        axum::http::HeaderMap,
+        String,
+    )>::new()));
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let got = Arc::clone(&got);
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                got.lock().push((headers, body));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::new("k".repeat(32));
+    let config = EngineConfig {
+        alerts: AlertSettings {
+            receivers: vec![Receiver::new(
+                ReceiverKind::Webhook,
+                format!("http://127.0.0.1:{port}/hook").parse().unwrap(),
+                1,
+            )],
+            signing_key: Some(key.clone()),
+            instance: Some("api-test".into()),
+            ..AlertSettings::default()
+        },
+        ..engine_config(DatabaseUrl::Sqlite(dir.path().join("api.db")))
+    };
+    let app = app_with(config, Some(dir), leptos_options()).await;
+
+    let viewer = app
+        .act(As::Bearer(VIEWER), json!({"action": "test_notification"}))
+        .await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN, "{}", viewer.text);
+    let extra = app
+        .act(
+            As::Bearer(OPERATOR),
+            json!({"action": "test_notification", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(error_code(&extra), "unexpected_dry_run");
+
+    let sent = app
+        .act(As::Bearer(OPERATOR), json!({"action": "test_notification"}))
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+    let receiver = format!("webhook 127.0.0.1:{port}");
+    assert!(
+        sent.body["message"].as_str().unwrap().contains(&receiver),
+        "{}",
+        sent.text
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.lock().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (headers, body) = got.lock()[0].clone();
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["version"], "4");
+    assert_eq!(
+        json["alerts"][0]["labels"]["alertname"],
+        "test_notification"
+    );
+    assert_eq!(json["alerts"][0]["labels"]["instance"], "api-test");
+    let timestamp: i64 = headers["x-leasewatch-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        headers["x-leasewatch-signature"].to_str().unwrap(),
+        key.sign(timestamp, body.as_bytes())
+    );
+
+    // The delivery shows in the status and in /metrics.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = app.status().await;
+        let note = &status["alerts"]["notifications"][0];
+        if note["status"] == "delivered" {
+            assert_eq!(note["kind"], "test");
+            assert_eq!(note["receiver"], receiver.as_str());
+            assert_eq!(status["alerts"]["receivers"][0]["delivered"], 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let scrape = app
+        .send(Method::GET, "/metrics", As::Bearer(VIEWER), None)
+        .await;
+    let line = format!(
+        "leasewatch_alert_notifications_total{{receiver=\"{receiver}\",outcome=\"delivered\"}} 1"
+    );
+    assert!(
+        scrape.text.contains(&line),
+        "{line} missing:\n{}",
+        scrape.text
+    );
+
+    let audit = app
+        .send(
+            Method::GET,
+            "/api/admin/audit?limit=10",
+            As::Bearer(OPERATOR),
+            None,
+        )
+        .await;
+    let entries: Vec<(&str, &str, &str)> = audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["role"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("test_notification", "operator", "ok"),
+            ("test_notification", "viewer", "refused"),
+        ]
+    );
+
+    // Without a receiver: refused, naming the variables.
+    let plain = sqlite_app().await;
+    let none = plain
+        .act(As::Bearer(OPERATOR), json!({"action": "test_notification"}))
+        .await;
+    assert_eq!(none.status, StatusCode::CONFLICT, "{}", none.text);
+    assert_eq!(error_code(&none), "no_receivers");
+    assert!(none.text.contains("ALERT_WEBHOOK_URL"), "{}", none.text);
 }
 
 /// Polling the status hard takes no database connection: the pool and the server's sessions
