@@ -416,13 +416,28 @@ impl Alerting {
         } else {
             return None;
         };
-        let alerts: Vec<Alert> = state
-            .group
-            .alerts
-            .values()
-            .filter(|a| a.is_firing() || state.pushed.contains_key(&a.fingerprint))
-            .cloned()
-            .collect();
+        let mut alerts: Vec<Alert> = Vec::new();
+        for alert in state.group.alerts.values() {
+            let pushed = state.pushed.get(&alert.fingerprint);
+            if !alert.is_firing() && pushed.is_none() {
+                continue;
+            }
+            // Alertmanager tells alerts apart by all their labels, severity included: the
+            // label set it was pushed with ends when the severity changes.
+            if let Some(&before) = pushed
+                && alert.is_firing()
+                && before != alert.severity
+            {
+                let mut ended = alert.clone();
+                ended.severity = before;
+                ended
+                    .labels
+                    .insert("severity".to_owned(), before.as_str().to_owned());
+                ended.ends_at = Some(now);
+                alerts.push(ended);
+            }
+            alerts.push(alert.clone());
+        }
         state.pushed = firing;
         state.pushed_at = Some(now);
         Some((kind, alerts))

@@ -36,18 +36,17 @@ impl Receiving {
     async fn start() -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
+        let record = post(
+            |State((got, status)): State<(Got, Arc<AtomicU16>)>,
+             headers: HeaderMap,
+             body: String| async move {
+                got.lock().push((headers, body));
+                StatusCode::from_u16(status.load(Relaxed)).unwrap()
+            },
+        );
         let app = Router::new()
-            .route(
-                "/hook",
-                post(
-                    |State((got, status)): State<(Got, Arc<AtomicU16>)>,
-                     headers: HeaderMap,
-                     body: String| async move {
-                        got.lock().push((headers, body));
-                        StatusCode::from_u16(status.load(Relaxed)).unwrap()
-                    },
-                ),
-            )
+            .route("/hook", record.clone())
+            .route("/api/v2/alerts", record)
             .with_state((Arc::clone(&got), Arc::clone(&status)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -360,4 +359,79 @@ async fn newer_notifications_supersede_pending_ones_and_the_queue_is_bounded() {
         [DeliveryStatus::Pending, DeliveryStatus::Superseded]
     );
     assert_eq!(notes[0].alerts, 2);
+}
+
+/// An Alertmanager is pushed every change at once, what still fires again every minute, and,
+/// when an alert's severity changes, the label set it had ended (Alertmanager tells alerts
+/// apart by every label).
+#[tokio::test]
+async fn alertmanager_gets_changes_at_once_re_sends_and_an_ended_label_set_on_escalation() {
+    let receiving = Receiving::start().await;
+    let (_dir, db) = sqlite().await;
+    let url = url::Url::parse(&format!("http://{}", receiving.address)).unwrap();
+    let config = AlertSettings {
+        receivers: vec![Receiver::new(ReceiverKind::Alertmanager, url, 1)],
+        ..settings(&receiving, None)
+    };
+    let alerting = Alerting::load(&db, config, "x", Duration::ZERO)
+        .await
+        .unwrap();
+    let shown = |severity| {
+        vec![Recommendation {
+            id: "stale_lease:health_check".into(),
+            severity,
+            title: "t".into(),
+            detail: "d".into(),
+            action: None,
+            since: at(0),
+            cleared_at: None,
+        }]
+    };
+    // (seconds, severity shown or none) → what Alertmanager is pushed: (kind, alerts).
+    let steps = [
+        (
+            0,
+            Some(Severity::Warning),
+            Some((NotificationKind::Firing, 1)),
+        ),
+        (30, Some(Severity::Warning), None),
+        (
+            60,
+            Some(Severity::Warning),
+            Some((NotificationKind::Repeat, 1)),
+        ),
+        (
+            61,
+            Some(Severity::Critical),
+            Some((NotificationKind::Firing, 2)),
+        ),
+        (62, None, Some((NotificationKind::Resolved, 1))),
+    ];
+    for (secs, severity, pushed) in steps {
+        let before = alerting.view().notifications.len();
+        alerting.evaluate(at(secs), &severity.map(shown).unwrap_or_default());
+        let notes = alerting.view().notifications;
+        let made = (notes.len() > before).then(|| (notes[0].kind, notes[0].alerts));
+        assert_eq!(made, pushed, "at {secs} s");
+        pump(&alerting, &db, 20).await;
+    }
+    let got = receiving.got.lock().clone();
+    let bodies: Vec<Vec<payload::PostableAlert>> = got
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 4, "every push delivered");
+    let escalation = &bodies[2];
+    assert_eq!(escalation[0].labels["severity"], "warning");
+    assert_eq!(
+        escalation[0].ends_at, "2023-11-14T22:14:21.000Z",
+        "ended now"
+    );
+    assert_eq!(escalation[1].labels["severity"], "critical");
+    assert_eq!(
+        escalation[1].ends_at, "2023-11-14T22:18:21.000Z",
+        "firing: 4 min ahead"
+    );
+    assert_eq!(bodies[3][0].labels["severity"], "critical");
+    assert_eq!(bodies[3][0].ends_at, "2023-11-14T22:14:22.000Z");
 }
