@@ -99,7 +99,7 @@ pub async fn post(
         .body(body)
         .send()
         .await
-        .map_err(|err| bounded(err.without_url().to_string()))?;
+        .map_err(|err| bounded(chain(&err.without_url())))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
@@ -108,6 +108,22 @@ pub async fn post(
     } else {
         Err(format!("HTTP {status}"))
     }
+}
+
+/// An error and its causes, "a: b: c" (connection refused, a TLS failure, a timeout are in the
+/// causes; none of them holds the URL).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.ends_with(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn bounded(mut text: String) -> String {
@@ -138,6 +154,21 @@ mod tests {
             2,
         );
         assert_eq!(second.name, "webhook 127.0.0.1:9000 #2");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_why_without_the_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/SECRET")).unwrap();
+        let hook = Receiver::new(ReceiverKind::Webhook, url, 1);
+        let err = post(&client(), &hook, None, "{}".into()).await.unwrap_err();
+        assert!(err.contains("Connection refused"), "{err}");
+        assert!(
+            !err.contains("SECRET") && !err.contains(&port.to_string()),
+            "{err}"
+        );
     }
 
     #[test]

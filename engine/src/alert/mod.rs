@@ -221,6 +221,8 @@ struct Inner {
     grace_until: DateTime<Utc>,
     state: Mutex<State>,
     counts: Vec<Counts>,
+    /// Whether the last write failed: the warning is logged once per outage, not per second.
+    write_failing: std::sync::atomic::AtomicBool,
     wake: tokio::sync::Notify,
     client: reqwest::Client,
 }
@@ -291,6 +293,7 @@ impl Alerting {
                     .iter()
                     .map(|_| Counts::default())
                     .collect(),
+                write_failing: std::sync::atomic::AtomicBool::new(false),
                 settings,
                 instance,
                 grace_until: now + chrono::Duration::from_std(clear).unwrap_or_default(),
@@ -711,10 +714,19 @@ impl Alerting {
                         note.written = *version;
                     }
                 }
+                if self.inner.write_failing.swap(false, Relaxed) {
+                    tracing::info!("alert state written again");
+                }
                 true
             }
             Err(err) => {
-                tracing::warn!(%err, "could not write alert state; will try again");
+                if !self.inner.write_failing.swap(true, Relaxed) {
+                    tracing::warn!(
+                        %err,
+                        "could not write alert state; deliveries go on, and it is written \
+                         once the database is back"
+                    );
+                }
                 false
             }
         }
