@@ -435,3 +435,39 @@ async fn alertmanager_gets_changes_at_once_re_sends_and_an_ended_label_set_on_es
     assert_eq!(bodies[3][0].labels["severity"], "critical");
     assert_eq!(bodies[3][0].ends_at, "2023-11-14T22:14:22.000Z");
 }
+
+/// Finished notifications beyond the newest kept are deleted; pending ones never are.
+#[tokio::test]
+async fn pruning_keeps_the_newest_finished_notifications_and_every_pending_one() {
+    let receiving = Receiving::start().await;
+    receiving.status.store(500, Relaxed);
+    let (_dir, db) = sqlite().await;
+    let alerting = Alerting::load(&db, settings(&receiving, None), "x", Duration::ZERO)
+        .await
+        .unwrap();
+    for n in 0..5 {
+        alerting.send_test(at(n)).unwrap();
+    }
+    {
+        let mut state = alerting.inner.state.lock();
+        for note in state.notes.iter_mut().take(4) {
+            note.finish(DeliveryStatus::Delivered);
+        }
+    }
+    assert!(alerting.write(&db).await);
+    assert_eq!(store::prune(&db, "web-1", 2).await.unwrap(), 2);
+    let left: Vec<(i64, String)> =
+        sqlx::query_as("SELECT created_at_ms, status FROM alert_notifications ORDER BY id")
+            .fetch_all(db.control())
+            .await
+            .unwrap();
+    let ms = |n: i64| at(n).timestamp_millis();
+    assert_eq!(
+        left,
+        [
+            (ms(2), "delivered".to_owned()),
+            (ms(3), "delivered".to_owned()),
+            (ms(4), "pending".to_owned()),
+        ]
+    );
+}
