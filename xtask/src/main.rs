@@ -5,11 +5,14 @@
 //!   the stylesheet and static files, hashed names and the hash file beside the server binary).
 //! - `cargo xtask e2e [ARGS]`: the same build, then the Playwright tests in `end2end/` (their
 //!   configuration starts the release server). ARGS go to `playwright test`.
+//! - `cargo xtask monitoring`: the Prometheus rules, their unit tests, the example scrape
+//!   configuration and the Grafana dashboard's queries in `deploy/`, checked with promtool.
 //!
 //! Site options come from `Leptos.toml`, build options from `[[workspace.metadata.leptos]]` in
 //! `Cargo.toml`.
 
 mod config;
+mod monitoring;
 mod site;
 
 use std::{
@@ -28,6 +31,7 @@ usage: cargo xtask <command>
 commands:
   build        build the release site (target/site) and server binary
   e2e [ARGS]   build, then run the Playwright tests in end2end/ (ARGS go to `playwright test`)
+  monitoring   check the Prometheus rules and Grafana dashboard in deploy/ with promtool
 ";
 
 fn main() -> ExitCode {
@@ -37,6 +41,9 @@ fn main() -> ExitCode {
     let outcome = match command.as_ref().and_then(|c| c.to_str()) {
         Some("build") if rest.is_empty() => build().map(|_| ()),
         Some("e2e") => build().and_then(|project| e2e(&project, &rest)),
+        Some("monitoring") if rest.is_empty() => {
+            Project::load().and_then(|project| monitoring::check(&project))
+        }
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             Ok(())
