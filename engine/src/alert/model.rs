@@ -167,4 +167,23 @@ mod tests {
         );
         assert!(Alert::of(&recommendation("all_clear", Severity::Info), "a").is_none());
     }
+
+    #[test]
+    fn the_runbook_link_leads_to_a_readme_heading() {
+        let readme = include_str!("../../../README.md");
+        let anchor = RUNBOOK_URL.rsplit_once('#').unwrap().1;
+        let heading = readme
+            .lines()
+            .filter_map(|line| line.strip_prefix("### "))
+            .find(|h| {
+                let slug: String = h
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                    .map(|c| if c == ' ' { '-' } else { c })
+                    .collect();
+                slug == anchor
+            });
+        assert!(heading.is_some(), "no README heading makes #{anchor}");
+    }
 }
