@@ -17,7 +17,7 @@ pub async fn get_dashboard() -> Result<Dashboard, ServerFnError> {
 }
 
 /// Takes a control action (`start`, `stop`, `cleanup`, `emergency_cleanup`, `run_now`,
-/// `pause`, `resume`); cleanups with `dry_run` only preview.
+/// `pause`, `resume`, `test_notification`); stop and the cleanups with `dry_run` only preview.
 #[server(endpoint = "control")]
 pub async fn control(
     /// The action.
@@ -57,14 +57,15 @@ pub mod ssr {
     pub use leasewatch_engine::control::{Action, ControlError, Role};
     use leasewatch_engine::{
         Backend, Engine, ServerView,
+        alert::AlertsView,
         predict::ForecastView,
         tasks::{TaskState, TaskView},
     };
     use leptos::{config::LeptosOptions, prelude::ServerFnError};
 
     use crate::wire::{
-        Advice, AuditRow, Dashboard, Forecast, ForecastTrend, LeaseRow, PoolCard, Retry, RunDot,
-        Sample, StatusCount, TaskRow,
+        Advice, Alerts, AuditRow, Dashboard, FiringRow, Forecast, ForecastTrend, LeaseRow,
+        NotificationRow, PoolCard, ReceiverRow, Retry, RunDot, Sample, StatusCount, TaskRow,
     };
 
     /// What every request handler and server function can reach.
@@ -194,6 +195,53 @@ pub mod ssr {
             },
             server_applies: db.backend() == Backend::Postgres,
             forecast: engine.forecast().map(forecast),
+            alerts: alerts(engine.alerts()),
+        }
+    }
+
+    /// The alerts as the page shows them: only the newest notifications.
+    pub fn alerts(view: AlertsView) -> Alerts {
+        Alerts {
+            instance: view.instance,
+            receivers: view
+                .receivers
+                .into_iter()
+                .map(|r| ReceiverRow {
+                    name: r.name,
+                    kind: r.kind,
+                    delivered: r.delivered,
+                    failed_attempts: r.failed_attempts,
+                    superseded: r.superseded,
+                    dropped: r.dropped,
+                })
+                .collect(),
+            firing: view
+                .firing
+                .into_iter()
+                .map(|a| FiringRow {
+                    name: a.name,
+                    severity: a.severity,
+                    task: a.task,
+                    summary: a.summary,
+                    since_ms: a.starts_at.timestamp_millis(),
+                })
+                .collect(),
+            notifications: view
+                .notifications
+                .into_iter()
+                .take(Alerts::SHOWN)
+                .map(|n| NotificationRow {
+                    at_ms: n.created_at.timestamp_millis(),
+                    receiver: n.receiver,
+                    kind: n.kind,
+                    alerts: n.alerts,
+                    status: n.status,
+                    attempts: n.attempts,
+                    last_error: n.last_error,
+                    next_attempt_ms: n.next_attempt_at.map(|at| at.timestamp_millis()),
+                })
+                .collect(),
+            queued: u32::try_from(view.queued).unwrap_or(u32::MAX),
         }
     }
 

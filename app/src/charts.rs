@@ -926,6 +926,7 @@ mod tests {
             server: String::new(),
             server_applies: false,
             forecast: None,
+            alerts: crate::wire::Alerts::default(),
         }
     }
 

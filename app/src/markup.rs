@@ -1,6 +1,7 @@
 //! Read-only parts of the page written as HTML markup, set as an element's inner HTML: the
 //! status line, the summary of what needs attention, the pool's cards, the charts
-//! ([`crate::charts`]) and the rows of the lease, auction and audit tables.
+//! ([`crate::charts`]), the rows of the lease, auction and audit tables, and the alerts
+//! section's firing alerts, receivers and notifications.
 //!
 //! They have nothing to click. As Leptos views, each element and attribute brings its own
 //! building, updating and hydrating code into the WASM; as markup they cost one string each.
@@ -10,8 +11,8 @@
 use maud::{Markup, html};
 
 use crate::wire::{
-    Actor, Advice, AuditRow, Dashboard, LeaseRow, PoolCard, Severity, StatusCount, clock_utc,
-    date_time_utc,
+    Actor, Advice, Alerts, AuditRow, Dashboard, DeliveryStatus, FiringRow, LeaseRow,
+    NotificationRow, PoolCard, ReceiverRow, Severity, StatusCount, clock_utc, date_time_utc,
 };
 
 /// How many recommendations hold at each severity (clearing ones apart): what the summary
@@ -259,6 +260,151 @@ fn clipped(value: &str) -> Markup {
             }
         },
     }
+}
+
+/// The alerts firing now, worst first, as a table; or a line saying none is.
+pub fn firing_alerts(firing: &[FiringRow]) -> String {
+    if firing.is_empty() {
+        return html! { p.note data-firing="none" { "No alert is firing." } }.into_string();
+    }
+    html! {
+        table.firing aria-labelledby="alerts-firing-title" {
+            thead {
+                tr {
+                    th scope="col" { "Severity" }
+                    th scope="col" { "Alert" }
+                    th scope="col" { "Task" }
+                    th scope="col" { "Summary" }
+                    th scope="col" { "Since" }
+                }
+            }
+            tbody {
+                @for alert in firing {
+                    tr class={ "severity " (alert.severity) } data-alert=(alert.name)
+                        data-task=[alert.task.as_deref()] {
+                        td data-label="Severity" {
+                            span.badge { (alert.severity.as_str().to_ascii_uppercase()) }
+                        }
+                        th scope="row" { (alert.name) }
+                        td data-label="Task" { (alert.task.as_deref().unwrap_or("—")) }
+                        td data-label="Summary" { (alert.summary) }
+                        td.when data-label="Since" { (date_time_utc(alert.since_ms)) }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// Where alerts go: the receivers with their delivery counts, or, with none configured, that
+/// alerts go nowhere and what to set.
+pub fn alert_receivers(alerts: &Alerts) -> String {
+    if alerts.receivers.is_empty() {
+        return html! {
+            p.note.no-receivers data-receivers="none" {
+                strong { "No receiver configured" } ": alerts show here but are sent nowhere. Set "
+                code { "ALERT_WEBHOOK_URL" } ", " code { "ALERT_ALERTMANAGER_URL" } " or "
+                code { "ALERT_CHAT_WEBHOOK_URL" } " to send them."
+            }
+        }
+        .into_string();
+    }
+    html! {
+        ul.receivers {
+            @for receiver in &alerts.receivers { (receiver_item(receiver)) }
+        }
+        p.note {
+            "Alerts carry " code { "instance=\"" (alerts.instance) "\"" } "."
+            @if alerts.queued > 0 {
+                " " strong data-queued=(alerts.queued) {
+                    (count(u64::from(alerts.queued), "notification", "notifications"))
+                    " waiting for delivery."
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn receiver_item(receiver: &ReceiverRow) -> Markup {
+    html! {
+        li data-receiver=(receiver.name) data-kind=(receiver.kind) {
+            strong { (receiver.name) }
+            " · " span data-count="delivered" { (receiver.delivered) " delivered" }
+            " · " span data-count="failed" {
+                (count(receiver.failed_attempts, "failed attempt", "failed attempts"))
+            }
+            @if receiver.superseded > 0 {
+                " · " span data-count="superseded" { (receiver.superseded) " superseded" }
+            }
+            @if receiver.dropped > 0 {
+                " · " span data-count="dropped" { (receiver.dropped) " dropped" }
+            }
+        }
+    }
+}
+
+/// The latest notifications, newest first, with where each delivery is; or a line saying
+/// there has been none.
+pub fn notifications(notifications: &[NotificationRow]) -> String {
+    if notifications.is_empty() {
+        return html! { p.note data-notifications="none" { "No notification has been sent yet." } }
+            .into_string();
+    }
+    html! {
+        table.notifications aria-labelledby="alerts-notifications-title" {
+            thead {
+                tr {
+                    th scope="col" { "When" }
+                    th scope="col" { "Receiver" }
+                    th scope="col" { "Kind" }
+                    th scope="col" class="num" { "Alerts" }
+                    th scope="col" { "Delivery" }
+                }
+            }
+            tbody {
+                @for note in notifications {
+                    tr data-status=(note.status) data-kind=(note.kind)
+                        data-receiver=(note.receiver) data-attempts=(note.attempts) {
+                        td.when data-label="When" { (date_time_utc(note.at_ms)) }
+                        td data-label="Receiver" { (note.receiver) }
+                        td data-label="Kind" { (note.kind) }
+                        td.num data-label="Alerts" { (note.alerts) }
+                        td.delivery data-label="Delivery" { (delivery(note)) }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// "delivered (1 attempt)", or "pending: 2 attempts failed" with the next attempt and the last
+/// error: where one notification's delivery is.
+fn delivery(note: &NotificationRow) -> Markup {
+    let attempts = count(u64::from(note.attempts), "attempt", "attempts");
+    html! {
+        span.status data-status=(note.status) { (note.status) }
+        @match note.status {
+            DeliveryStatus::Delivered => { " (" (attempts) ")" }
+            DeliveryStatus::Pending if note.attempts == 0 => { ": not tried yet" }
+            DeliveryStatus::Pending => { ": " (attempts) " failed" }
+            DeliveryStatus::Superseded => { ": a newer notification carries its alerts" }
+            DeliveryStatus::Dropped => { " after " (attempts) }
+        }
+        @if let Some(next) = note.next_attempt_ms.filter(|_| note.status == DeliveryStatus::Pending) {
+            span.detail data-next-attempt=(next) { "Next attempt at " (clock_utc(next)) " UTC" }
+        }
+        @if let Some(error) = note.last_error.as_deref().filter(|_| note.status != DeliveryStatus::Delivered) {
+            span.detail.error data-last-error { "Last error: " (clipped(error)) }
+        }
+    }
+}
+
+/// "1 attempt", "2 attempts".
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// One row of markup per item, concatenated.
@@ -519,6 +665,133 @@ mod tests {
             "revoked 1 lease",
         )]);
         assert!(automatic.contains(r#"<td>Leasewatch <span class="detail">(system)</span></td><td>automatic cleanup</td>"#), "{automatic}");
+    }
+
+    fn notification(status: DeliveryStatus, attempts: u32) -> NotificationRow {
+        NotificationRow {
+            at_ms: 1_796_220_187_250, // 2026-12-02 14:03:07 UTC
+            receiver: "webhook 127.0.0.1:9000".to_owned(),
+            kind: crate::wire::NotificationKind::Test,
+            alerts: 1,
+            status,
+            attempts,
+            last_error: (attempts > 0).then(|| "HTTP 500 Internal Server Error".to_owned()),
+            next_attempt_ms: (status == DeliveryStatus::Pending).then_some(1_796_220_191_000),
+        }
+    }
+
+    #[test]
+    fn firing_alerts_show_severity_task_and_since() {
+        assert_eq!(
+            firing_alerts(&[]),
+            r#"<p class="note" data-firing="none">No alert is firing.</p>"#
+        );
+        let alert = FiringRow {
+            name: "stale_lease".to_owned(),
+            severity: Severity::Warning,
+            task: Some("leaky_report".to_owned()),
+            summary: "A lease is held <past> the timeout".to_owned(),
+            since_ms: 1_796_220_187_250,
+        };
+        let html = firing_alerts(&[alert]);
+        assert!(
+            html.contains(concat!(
+                r#"<tr class="severity warning" data-alert="stale_lease" data-task="leaky_report">"#,
+                r#"<td data-label="Severity"><span class="badge">WARNING</span></td>"#,
+                r#"<th scope="row">stale_lease</th><td data-label="Task">leaky_report</td>"#,
+                r#"<td data-label="Summary">A lease is held &lt;past&gt; the timeout</td>"#,
+                r#"<td class="when" data-label="Since">2026-12-02 14:03:07 UTC</td></tr>"#,
+            )),
+            "{html}"
+        );
+        assert!(html.contains(r#"<th scope="col">Severity</th>"#), "{html}");
+    }
+
+    #[test]
+    fn receivers_show_their_counts_or_what_to_set() {
+        let none = alert_receivers(&Alerts::default());
+        assert!(none.contains(r#"data-receivers="none""#), "{none}");
+        assert!(none.contains("No receiver configured"), "{none}");
+        for var in [
+            "ALERT_WEBHOOK_URL",
+            "ALERT_ALERTMANAGER_URL",
+            "ALERT_CHAT_WEBHOOK_URL",
+        ] {
+            assert!(none.contains(&format!("<code>{var}</code>")), "{none}");
+        }
+        let alerts = Alerts {
+            instance: "web-1".to_owned(),
+            receivers: vec![ReceiverRow {
+                name: "webhook 127.0.0.1:9000".to_owned(),
+                kind: crate::wire::ReceiverKind::Webhook,
+                delivered: 3,
+                failed_attempts: 1,
+                superseded: 0,
+                dropped: 2,
+            }],
+            queued: 1,
+            ..Alerts::default()
+        };
+        let html = alert_receivers(&alerts);
+        assert!(
+            html.contains(concat!(
+                r#"<li data-receiver="webhook 127.0.0.1:9000" data-kind="webhook">"#,
+                r#"<strong>webhook 127.0.0.1:9000</strong> · "#,
+                r#"<span data-count="delivered">3 delivered</span> · "#,
+                r#"<span data-count="failed">1 failed attempt</span> · "#,
+                r#"<span data-count="dropped">2 dropped</span></li>"#,
+            )),
+            "{html}"
+        );
+        assert!(!html.contains("superseded"), "{html}");
+        assert!(
+            html.contains("<code>instance=&quot;web-1&quot;</code>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"<strong data-queued="1">1 notification waiting for delivery.</strong>"#
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn notifications_say_where_each_delivery_is() {
+        assert!(notifications(&[]).contains("No notification has been sent yet."));
+        let pending = notifications(&[notification(DeliveryStatus::Pending, 2)]);
+        assert!(
+            pending.contains(concat!(
+                r#"<tr data-status="pending" data-kind="test" data-receiver="webhook 127.0.0.1:9000" data-attempts="2">"#,
+                r#"<td class="when" data-label="When">2026-12-02 14:03:07 UTC</td>"#,
+                r#"<td data-label="Receiver">webhook 127.0.0.1:9000</td>"#,
+                r#"<td data-label="Kind">test</td><td class="num" data-label="Alerts">1</td>"#,
+                r#"<td class="delivery" data-label="Delivery">"#,
+                r#"<span class="status" data-status="pending">pending</span>: 2 attempts failed"#,
+                r#"<span class="detail" data-next-attempt="1796220191000">Next attempt at 14:03:11 UTC</span>"#,
+                r#"<span class="detail error" data-last-error>Last error: HTTP 500 Internal Server Error</span>"#,
+                r#"</td></tr>"#,
+            )),
+            "{pending}"
+        );
+        let untried = notifications(&[notification(DeliveryStatus::Pending, 0)]);
+        assert!(untried.contains("</span>: not tried yet<span"), "{untried}");
+        // Delivered after a failure: the error no longer matters, nor does a next attempt.
+        let delivered = notifications(&[notification(DeliveryStatus::Delivered, 2)]);
+        assert!(
+            delivered.contains(
+                r#"<span class="status" data-status="delivered">delivered</span> (2 attempts)</td>"#
+            ),
+            "{delivered}"
+        );
+        assert!(!delivered.contains("Last error"), "{delivered}");
+        let dropped = notifications(&[notification(DeliveryStatus::Dropped, 1)]);
+        assert!(
+            dropped.contains("dropped</span> after 1 attempt<span"),
+            "{dropped}"
+        );
+        assert!(dropped.contains("Last error: HTTP 500"), "{dropped}");
+        assert!(!dropped.contains("Next attempt"), "{dropped}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 pub use leasewatch_types::{
-    ActionName, Actor, AuctionStatus, AuditOutcome, Role, RunOutcome, Severity, TaskStatus,
+    ActionName, Actor, AuctionStatus, AuditOutcome, DeliveryStatus, NotificationKind, ReceiverKind,
+    Role, RunOutcome, Severity, TaskStatus,
 };
 
 /// "HH:MM:SS", the UTC time of day of an instant given in Unix milliseconds (what chrono's
@@ -91,6 +92,81 @@ pub struct Dashboard {
     pub server_applies: bool,
     /// The exhaustion forecast of the server's client connections (PostgreSQL, once read).
     pub forecast: Option<Forecast>,
+    /// Alerts firing, where they go and how their notifications fared.
+    pub alerts: Alerts,
+}
+
+/// The alerts section: what fires, the receivers and the latest notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alerts {
+    /// The `instance` label this Leasewatch's alerts carry.
+    pub instance: String,
+    /// The configured receivers; empty when none is.
+    pub receivers: Vec<ReceiverRow>,
+    /// Alerts firing now, worst first.
+    pub firing: Vec<FiringRow>,
+    /// The latest notifications, newest first, at most [`Alerts::SHOWN`].
+    pub notifications: Vec<NotificationRow>,
+    /// Notifications waiting for delivery, shown or not.
+    pub queued: u32,
+}
+
+impl Alerts {
+    /// How many notifications the page lists.
+    pub const SHOWN: usize = 10;
+}
+
+/// A configured alert receiver and its delivery counts since start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiverRow {
+    /// Kind and host, never the URL (`webhook 127.0.0.1:9000`).
+    pub name: String,
+    /// What body it takes.
+    pub kind: ReceiverKind,
+    /// Notifications it accepted.
+    pub delivered: u64,
+    /// Attempts that failed (each retried later).
+    pub failed_attempts: u64,
+    /// Notifications replaced by newer ones before delivery.
+    pub superseded: u64,
+    /// Notifications given up.
+    pub dropped: u64,
+}
+
+/// An alert firing now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiringRow {
+    /// Its rule (`alertname`).
+    pub name: String,
+    /// How urgent.
+    pub severity: Severity,
+    /// The task it is about, if any.
+    pub task: Option<String>,
+    /// What is wrong, in a line.
+    pub summary: String,
+    /// Since when it fires, in Unix milliseconds.
+    pub since_ms: i64,
+}
+
+/// One notification and its delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRow {
+    /// When it was made, in Unix milliseconds.
+    pub at_ms: i64,
+    /// The receiver's name.
+    pub receiver: String,
+    /// What it says.
+    pub kind: NotificationKind,
+    /// How many alerts it carries.
+    pub alerts: u32,
+    /// Where its delivery is.
+    pub status: DeliveryStatus,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due, while pending, in Unix milliseconds.
+    pub next_attempt_ms: Option<i64>,
 }
 
 /// The exhaustion forecast as the server-connections chart draws it.

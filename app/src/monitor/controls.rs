@@ -21,6 +21,8 @@ pub(super) enum Place {
     Task(String),
     /// A recommendation's button, by rule id.
     Advice(String),
+    /// The alerts section (the test notification).
+    Alerts,
 }
 
 impl Place {
@@ -28,7 +30,7 @@ impl Place {
     fn opener(&self, action: ActionName) -> String {
         let quoted = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
         match self {
-            Place::Panel => format!(r#"[data-control="{}"]"#, action.as_str()),
+            Place::Panel | Place::Alerts => format!(r#"[data-control="{}"]"#, action.as_str()),
             // Pause and resume are one button that changes its label.
             Place::Task(task) => format!(
                 r#"tr[data-task="{}"] [data-action="{}"]"#,
@@ -273,6 +275,7 @@ mod tests {
     fn action_labels_read_as_words() {
         assert_eq!(label(ActionName::EmergencyCleanup), "Emergency cleanup");
         assert_eq!(label(ActionName::RunNow), "Run now");
+        assert_eq!(label(ActionName::TestNotification), "Test notification");
     }
 
     #[test]
@@ -284,6 +287,10 @@ mod tests {
         assert_eq!(
             Place::Advice(r#"stale_lease:a"b"#.to_owned()).opener(ActionName::Cleanup),
             r#"[data-recommendation="stale_lease:a\"b"] button"#
+        );
+        assert_eq!(
+            Place::Alerts.opener(ActionName::TestNotification),
+            r#"[data-control="test_notification"]"#
         );
         assert_eq!(
             Place::Task("health_check".to_owned()).opener(ActionName::Pause),

@@ -9,6 +9,7 @@ use leptos::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
+mod alerts;
 mod controls;
 mod read;
 mod tables;
@@ -18,6 +19,7 @@ use crate::{
     charts, markup,
     wire::{Advice, Dashboard, clock_utc},
 };
+use alerts::AlertsSection;
 use controls::{ControlPanel, Controls, Notice, Place, label};
 use read::{field, markup_from};
 use tables::{AuctionTable, AuditTable, LeaseTable, TaskTable};
@@ -138,6 +140,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                 {section(view! { <Charts data/> })}
                 {section(view! { <LeaseTable data/> })}
                 {section(view! { <TaskTable data controls now_ms/> })}
+                {section(view! { <AlertsSection data controls/> })}
                 <div class="columns">
                     {section(view! { <AuctionTable data/> })}
                     {section(view! { <AuditTable data/> })}
