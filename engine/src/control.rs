@@ -380,8 +380,7 @@ impl Engine {
                     .collect();
                 done(
                     format!(
-                        "test notification queued for {sent} receiver(s): {}; the dashboard's \
-                         Alerts section shows each delivery",
+                        "test notification queued for {sent} receiver(s): {}",
                         names.join(", ")
                     ),
                     Details::None,

@@ -25,18 +25,17 @@ pub(super) fn AlertsSection(data: Memo<Option<Dashboard>>, controls: Controls) -
             <div inner_html=move || markup_from(data, |d| markup::firing_alerts(&d.alerts.firing))></div>
             <h3>"Receivers"</h3>
             <div inner_html=move || markup_from(data, |d| markup::alert_receivers(&d.alerts))></div>
-            // Acting is the operator's: a viewer is not offered the button at all.
-            {move || controls.is_operator().then(|| view! {
-                <div class="buttons">
-                    <button
-                        data-control=action.as_str()
-                        on:click=move |_| controls.request(Place::Alerts, action, None)
-                        disabled=move || controls.disabled()
-                    >
-                        "Send test notification"
-                    </button>
-                </div>
-            })}
+            // Shown to a viewer too, disabled, as every other action is (the control panel
+            // says why).
+            <div class="buttons">
+                <button
+                    data-control=action.as_str()
+                    on:click=move |_| controls.request(Place::Alerts, action, None)
+                    disabled=move || controls.disabled()
+                >
+                    "Send test notification"
+                </button>
+            </div>
             {controls.feedback(Place::Alerts)}
             <h3 id="alerts-notifications-title">"Latest notifications"</h3>
             <div inner_html=move || markup_from(data, |d| markup::notifications(&d.alerts.notifications))></div>
