@@ -382,9 +382,12 @@ impl Engine {
         }
     }
 
-    /// Drains the tasks (runs in flight get [`STOP_DEADLINE`]), stops maintenance, makes a
-    /// last attempt at writing queued audit entries, and closes the pool.
+    /// Freezes the alerts, drains the tasks (runs in flight get [`STOP_DEADLINE`]), stops
+    /// maintenance, makes a last attempt at writing queued audit entries, and closes the pool.
     pub async fn shutdown(&self) {
+        // Stopping is not news: a scheduler stopped while runs drain would otherwise page as
+        // `scheduler_stopped` (and be restored as firing by the next start).
+        self.alerting.freeze();
         self.tasks.stop(STOP_DEADLINE).await;
         self.shutdown.cancel();
         if !self.alerting.write(self.database()).await {

@@ -24,7 +24,7 @@ use std::{
     collections::{BTreeMap, VecDeque},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
 };
@@ -220,6 +220,8 @@ struct Inner {
     /// Restored alerts resolve if not found again by then.
     grace_until: DateTime<Utc>,
     state: Mutex<State>,
+    /// Set when the process begins to stop: evaluations are ignored from then on.
+    frozen: AtomicBool,
     counts: Vec<Counts>,
     /// Whether the last write failed: the warning is logged once per outage, not per second.
     write_failing: std::sync::atomic::AtomicBool,
@@ -307,6 +309,7 @@ impl Alerting {
                     next_local: notes.len() as u64,
                     notes,
                 }),
+                frozen: AtomicBool::new(false),
                 wake: tokio::sync::Notify::new(),
                 client: deliver::client(),
             }),
@@ -318,10 +321,21 @@ impl Alerting {
         &self.inner.instance
     }
 
+    /// Stops taking evaluations, for good: called when the process begins to stop, so that
+    /// the stop itself (the scheduler stopped while runs drain, runs cut off at the deadline)
+    /// neither raises nor resolves an alert. What fires is kept as it is for the next start
+    /// to restore; pending notifications are still delivered until [`Alerting::run`] ends.
+    pub fn freeze(&self) {
+        self.inner.frozen.store(true, Relaxed);
+    }
+
     /// Takes the recommendations shown at `now`: alerts start, change and resolve, and the
-    /// notifications due are queued. No database access.
+    /// notifications due are queued. No database access. Ignored once [`Alerting::freeze`]d.
     pub fn evaluate(&self, now: DateTime<Utc>, shown: &[Recommendation]) {
         let inner = &*self.inner;
+        if inner.frozen.load(Relaxed) {
+            return;
+        }
         let mut firing: Vec<Alert> = shown
             .iter()
             .filter_map(|r| Alert::of(r, &inner.instance))

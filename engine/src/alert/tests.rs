@@ -471,3 +471,46 @@ async fn pruning_keeps_the_newest_finished_notifications_and_every_pending_one()
         ]
     );
 }
+
+/// Once the process begins to stop, what the stop does to the recommendations (the scheduler
+/// stopped, a run cut off) is not news: nothing is raised, resolved or queued, and what fired
+/// stays firing for the next start to restore.
+#[tokio::test]
+async fn a_frozen_alerting_ignores_evaluations() {
+    let receiving = Receiving::start().await;
+    let (_dir, db) = sqlite().await;
+    let timers = Timers {
+        group_wait: Duration::ZERO,
+        ..Timers::default()
+    };
+    let alerting = Alerting::load(
+        &db,
+        AlertSettings {
+            timers,
+            ..settings(&receiving, None)
+        },
+        "x",
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let shown = |findings| Hysteresis::default().update(at(0), findings, &Thresholds::default());
+    alerting.evaluate(
+        at(0),
+        &shown(vec![stale_lease(Severity::Warning).at_once()]),
+    );
+    let before = alerting.view();
+    assert_eq!(before.firing.len(), 1);
+
+    alerting.freeze();
+    let stopped = Finding::new(
+        "scheduler_stopped",
+        Severity::Warning,
+        "The scheduler is stopped and tasks are overdue",
+        "",
+        None,
+    );
+    alerting.evaluate(at(1), &shown(vec![stopped.at_once()]));
+    alerting.evaluate(at(2), &[]);
+    assert_eq!(alerting.view(), before);
+}
