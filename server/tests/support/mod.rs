@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this
 
+pub mod receiver;
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,
