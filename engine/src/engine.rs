@@ -146,6 +146,8 @@ pub struct Engine {
     audit: Arc<AuditLog>,
     advisor: Arc<Advisor>,
     alerting: Alerting,
+    /// The alert delivery loop: shutdown waits for its last delivery and write.
+    delivering: Mutex<Option<tokio::task::JoinHandle<()>>>,
     config: EngineConfig,
     /// The counts read at start-up, until a task reads them again.
     startup_auctions: AuctionsView,
@@ -243,7 +245,7 @@ impl Engine {
             alerting: alerting.clone(),
         });
         advisor.evaluate(&leases, &tasks);
-        tokio::spawn(alerting.clone().run(db_for_audit.clone(), shutdown.clone()));
+        let delivering = tokio::spawn(alerting.clone().run(db_for_audit.clone(), shutdown.clone()));
         tokio::spawn(flush_audit(
             Arc::clone(&audit),
             db_for_audit,
@@ -287,6 +289,7 @@ impl Engine {
             audit,
             advisor,
             alerting,
+            delivering: Mutex::new(Some(delivering)),
             config,
             startup_auctions,
             shutdown,
@@ -390,6 +393,15 @@ impl Engine {
         self.alerting.freeze();
         self.tasks.stop(STOP_DEADLINE).await;
         self.shutdown.cancel();
+        // The delivery loop ends after the delivery in flight (bounded by its timeout) and
+        // one last write, so what a receiver accepted is recorded and not sent again.
+        let delivering = self.delivering.lock().take();
+        if let Some(mut delivering) = delivering {
+            let bound = crate::alert::deliver::DELIVERY_TIMEOUT + Duration::from_secs(2);
+            if tokio::time::timeout(bound, &mut delivering).await.is_err() {
+                delivering.abort();
+            }
+        }
         if !self.alerting.write(self.database()).await {
             tracing::error!("alert state could not be written before exit");
         }

@@ -278,6 +278,11 @@ impl Alerting {
                 written: 0,
                 in_flight: false,
             };
+            if note.is_pending() {
+                // A restart delivers what was pending at once, not after the backoff the last
+                // process had reached.
+                note.stored.next_attempt_at = note.stored.next_attempt_at.min(Utc::now());
+            }
             if receiver.is_none() && note.is_pending() {
                 tracing::warn!(
                     receiver = note.stored.receiver,

@@ -15,7 +15,9 @@ pub const RUNBOOK_URL: &str = "https://github.com/leasewatch/leasewatch/blob/mai
 pub type LabelSet = BTreeMap<String, String>;
 
 /// An alert's identity: a hash of its identifying labels (the rule, its task, the instance),
-/// printed as 16 hex digits. Its severity may change without making it another alert.
+/// printed as 16 hex digits. Its severity may change without making it another alert, so it
+/// differs from the fingerprint Alertmanager shows for the same alert (which hashes every
+/// label, severity included).
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -23,8 +25,8 @@ pub type LabelSet = BTreeMap<String, String>;
 pub struct Fingerprint(pub String);
 
 impl Fingerprint {
-    /// Alertmanager's own fingerprint of a label set (FNV-1a over the sorted names and values,
-    /// each followed by the byte 0xff), so the same labels give the same fingerprint on both.
+    /// Alertmanager's hash of a label set (FNV-1a over the sorted names and values, each
+    /// followed by the byte 0xff), here over the identifying labels only.
     pub fn of(labels: &LabelSet) -> Self {
         const OFFSET: u64 = 14_695_981_039_346_656_037;
         const PRIME: u64 = 1_099_511_628_211;

@@ -191,6 +191,13 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                     };
                 });
                 tokio::time::sleep(delay).await;
+                // Pausing a task stops it: a run waiting to retry ends instead of starting
+                // another attempt (an operator pauses a leaking task, then cleans up).
+                if slot.state.lock().paused {
+                    break Outcome::Cancelled {
+                        reason: format!("paused before retry {attempt}; last error: {err}"),
+                    };
+                }
                 attempt += 1;
             }
             Err(err) => {
