@@ -8,7 +8,7 @@
 //!   check rules` on a generated file).
 //!
 //! That the metric names they use are ones the server exports is a test of the server's
-//! (`server/tests/deploy_files.rs`): it renders `/metrics`.
+//! (`server/src/metrics/deploy_files.rs`): it renders `/metrics`.
 
 mod dashboard;
 mod runbook;

@@ -4,25 +4,10 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
     time::Duration,
 };
 
-use axum::{
-    body::Body,
-    http::{Request, StatusCode, header},
-};
-use leasewatch::{
-    auth::{Auth, Secret, Sessions, SiteOrigin},
-    edge::Hosts,
-    routes::router,
-};
-use leasewatch_app::api::ssr::AppState;
 use leasewatch_engine::{DatabaseUrl, Engine, EngineConfig};
-use tower::ServiceExt;
-
-const OPERATOR: &str = "operator-token-0123456789";
-const VIEWER: &str = "viewer-token-0123456789ab";
 
 /// The shipped files that name metrics, relative to the workspace root.
 const DEPLOY_FILES: [&str; 3] = [
@@ -34,7 +19,7 @@ const DEPLOY_FILES: [&str; 3] = [
 /// Where every family is registered, each under its name as a string literal. Some appear in
 /// a scrape only on PostgreSQL or while the server's connections rise, so the scrape below
 /// cannot show them all.
-const METRICS_SOURCE: &str = include_str!("../src/metrics.rs");
+const METRICS_SOURCE: &str = include_str!("mod.rs");
 
 /// A histogram's series carry these after the family's name.
 const HISTOGRAM_SUFFIXES: [&str; 3] = ["_bucket", "_sum", "_count"];
@@ -80,62 +65,19 @@ fn family_of<'a>(name: &'a str, scraped: &BTreeMap<String, String>) -> &'a str {
         .unwrap_or(name)
 }
 
-/// `/metrics` as Prometheus scrapes it: through the router, with the viewer token, from a
-/// demo engine on SQLite whose tasks have started.
+/// `/metrics` from a demo engine on SQLite whose tasks have started.
 async fn scrape() -> String {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(
-        Engine::start(EngineConfig {
-            demo: true,
-            ..EngineConfig::new(DatabaseUrl::Sqlite(dir.path().join("deploy.db")))
-        })
-        .await
-        .unwrap(),
-    );
-    let mut leptos_options = leptos::config::get_configuration(Some(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../Leptos.toml"
-    )))
-    .unwrap()
-    .leptos_options;
-    leptos_options.hash_files = false;
-    let sessions = Sessions::load(
-        Arc::clone(&engine),
-        Secret::new(OPERATOR),
-        Some(Secret::new(VIEWER)),
-        Duration::from_secs(3600),
-    )
+    let engine = Engine::start(EngineConfig {
+        demo: true,
+        ..EngineConfig::new(DatabaseUrl::Sqlite(dir.path().join("deploy.db")))
+    })
     .await
     .unwrap();
-    let auth = Auth::new(
-        Secret::new(OPERATOR),
-        Some(Secret::new(VIEWER)),
-        sessions,
-        SiteOrigin::default(),
-        leptos_options.clone(),
-    );
-    let app = router(
-        AppState {
-            leptos_options,
-            engine: Arc::clone(&engine),
-            poll_every: Duration::from_secs(2),
-        },
-        auth,
-        Hosts::Any,
-    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let request = Request::get("/metrics")
-        .header(header::HOST, "127.0.0.1:3000")
-        .header(header::AUTHORIZATION, format!("Bearer {VIEWER}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = app.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-        .await
-        .unwrap();
+    let scrape = super::render(&engine);
     engine.shutdown().await;
-    String::from_utf8(bytes.to_vec()).unwrap()
+    scrape
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,9 @@ use leasewatch_types::{RunOutcome, Severity};
 
 use crate::openapi::authenticated;
 
+#[cfg(test)]
+mod deploy_files;
+
 pub async fn scrape(State(engine): State<Arc<Engine>>) -> Response {
     (
         [(
