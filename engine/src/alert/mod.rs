@@ -257,7 +257,22 @@ impl Alerting {
             .instance
             .clone()
             .unwrap_or_else(|| default_instance.to_owned());
-        let group = store::load_group(db, &instance).await?.unwrap_or_default();
+        let mut group = store::load_group(db, &instance).await?.unwrap_or_default();
+        // The group's notifications go to webhooks and chats (Alertmanagers are pushed every
+        // change themselves). When those changed, what was told is not known to all of them:
+        // the alerts firing are notified again, after group_wait.
+        let receivers: Vec<String> = settings
+            .receivers
+            .iter()
+            .filter(|r| r.kind != ReceiverKind::Alertmanager)
+            .map(|r| r.name.clone())
+            .collect();
+        let group_version = u64::from(group.receivers != receivers);
+        if group.receivers != receivers {
+            group.told.clear();
+            group.notified_at = None;
+            group.receivers = receivers;
+        }
         let restored = group
             .alerts
             .iter()
@@ -306,7 +321,7 @@ impl Alerting {
                 grace_until: now + chrono::Duration::from_std(clear).unwrap_or_default(),
                 state: Mutex::new(State {
                     group,
-                    group_version: 0,
+                    group_version,
                     group_written: 0,
                     restored,
                     pushed: BTreeMap::new(),

@@ -61,6 +61,9 @@ pub struct Group {
     pub notified_at: Option<DateTime<Utc>>,
     /// When its first alert since the last all-clear arrived (`group_wait` counts from here).
     pub waiting_since: Option<DateTime<Utc>>,
+    /// The receivers `told` speaks for, by name: a receiver added since has been told nothing.
+    #[serde(default)]
+    pub receivers: Vec<String>,
 }
 
 /// A notification to send now: its kind and the alerts it carries (firing first).

@@ -514,3 +514,58 @@ async fn a_frozen_alerting_ignores_evaluations() {
     alerting.evaluate(at(2), &[]);
     assert_eq!(alerting.view(), before);
 }
+
+/// A receiver added while an alert fires (a changed configuration, a restart) hears of it: the
+/// alerts firing are notified again after group_wait, not only at the next repeat.
+#[tokio::test]
+async fn a_receiver_added_while_an_alert_fires_is_told_of_it() {
+    let first_hook = Receiving::start().await;
+    let added_hook = Receiving::start().await;
+    let (_dir, db) = sqlite().await;
+    let timers = Timers {
+        group_wait: Duration::ZERO,
+        ..Timers::default()
+    };
+    let shown = Hysteresis::default().update(
+        Utc::now(),
+        vec![stale_lease(Severity::Warning).at_once()],
+        &Thresholds::default(),
+    );
+    let before = AlertSettings {
+        timers,
+        ..settings(&first_hook, None)
+    };
+    let alerting = Alerting::load(&db, before.clone(), "x", Duration::from_secs(60))
+        .await
+        .unwrap();
+    alerting.evaluate(Utc::now(), &shown);
+    pump(&alerting, &db, 10).await;
+    assert!(alerting.write(&db).await);
+    drop(alerting);
+
+    // Restarted with the same receivers: nothing new to say.
+    let same = Alerting::load(&db, before.clone(), "x", Duration::from_secs(60))
+        .await
+        .unwrap();
+    same.evaluate(Utc::now(), &shown);
+    assert_eq!(same.view().queued, 0);
+    drop(same);
+
+    let mut added = before;
+    added.receivers.push(Receiver::new(
+        ReceiverKind::Webhook,
+        url::Url::parse(&format!("http://{}/hook", added_hook.address)).unwrap(),
+        1,
+    ));
+    let alerting = Alerting::load(&db, added, "x", Duration::from_secs(60))
+        .await
+        .unwrap();
+    alerting.evaluate(Utc::now(), &shown);
+    pump(&alerting, &db, 10).await;
+    assert_eq!(added_hook.bodies().len(), 1);
+    assert_eq!(
+        added_hook.bodies()[0].alerts[0].labels["alertname"],
+        "stale_lease"
+    );
+    assert_eq!(first_hook.bodies().len(), 2, "told again, with the new one");
+}
