@@ -217,6 +217,8 @@ async fn postgres_an_install_in_public_moves_into_its_schema_on_start() {
         tables_in(&mut conn, "leasewatch").await,
         [
             "_sqlx_migrations",
+            "alert_groups",
+            "alert_notifications",
             "auction_events",
             "auctions",
             "audit_log",
