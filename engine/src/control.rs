@@ -365,23 +365,18 @@ impl Engine {
                 done(format!("{task} resumed"), Details::None)
             }
             Action::TestNotification => {
-                let alerting = self.alerting();
-                let sent = alerting.send_test(chrono::Utc::now()).map_err(|err| {
-                    ControlError::Conflict {
+                let receivers = self
+                    .alerting()
+                    .send_test(chrono::Utc::now())
+                    .map_err(|err| ControlError::Conflict {
                         code: "no_receivers",
                         message: err.to_string(),
-                    }
-                })?;
-                let names: Vec<String> = alerting
-                    .view()
-                    .receivers
-                    .into_iter()
-                    .map(|r| r.name)
-                    .collect();
+                    })?;
                 done(
                     format!(
-                        "test notification queued for {sent} receiver(s): {}",
-                        names.join(", ")
+                        "test notification queued for {} receiver(s): {}",
+                        receivers.len(),
+                        receivers.join(", ")
                     ),
                     Details::None,
                 )

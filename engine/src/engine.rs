@@ -178,10 +178,11 @@ impl Engine {
         }
         let startup_auctions = read_auctions(&db).await?;
         let audit = Arc::new(AuditLog::load(&db).await?);
+        let host = host_name();
         let alerting = Alerting::load(
             &db,
             config.alerts.clone(),
-            host_name().as_deref().unwrap_or("leasewatch"),
+            host.as_deref().unwrap_or("leasewatch"),
             config.thresholds.clear,
         )
         .await?;
@@ -229,8 +230,8 @@ impl Engine {
             // The configuration names only tasks that exist; the demo's may be absent.
             let _ = tasks.set_limits(task, *limits);
         }
-        if let Some(host) = host_name() {
-            tasks.set_phase_key(&host);
+        if let Some(host) = &host {
+            tasks.set_phase_key(host);
         }
         for (task, schedule) in &config.schedules {
             // Likewise: only tasks that exist are named.
@@ -417,7 +418,8 @@ impl Engine {
 }
 
 /// The host's name: the tasks' phases are keyed on it, so a restart keeps their starts where
-/// they were (instances on one host start together, and the advisory lock lets one run).
+/// they were (instances on one host start together, and the advisory lock lets one run), and
+/// it is the alerts' default `instance`, so a restart keeps their identity.
 fn host_name() -> Option<String> {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .into_iter()

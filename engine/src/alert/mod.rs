@@ -57,6 +57,9 @@ pub const MAX_QUEUED: usize = 256;
 pub const RECENT: usize = 50;
 const KEPT_IN_DATABASE: usize = 1_000;
 
+/// How often finished notifications beyond [`KEPT_IN_DATABASE`] are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often an Alertmanager is sent the alerts still firing (as Prometheus re-sends them).
 pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
 
@@ -224,7 +227,7 @@ struct Inner {
     frozen: AtomicBool,
     counts: Vec<Counts>,
     /// Whether the last write failed: the warning is logged once per outage, not per second.
-    write_failing: std::sync::atomic::AtomicBool,
+    write_failing: AtomicBool,
     wake: tokio::sync::Notify,
     client: reqwest::Client,
 }
@@ -267,8 +270,9 @@ impl Alerting {
             .filter(|r| r.kind != ReceiverKind::Alertmanager)
             .map(|r| r.name.clone())
             .collect();
-        let group_version = u64::from(group.receivers != receivers);
-        if group.receivers != receivers {
+        let receivers_changed = group.receivers != receivers;
+        let group_version = u64::from(receivers_changed);
+        if receivers_changed {
             group.told.clear();
             group.notified_at = None;
             group.receivers = receivers;
@@ -315,7 +319,7 @@ impl Alerting {
                     .iter()
                     .map(|_| Counts::default())
                     .collect(),
-                write_failing: std::sync::atomic::AtomicBool::new(false),
+                write_failing: AtomicBool::new(false),
                 settings,
                 instance,
                 grace_until: now + chrono::Duration::from_std(clear).unwrap_or_default(),
@@ -334,11 +338,6 @@ impl Alerting {
                 client: deliver::client(),
             }),
         })
-    }
-
-    /// The `instance` label.
-    pub fn instance(&self) -> &str {
-        &self.inner.instance
     }
 
     /// Stops taking evaluations, for good: called when the process begins to stop, so that
@@ -375,46 +374,15 @@ impl Alerting {
         if state.group.told_now() != before {
             state.group_version += 1;
         }
-        let external = inner.external_url();
         // An Alertmanager groups and times notifications itself: it is told every change at
         // once, and re-sent what still fires.
         if let Some((kind, alerts)) = self.alertmanager_push(state, now) {
-            let body = serde_json::to_string(&payload::alertmanager(now, &external, &alerts))
-                .expect("alerts serialize");
-            self.queue_for(
-                state,
-                now,
-                ReceiverKind::Alertmanager,
-                kind,
-                &alerts,
-                |_| body.clone(),
-            );
+            self.queue_for(state, now, &[ReceiverKind::Alertmanager], kind, &alerts);
         }
         if let Some(decision) = state.group.decide(now, &inner.settings.timers) {
             state.group_version += 1;
-            let alerts = decision.alerts;
-            self.queue_for(
-                state,
-                now,
-                ReceiverKind::Webhook,
-                decision.kind,
-                &alerts,
-                |r| {
-                    let body = payload::webhook(&r.name, &inner.instance, &external, &alerts);
-                    serde_json::to_string(&body).expect("the body serializes")
-                },
-            );
-            self.queue_for(
-                state,
-                now,
-                ReceiverKind::Chat,
-                decision.kind,
-                &alerts,
-                |_| {
-                    let body = payload::chat(decision.kind, &inner.instance, &alerts);
-                    serde_json::to_string(&body).expect("the body serializes")
-                },
-            );
+            let kinds = [ReceiverKind::Webhook, ReceiverKind::Chat];
+            self.queue_for(state, now, &kinds, decision.kind, &decision.alerts);
         }
     }
 
@@ -480,20 +448,20 @@ impl Alerting {
         Some((kind, alerts))
     }
 
-    /// Queues a notification to every receiver of `kind`, superseding older pending ones it
+    /// Queues a notification to every receiver of `kinds`, superseding older pending ones it
     /// covers, within [`MAX_QUEUED`].
     fn queue_for(
         &self,
         state: &mut State,
         now: DateTime<Utc>,
-        kind: ReceiverKind,
+        kinds: &[ReceiverKind],
         what: NotificationKind,
         alerts: &[Alert],
-        body: impl Fn(&Receiver) -> String,
     ) {
+        let external = self.inner.external_url();
         let fingerprints: Vec<Fingerprint> = alerts.iter().map(|a| a.fingerprint.clone()).collect();
         for (index, receiver) in self.inner.settings.receivers.iter().enumerate() {
-            if receiver.kind != kind {
+            if !kinds.contains(&receiver.kind) {
                 continue;
             }
             if what != NotificationKind::Test {
@@ -519,7 +487,14 @@ impl Alerting {
                     row: None,
                     receiver: receiver.name.clone(),
                     kind: what,
-                    body: body(receiver),
+                    body: payload::body(
+                        receiver,
+                        what,
+                        now,
+                        &self.inner.instance,
+                        &external,
+                        alerts,
+                    ),
                     fingerprints: fingerprints.clone(),
                     alerts: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
                     created_at: now,
@@ -574,23 +549,19 @@ impl Alerting {
         }
     }
 
-    /// Queues a test notification to every receiver; `Err` when there is none.
-    pub fn send_test(&self, now: DateTime<Utc>) -> Result<usize, NoReceivers> {
+    /// Queues a test notification to every receiver; returns their names, or `Err` when there
+    /// is none.
+    pub fn send_test(&self, now: DateTime<Utc>) -> Result<Vec<String>, NoReceivers> {
         let receivers = &self.inner.settings.receivers;
         if receivers.is_empty() {
             return Err(NoReceivers);
         }
-        let mut labels = LabelSet::from([
-            ("alertname".to_owned(), TEST_ALERT.to_owned()),
-            ("instance".to_owned(), self.inner.instance.clone()),
-            ("service".to_owned(), "leasewatch".to_owned()),
-        ]);
-        let fingerprint = Fingerprint::of(&labels);
-        labels.insert("severity".to_owned(), Severity::Info.as_str().to_owned());
-        let alert = Alert {
-            fingerprint,
-            labels,
-            annotations: LabelSet::from([
+        let test = Alert::firing(
+            TEST_ALERT,
+            None,
+            &self.inner.instance,
+            Severity::Info,
+            LabelSet::from([
                 (
                     "summary".to_owned(),
                     "Test notification from Leasewatch".to_owned(),
@@ -600,35 +571,17 @@ impl Alerting {
                     "Sent by an operator to check that alerts reach this receiver.".to_owned(),
                 ),
             ]),
-            severity: Severity::Info,
-            starts_at: now,
-            ends_at: None,
-        };
-        let alerts = [alert];
-        let external = self.inner.external_url();
-        let instance = &self.inner.instance;
+            now,
+        );
         let mut state = self.inner.state.lock();
-        let test = NotificationKind::Test;
-        self.queue_for(&mut state, now, ReceiverKind::Webhook, test, &alerts, |r| {
-            serde_json::to_string(&payload::webhook(&r.name, instance, &external, &alerts))
-                .expect("the body serializes")
-        });
         self.queue_for(
             &mut state,
             now,
-            ReceiverKind::Alertmanager,
-            test,
-            &alerts,
-            |_| {
-                serde_json::to_string(&payload::alertmanager(now, &external, &alerts))
-                    .expect("alerts serialize")
-            },
+            ReceiverKind::ALL,
+            NotificationKind::Test,
+            &[test],
         );
-        self.queue_for(&mut state, now, ReceiverKind::Chat, test, &alerts, |_| {
-            serde_json::to_string(&payload::chat(test, instance, &alerts))
-                .expect("the body serializes")
-        });
-        Ok(receivers.len())
+        Ok(receivers.iter().map(|r| r.name.clone()).collect())
     }
 
     /// The alerts, receivers and latest notifications; no database access.
@@ -693,13 +646,14 @@ impl Alerting {
 
     /// Writes and delivers until `shutdown`, then writes once more.
     pub async fn run(self, db: Database, shutdown: CancellationToken) {
-        let mut since_prune = 0u32;
+        let mut pruned = tokio::time::Instant::now();
         loop {
             self.write(&db).await;
             self.deliver_due(&db).await;
-            since_prune += 1;
-            if since_prune >= 3600 {
-                since_prune = 0;
+            // By the clock: wakes for new notifications make the loop turn more than once a
+            // second.
+            if pruned.elapsed() >= PRUNE_EVERY {
+                pruned = tokio::time::Instant::now();
                 if let Err(err) = store::prune(&db, &self.inner.instance, KEPT_IN_DATABASE).await {
                     tracing::debug!(%err, "could not prune old notifications");
                 }
@@ -716,33 +670,29 @@ impl Alerting {
     /// Writes what changed since the last write: the group, new and changed notifications.
     /// Returns whether everything is written.
     pub async fn write(&self, db: &Database) -> bool {
-        let (group, group_version, notes) = {
+        let (group, versions, stored) = {
             let state = self.inner.state.lock();
             let group = (state.group_version != state.group_written)
                 .then(|| (state.group.clone(), state.group_version));
-            let notes: Vec<(u64, u64, StoredNote)> = state
+            let (versions, stored): (Vec<(u64, u64)>, Vec<StoredNote>) = state
                 .notes
                 .iter()
                 .filter(|n| n.written != n.version)
-                .map(|n| (n.local, n.version, n.stored.clone()))
-                .collect();
-            (
-                group.as_ref().map(|g| g.0.clone()),
-                group.map(|g| g.1),
-                notes,
-            )
+                .map(|n| ((n.local, n.version), n.stored.clone()))
+                .unzip();
+            (group, versions, stored)
         };
-        if group.is_none() && notes.is_empty() {
+        if group.is_none() && stored.is_empty() {
             return true;
         }
-        let stored: Vec<StoredNote> = notes.iter().map(|(_, _, n)| n.clone()).collect();
-        match store::write(db, &self.inner.instance, group.as_ref(), &stored).await {
+        let written = group.as_ref().map(|(group, _)| group);
+        match store::write(db, &self.inner.instance, written, &stored).await {
             Ok(rows) => {
                 let mut state = self.inner.state.lock();
-                if let Some(version) = group_version {
+                if let Some((_, version)) = group {
                     state.group_written = version;
                 }
-                for ((local, version, _), row) in notes.iter().zip(rows) {
+                for ((local, version), row) in versions.iter().zip(rows) {
                     if let Some(note) = state.notes.iter_mut().find(|n| n.local == *local) {
                         note.stored.row = Some(row);
                         note.written = *version;

@@ -68,6 +68,36 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// A firing alert of `rule` on `instance` (about `task`, if it has one) since `starts_at`:
+    /// its identifying labels, its fingerprint over them, then its severity.
+    pub fn firing(
+        rule: &str,
+        task: Option<&str>,
+        instance: &str,
+        severity: Severity,
+        annotations: LabelSet,
+        starts_at: DateTime<Utc>,
+    ) -> Self {
+        let mut labels = LabelSet::from([
+            ("alertname".to_owned(), rule.to_owned()),
+            ("instance".to_owned(), instance.to_owned()),
+            ("service".to_owned(), "leasewatch".to_owned()),
+        ]);
+        if let Some(task) = task {
+            labels.insert("task".to_owned(), task.to_owned());
+        }
+        let fingerprint = Fingerprint::of(&labels);
+        labels.insert("severity".to_owned(), severity.as_str().to_owned());
+        Self {
+            fingerprint,
+            labels,
+            annotations,
+            severity,
+            starts_at,
+            ends_at: None,
+        }
+    }
+
     /// The alert for a shown recommendation on `instance`; `None` for info lines. A
     /// recommendation about one task (`stale_lease:auction_monitor`) carries it as `task`.
     pub fn of(recommendation: &Recommendation, instance: &str) -> Option<Self> {
@@ -78,31 +108,18 @@ impl Alert {
             Some((rule, task)) => (rule, Some(task)),
             None => (recommendation.id.as_str(), None),
         };
-        let mut labels = LabelSet::from([
-            ("alertname".to_owned(), rule.to_owned()),
-            ("instance".to_owned(), instance.to_owned()),
-            ("service".to_owned(), "leasewatch".to_owned()),
-        ]);
-        if let Some(task) = task {
-            labels.insert("task".to_owned(), task.to_owned());
-        }
-        let fingerprint = Fingerprint::of(&labels);
-        labels.insert(
-            "severity".to_owned(),
-            recommendation.severity.as_str().to_owned(),
-        );
-        Some(Self {
-            fingerprint,
-            labels,
-            annotations: LabelSet::from([
+        Some(Self::firing(
+            rule,
+            task,
+            instance,
+            recommendation.severity,
+            LabelSet::from([
                 ("summary".to_owned(), recommendation.title.clone()),
                 ("description".to_owned(), recommendation.detail.clone()),
                 ("runbook_url".to_owned(), RUNBOOK_URL.to_owned()),
             ]),
-            severity: recommendation.severity,
-            starts_at: recommendation.since,
-            ends_at: None,
-        })
+            recommendation.since,
+        ))
     }
 
     /// The rule's name (`alertname`).

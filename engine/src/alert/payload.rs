@@ -3,11 +3,14 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
-use leasewatch_types::NotificationKind;
+use leasewatch_types::{NotificationKind, ReceiverKind};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::model::{Alert, LabelSet};
+use super::{
+    deliver::Receiver,
+    model::{Alert, LabelSet},
+};
 
 /// Alertmanager's "zero time", which its webhook gives as `endsAt` of a firing alert.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -182,6 +185,28 @@ pub fn chat(kind: NotificationKind, instance: &str, alerts: &[Alert]) -> ChatBod
             .collect::<Vec<_>>()
             .join("\n"),
     }
+}
+
+/// The body `receiver` takes for a notification of `kind` carrying `alerts` from the group of
+/// `instance`, made at `now`, as JSON.
+pub fn body(
+    receiver: &Receiver,
+    kind: NotificationKind,
+    now: DateTime<Utc>,
+    instance: &str,
+    external_url: &str,
+    alerts: &[Alert],
+) -> String {
+    match receiver.kind {
+        ReceiverKind::Webhook => {
+            serde_json::to_string(&webhook(&receiver.name, instance, external_url, alerts))
+        }
+        ReceiverKind::Alertmanager => {
+            serde_json::to_string(&alertmanager(now, external_url, alerts))
+        }
+        ReceiverKind::Chat => serde_json::to_string(&chat(kind, instance, alerts)),
+    }
+    .expect("bodies of strings and maps serialize")
 }
 
 /// The signing key for bodies (`ALERT_HMAC_SECRET`); never printed.
