@@ -278,6 +278,16 @@ fn the_forecast_and_the_demo_leak_are_read_and_checked() {
         "invalid PREDICTIVE_CLEANUP=\"maybe\": must be on or off"
     );
 
+    assert_eq!(defaults.history_retention, secs(14 * 86_400));
+    let c = config(&[("HISTORY_RETENTION", "30d")]).unwrap().engine;
+    assert_eq!(c.history_retention, secs(30 * 86_400));
+    assert!(
+        config_err(&[("HISTORY_RETENTION", "1d")])
+            .starts_with("invalid HISTORY_RETENTION=\"1d\": must be a duration from 2days to"),
+        "{}",
+        config_err(&[("HISTORY_RETENTION", "1d")])
+    );
+
     let demo = |vars: &[(&str, &str)]| {
         let map: HashMap<String, String> = vars
             .iter()

@@ -357,5 +357,25 @@ pub fn render(engine: &Engine) -> String {
         "Alert notifications waiting for delivery.",
     )
     .sample(&[], alerts.queued);
+
+    let history = engine.history().counts();
+    let mut written = out.counter(
+        "leasewatch_history_written_total",
+        "Rows of history written to the database: finished runs and pool samples.",
+    );
+    written.sample(&[("kind", "run")], history.runs_written);
+    written.sample(&[("kind", "sample")], history.samples_written);
+    let mut dropped = out.counter(
+        "leasewatch_history_dropped_total",
+        "History not written: samples the database could not take, runs past the queue's \
+         bound (the database unreachable for very long).",
+    );
+    dropped.sample(&[("kind", "run")], history.runs_dropped);
+    dropped.sample(&[("kind", "sample")], history.samples_dropped);
+    out.gauge(
+        "leasewatch_history_runs_queued",
+        "Finished runs waiting to be written to the database (they wait through an outage).",
+    )
+    .sample(&[], history.runs_queued);
     out.0
 }
