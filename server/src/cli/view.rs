@@ -132,18 +132,19 @@ pub fn status(status: &Status, width: usize) -> String {
         out.push_str("no recommendations\n");
         return out;
     }
+    // The title last: it is cut before the id, which the README's table is keyed by.
     let mut recommendations = Table::new(vec![
         Column::fixed("SEVERITY"),
-        Column::cut("RECOMMENDATION", 24),
-        Column::cut("ID", 12),
         Column::fixed("SINCE"),
+        Column::cut("ID", 12),
+        Column::cut("RECOMMENDATION", 24),
     ]);
     for rec in &status.recommendations {
         let (severity, since) = match rec.cleared_at {
             None => (rec.severity.to_string(), relative(rec.since, now)),
             Some(at) => ("cleared".to_owned(), relative(at, now)),
         };
-        recommendations.row(vec![severity, rec.title.clone(), rec.id.clone(), since]);
+        recommendations.row(vec![severity, since, rec.id.clone(), rec.title.clone()]);
     }
     out.push_str(&recommendations.render(width));
     out
