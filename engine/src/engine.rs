@@ -13,6 +13,7 @@ use crate::{
     audit::{AuditLog, NewEntry},
     db::{Backend, Database, DatabaseUrl, DbError, TASKS_APPLICATION_PREFIX},
     governor::{self, Budget, Governor, GovernorSettings, Headroom},
+    history::{History, HistoryRetention},
     lease::RunLimits,
     lease::{CleanupReport, LeaseManager},
     predict::{Change, ForecastView, PredictSettings, Predictor, Responder},
@@ -50,6 +51,8 @@ pub struct EngineConfig {
     pub schedules: BTreeMap<String, Schedule>,
     /// Where alerts are sent, and when.
     pub alerts: AlertSettings,
+    /// How long run history and pool samples are kept (`HISTORY_RETENTION`).
+    pub history_retention: Duration,
 }
 
 impl EngineConfig {
@@ -70,6 +73,7 @@ impl EngineConfig {
             predict: PredictSettings::default(),
             schedules: BTreeMap::new(),
             alerts: AlertSettings::default(),
+            history_retention: HISTORY_RETENTION,
         }
     }
 }
@@ -110,6 +114,12 @@ pub struct AuctionsView {
     pub as_of: DateTime<Utc>,
 }
 
+/// How long history is kept by default.
+pub const HISTORY_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// How often `history_retention` runs.
+pub const HISTORY_RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
 /// Number of auctions `--demo` seeds.
 const DEMO_AUCTIONS: u32 = 12;
 
@@ -146,6 +156,7 @@ pub struct Engine {
     audit: Arc<AuditLog>,
     advisor: Arc<Advisor>,
     alerting: Alerting,
+    history: History,
     /// The alert delivery loop: shutdown waits for its last delivery and write.
     delivering: Mutex<Option<tokio::task::JoinHandle<()>>>,
     config: EngineConfig,
@@ -157,7 +168,9 @@ pub struct Engine {
 impl Engine {
     /// Connects, migrates, seeds demo data when asked, and reads the first auction counts.
     pub async fn start(mut config: EngineConfig) -> Result<Self, DbError> {
-        let instance = format!("{}-{:04x}", std::process::id(), rand::random::<u16>());
+        // Unique among the instances sharing a database over the history's retention: it keys
+        // their run history.
+        let instance = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
         config.pool.application_name = format!("{TASKS_APPLICATION_PREFIX}:{instance}");
         let governed = config.governor.enabled && config.database.backend() == Backend::Postgres;
         if governed {
@@ -204,6 +217,13 @@ impl Engine {
         );
         let shutdown = CancellationToken::new();
         let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
+        jobs.push((
+            leasewatch_types::task::HISTORY_RETENTION.to_owned(),
+            HISTORY_RETENTION_EVERY,
+            Arc::new(HistoryRetention {
+                retention: config.history_retention,
+            }),
+        ));
         if let Some(DemoLeak {
             every,
             hold,
@@ -233,6 +253,8 @@ impl Engine {
         if let Some(host) = &host {
             tasks.set_phase_key(host);
         }
+        let history = History::new(instance.clone(), host.as_deref().unwrap_or("unknown"));
+        tasks.record_runs_to(history.clone());
         for (task, schedule) in &config.schedules {
             // Likewise: only tasks that exist are named.
             let _ = tasks.set_schedule(task, schedule.clone());
@@ -247,6 +269,7 @@ impl Engine {
         });
         advisor.evaluate(&leases, &tasks);
         let delivering = tokio::spawn(alerting.clone().run(db_for_audit.clone(), shutdown.clone()));
+        tokio::spawn(history.clone().run(db_for_audit.clone(), shutdown.clone()));
         tokio::spawn(flush_audit(
             Arc::clone(&audit),
             db_for_audit,
@@ -279,6 +302,7 @@ impl Engine {
             tasks.clone(),
             Arc::clone(&advisor),
             Arc::clone(&audit),
+            history.clone(),
             config.intervals.cleanup,
             shutdown.clone(),
         ));
@@ -290,6 +314,7 @@ impl Engine {
             audit,
             advisor,
             alerting,
+            history,
             delivering: Mutex::new(Some(delivering)),
             config,
             startup_auctions,
@@ -351,6 +376,11 @@ impl Engine {
         self.alerting.view()
     }
 
+    /// The persisted history of runs and samples.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     /// The audit log of control actions.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
@@ -405,6 +435,12 @@ impl Engine {
         }
         if !self.alerting.write(self.database()).await {
             tracing::error!("alert state could not be written before exit");
+        }
+        if !self.history.flush(self.database()).await {
+            tracing::error!(
+                runs = self.history.counts().runs_queued,
+                "run history could not be written before exit: the database is unreachable"
+            );
         }
         let lost = self.audit.flush(self.database()).await;
         if lost > 0 {
@@ -587,12 +623,14 @@ fn audit_automatic_cleanup(audit: &Arc<AuditLog>, db: &Database, report: &Cleanu
     );
 }
 
-/// Background upkeep until shutdown: history samples, recommendations, periodic cleanup.
+/// Background upkeep until shutdown: history samples (in memory, and queued for the
+/// database), recommendations, periodic cleanup.
 async fn maintain(
     leases: LeaseManager,
     tasks: TaskManager,
     advisor: Arc<Advisor>,
     audit: Arc<AuditLog>,
+    history: History,
     cleanup_every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -607,7 +645,7 @@ async fn maintain(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = sample.tick() => leases.record_history(),
+            _ = sample.tick() => history.record_sample(&leases.record_history()),
             _ = recommend.tick() => advisor.evaluate(&leases, &tasks),
             _ = cleanup.tick() => {
                 let report = leases.cleanup(false).await;

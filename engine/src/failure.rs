@@ -59,10 +59,60 @@ impl FailureKind {
         }
     }
 
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 9] = [
+        Self::AcquireTimeout,
+        Self::Unreachable,
+        Self::SlotsExhausted,
+        Self::OverLimit,
+        Self::Revoked,
+        Self::TimedOut,
+        Self::Closed,
+        Self::Database,
+        Self::Logic,
+    ];
+
+    /// Its name on the wire and in the database (its serde name).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AcquireTimeout => "acquire_timeout",
+            Self::Unreachable => "unreachable",
+            Self::SlotsExhausted => "slots_exhausted",
+            Self::OverLimit => "over_limit",
+            Self::Revoked => "revoked",
+            Self::TimedOut => "timed_out",
+            Self::Closed => "closed",
+            Self::Database => "database",
+            Self::Logic => "logic",
+        }
+    }
+
     /// Whether the run could not get a connection at all: what makes a failing health check
     /// mean "the database is unreachable".
     pub fn is_connection(self) -> bool {
         matches!(self, Self::AcquireTimeout | Self::Unreachable)
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a failure kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown failure kind {0:?}: the kinds are {kinds}", kinds = FailureKind::ALL.map(FailureKind::as_str).join(", "))]
+pub struct UnknownFailureKind(pub String);
+
+impl std::str::FromStr for FailureKind {
+    type Err = UnknownFailureKind;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| UnknownFailureKind(name.to_owned()))
     }
 }
 
@@ -125,6 +175,20 @@ pub(crate) mod coded {
 #[cfg(test)]
 mod tests {
     use super::{coded::Coded, *};
+
+    #[test]
+    fn each_kind_reads_back_from_its_serde_name() {
+        for kind in FailureKind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.as_str(), "as_str is the serde name");
+            assert_eq!(kind.as_str().parse::<FailureKind>(), Ok(kind));
+        }
+        let err = "timeout".parse::<FailureKind>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"timeout\"") && err.contains("timed_out"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn driver_errors_are_classified_by_sqlstate_not_message() {

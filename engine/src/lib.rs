@@ -12,6 +12,8 @@
 //! - [`predict`]: the trend forecast of the server's connection use and its alarm, which the
 //!   engine acts on before the slots run out.
 //! - [`failure`]: the kind of failure that ended a task run, classified where it happens.
+//! - [`history`]: every run and a pool sample every few seconds, persisted in batches, read
+//!   back for the runs view and the charts' longer ranges, downsampled and pruned.
 //! - [`histogram`]: the lock-free latency histogram behind the acquire and hold-time figures.
 //! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
 //! - [`tasks`]: the task manager — scheduler, the three real jobs, retry with backoff, per-task
@@ -19,6 +21,7 @@
 //! - [`control`]: the control actions (start, stop, cleanup, ...) as the API and the dashboard
 //!   take them, audited.
 //! - [`audit`]: the audit log of control actions (database, plus recent entries in memory).
+//! - [`query`]: checking what a runs or audit search asks for, naming any refused field.
 //! - [`recommend`]: the rules that turn the state into recommendations, with hysteresis.
 //! - [`settings`]: the typed settings the engine runs with; the server parses them from the
 //!   environment.
@@ -35,8 +38,10 @@ pub mod engine;
 pub mod failure;
 pub mod governor;
 pub mod histogram;
+pub mod history;
 pub mod lease;
 pub mod predict;
+pub mod query;
 pub mod recommend;
 pub mod server_view;
 pub mod settings;

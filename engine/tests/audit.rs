@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use leasewatch_engine::{
     Database, DatabaseUrl, PoolSettings,
-    audit::{AuditLog, MAX_FIELD_BYTES, MAX_PENDING_REFUSALS, NewEntry, Recorded},
+    audit::{AuditLog, AuditSearch, MAX_FIELD_BYTES, MAX_PENDING_REFUSALS, NewEntry, Recorded},
 };
 use leasewatch_testkit::ScratchCluster;
 use leasewatch_types::{Actor, AuditOutcome};
@@ -127,7 +127,7 @@ async fn an_outage_keeps_every_operator_action_and_a_bounded_coalesced_few_refus
         widest <= MAX_FIELD_BYTES as i64,
         "a {widest}-character result was stored"
     );
-    let page = audit.page(&db, None, 2).await.unwrap();
+    let page = audit.page(&db, &AuditSearch::newest(2)).await.unwrap();
     assert_eq!(page.entries[0].record.action, "start");
     assert!(page.entries[1].record.result.ends_with('…'));
     db.close().await;

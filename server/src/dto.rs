@@ -10,7 +10,6 @@ use leasewatch_engine::{
     Engine, LeaseInfo, PoolSnapshot, ServerView, TaskView,
     alert::AlertsView,
     auctions::AuctionStatus,
-    audit::MAX_PAGE,
     control::{ActionName, Details},
     governor::GovernorView,
     predict::ForecastView,
@@ -126,16 +125,4 @@ pub struct ActionResponse {
     pub details: Details,
     /// The state after the action.
     pub status: StatusResponse,
-}
-
-/// `GET /api/admin/audit`'s query: `?limit=` (1 to 500, default 50) entries with ids below
-/// `?before=` (the cursor the previous page gave; omitted for the newest page).
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct AuditQuery {
-    /// Entries per page, 1 to 500 (default 50).
-    #[schemars(range(min = 1, max = MAX_PAGE))]
-    pub limit: Option<u32>,
-    /// Only entries with an id below this: the `before` of the previous page's `next` link.
-    #[schemars(range(min = 1))]
-    pub before: Option<i64>,
 }

@@ -12,7 +12,9 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use leasewatch_engine::control::ControlError;
+use std::borrow::Cow;
+
+use leasewatch_engine::{control::ControlError, query::InvalidQuery};
 use serde::{Deserialize, Serialize};
 
 /// An error as a client sees it. The code is stable (scripts match on it); the message says
@@ -20,21 +22,41 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: Cow<'static, str>,
     message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 503: the database cannot answer `what` now.
+    pub fn database_unavailable(what: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            format!("{what} cannot be read now: the database is unreachable or busy"),
+        )
+    }
+}
+
+/// A search refused: `invalid_<field>`, and the message names the value and what is allowed.
+impl From<InvalidQuery> for ApiError {
+    fn from(err: InvalidQuery) -> Self {
+        Self::bad_request(format!("invalid_{}", err.field), err.to_string())
     }
 }
 
@@ -58,7 +80,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code.into_owned(),
                 message: self.message,
             },
         };

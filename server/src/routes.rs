@@ -29,7 +29,9 @@ use tower_http::{
 };
 
 use crate::{
-    api::{AUDIT_PATH, OPENAPI_PATH, STATUS_PATH, audit, probes, status},
+    api::{
+        AUDIT_PATH, OPENAPI_PATH, RUNS_PATH, SAMPLES_PATH, STATUS_PATH, audit, probes, runs, status,
+    },
     auth::{self, Auth, login},
     edge::{self, CspNonce, Hosts},
     metrics,
@@ -54,6 +56,12 @@ fn api() -> ApiRouter<AppState> {
             get_with(status::get, status::get_docs).post_with(status::act, status::act_docs),
         )
         .api_route(AUDIT_PATH, get_with(audit::get, audit::get_docs))
+        .api_route(RUNS_PATH, get_with(runs::list, runs::list_docs))
+        .api_route(
+            "/api/admin/runs/{instance}/{run_id}",
+            get_with(runs::detail, runs::detail_docs),
+        )
+        .api_route(SAMPLES_PATH, get_with(runs::samples, runs::samples_docs))
         .api_route("/metrics", get_with(metrics::scrape, metrics::scrape_docs))
         .api_route("/healthz", get_with(probes::healthz, probes::healthz_docs))
         .api_route("/readyz", get_with(probes::readyz, probes::readyz_docs))

@@ -254,6 +254,144 @@ names! {
     }
 }
 
+names! {
+    /// A span of the charts, ending now.
+    ChartRange {
+        /// The last 15 minutes (in memory).
+        Minutes15 = "15m",
+        /// The last hour (in memory).
+        Hour = "1h",
+        /// The last 24 hours (from the database).
+        Day = "24h",
+        /// The last 7 days (from the database).
+        Week = "7d",
+    }
+}
+
+impl ChartRange {
+    /// How far back it reaches, in seconds.
+    pub const fn secs(self) -> i64 {
+        match self {
+            ChartRange::Minutes15 => 15 * 60,
+            ChartRange::Hour => 3600,
+            ChartRange::Day => 24 * 3600,
+            ChartRange::Week => 7 * 24 * 3600,
+        }
+    }
+
+    /// Whether the in-memory history covers it (no database read).
+    pub const fn in_memory(self) -> bool {
+        self.secs() <= 3600
+    }
+}
+
+/// What a runs search asks for, as the query string carries it (`/runs?task=…&outcome=…`,
+/// `GET /api/admin/runs?…`): each field as given, checked by the server, which names the field
+/// of any value it refuses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RunsQuery {
+    /// One task, by name.
+    pub task: Option<String>,
+    /// One outcome: `succeeded`, `skipped`, `failed` or `cancelled`.
+    pub outcome: Option<String>,
+    /// One kind of failure (`acquire_timeout`, `unreachable`, `slots_exhausted`, `over_limit`,
+    /// `revoked`, `timed_out`, `closed`, `database`, `logic`).
+    pub failure: Option<String>,
+    /// One instance (as in `application_name`, `leasewatch-tasks:<instance>`).
+    pub instance: Option<String>,
+    /// Runs that started at or after this instant (RFC 3339, `2026-12-01T03:00:00Z`).
+    pub from: Option<String>,
+    /// Runs that started before this instant (RFC 3339).
+    pub to: Option<String>,
+    /// Runs per page, 1 to 500 (default 50).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 500)))]
+    pub limit: Option<u32>,
+    /// The cursor of the previous page's `next` link.
+    pub before: Option<String>,
+}
+
+impl RunsQuery {
+    /// The query string that asks for this (empty fields left out), for links.
+    pub fn to_query_string(&self) -> String {
+        let limit = self.limit.map(|n| n.to_string());
+        [
+            ("task", self.task.as_deref()),
+            ("outcome", self.outcome.as_deref()),
+            ("failure", self.failure.as_deref()),
+            ("instance", self.instance.as_deref()),
+            ("from", self.from.as_deref()),
+            ("to", self.to.as_deref()),
+            ("limit", limit.as_deref()),
+            ("before", self.before.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .map(|(name, value)| format!("{name}={}", percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// What an audit search asks for, as the query string carries it (`/audit?…`,
+/// `GET /api/admin/audit?…`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuditQuery {
+    /// One action (`cleanup`, `stop`, `login`, …).
+    pub action: Option<String>,
+    /// Who: `operator`, `viewer` or `system`.
+    pub actor: Option<String>,
+    /// How it came out: `ok`, `refused` or `error`.
+    pub outcome: Option<String>,
+    /// Entries at or after this instant (RFC 3339).
+    pub from: Option<String>,
+    /// Entries before this instant (RFC 3339).
+    pub to: Option<String>,
+    /// Entries per page, 1 to 500 (default 50).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 500)))]
+    pub limit: Option<u32>,
+    /// Only entries with an id below this: the `before` of the previous page's `next` link.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
+    pub before: Option<i64>,
+}
+
+impl AuditQuery {
+    /// The query string that asks for this (empty fields left out), for links.
+    pub fn to_query_string(&self) -> String {
+        let limit = self.limit.map(|n| n.to_string());
+        let before = self.before.map(|n| n.to_string());
+        [
+            ("action", self.action.as_deref()),
+            ("actor", self.actor.as_deref()),
+            ("outcome", self.outcome.as_deref()),
+            ("from", self.from.as_deref()),
+            ("to", self.to.as_deref()),
+            ("limit", limit.as_deref()),
+            ("before", before.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .map(|(name, value)| format!("{name}={}", percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// `value` with everything but unreserved characters (RFC 3986) percent-encoded, for a query
+/// string.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// The names of the built-in tasks.
 pub mod task {
     /// Scheduled → active → ended.
@@ -264,6 +402,8 @@ pub mod task {
     pub const HEALTH_CHECK: &str = "health_check";
     /// The demo's leaking task (`--demo` with `DEMO_LEAK_HOLD`).
     pub const LEAKY_REPORT: &str = "leaky_report";
+    /// Downsamples and prunes the persisted history.
+    pub const HISTORY_RETENTION: &str = "history_retention";
 }
 
 /// "85 s", "4 min", "2 h": an approximate span in the unit an operator reads it in, rounded:

@@ -30,7 +30,8 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use leasewatch_types::{Actor, AuditOutcome};
 use parking_lot::Mutex;
 
 pub use entry::{AuditEntry, AuditPage, NewEntry, Recorded};
@@ -39,7 +40,10 @@ use self::{
     queue::{Key, Pending, Place, Queue},
     store::write_count,
 };
-use crate::db::Database;
+use crate::{
+    db::Database,
+    query::{self, InvalidQuery},
+};
 
 /// Entries kept in memory for the dashboard.
 pub const RECENT: usize = 50;
@@ -59,11 +63,58 @@ pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 /// Each stored field is cut to this many bytes (ending in `…`).
 pub const MAX_FIELD_BYTES: usize = 1024;
 
-/// Entries per page when the reader does not say.
-pub const DEFAULT_PAGE: u32 = 50;
+pub use crate::query::{DEFAULT_PAGE, MAX_PAGE};
 
-/// Most entries one page may hold.
-pub const MAX_PAGE: u32 = 500;
+/// A checked audit search: which entries, where the page starts, how long it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditSearch {
+    /// One action.
+    pub action: Option<String>,
+    /// Who took it.
+    pub actor: Option<Actor>,
+    /// How it came out.
+    pub outcome: Option<AuditOutcome>,
+    /// At or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Before.
+    pub to: Option<DateTime<Utc>>,
+    /// Entries with an id below this (the previous page's cursor).
+    pub before: Option<i64>,
+    /// Entries per page.
+    pub limit: u32,
+}
+
+impl AuditSearch {
+    /// The newest `limit` entries, unfiltered.
+    pub fn newest(limit: u32) -> Self {
+        Self {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Checks `query`; a refused value names its field, the value and what is allowed.
+    pub fn parse(query: &leasewatch_types::AuditQuery) -> Result<Self, InvalidQuery> {
+        let from = query::instant("from", &query.from)?;
+        let to = query::instant("to", &query.to)?;
+        query::ordered(from, to)?;
+        if query.before.is_some_and(|before| before < 1) {
+            return Err(InvalidQuery::new(
+                "before",
+                "must be an entry id (1 or more)",
+            ));
+        }
+        Ok(Self {
+            action: query::name("action", &query.action)?.map(str::to_owned),
+            actor: query::one_of("actor", &query.actor, &Actor::names())?,
+            outcome: query::one_of("outcome", &query.outcome, &AuditOutcome::names())?,
+            from,
+            to,
+            before: query.before,
+            limit: query::page_size(query.limit)?,
+        })
+    }
+}
 
 /// Refusal windows kept open at most (distinct role, client and action).
 const MAX_WINDOWS: usize = 1024;
@@ -79,9 +130,6 @@ pub struct AuditLog {
     queued_actions: AtomicUsize,
     /// Refusals not kept during outages, since start.
     dropped_refusals: AtomicU64,
-    /// Page reads take one of the two control connections at most, so readers never hold
-    /// both and control work (ending backends, writing entries) always finds one.
-    reads: tokio::sync::Semaphore,
 }
 
 impl AuditLog {

@@ -6,11 +6,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
+use leasewatch_types::{Actor, AuditOutcome};
+
 use super::{
-    AuditEntry, AuditLog, AuditPage, MAX_PAGE, RECENT,
+    AuditEntry, AuditLog, AuditPage, AuditSearch, MAX_PAGE, RECENT,
     queue::{Pending, Place, Queue},
 };
-use crate::db::Database;
+use crate::db::{
+    Database,
+    filter::{Bind, Filter},
+};
 
 const COLUMNS: &str =
     "id, at_ms, role, action, arguments, outcome, result, client, repeat_count, last_at_ms";
@@ -30,7 +35,6 @@ impl AuditLog {
             queued: AtomicUsize::new(0),
             queued_actions: AtomicUsize::new(0),
             dropped_refusals: AtomicU64::new(0),
-            reads: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -89,30 +93,40 @@ impl AuditLog {
         Ok(written)
     }
 
-    /// A page of the log from the database, newest first: up to `limit` entries (1 to
-    /// [`MAX_PAGE`]) with ids below `before` (all when `None`). Counts of refusals still being
+    /// A page of the log from the database, newest first: up to `search.limit` entries (1 to
+    /// [`MAX_PAGE`]) matching its filters, with ids below its `before` (all when `None`). Counts of refusals still being
     /// coalesced are as this process knows them. Entries queued during an outage appear once
     /// written.
     pub async fn page(
         &self,
         db: &Database,
-        before: Option<i64>,
-        limit: u32,
+        search: &AuditSearch,
     ) -> Result<AuditPage, sqlx::Error> {
-        let limit = limit.clamp(1, MAX_PAGE);
+        let limit = search.limit.clamp(1, MAX_PAGE);
+        let mut wheres = Filter::default();
+        let text = |value: Option<&str>| value.map(|v| Bind::Text(v.to_owned()));
+        wheres.compare("action", "=", text(search.action.as_deref()));
+        wheres.compare("role", "=", text(search.actor.map(Actor::as_str)));
+        wheres.compare(
+            "outcome",
+            "=",
+            text(search.outcome.map(AuditOutcome::as_str)),
+        );
+        let ms = |at: Option<DateTime<Utc>>| at.map(|at| Bind::Int(at.timestamp_millis()));
+        wheres.compare("at_ms", ">=", ms(search.from));
+        wheres.compare("at_ms", "<", ms(search.to));
+        wheres.compare("id", "<", search.before.map(Bind::Int));
+        let limit_param = wheres.param(Bind::Int(i64::from(limit) + 1));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log {} ORDER BY id DESC LIMIT {limit_param}",
+            wheres.where_clause()
+        );
         let rows: Vec<AuditEntry> = {
-            let _one_reader = self
-                .reads
-                .acquire()
-                .await
-                .map_err(|_| sqlx::Error::PoolClosed)?;
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2"
-            )))
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit) + 1)
-            .fetch_all(db.control())
-            .await?
+            let _one_reader = db.read_permit().await.ok_or(sqlx::Error::PoolClosed)?;
+            wheres
+                .bind_as(sqlx::query_as(sqlx::AssertSqlSafe(sql)))
+                .fetch_all(db.control())
+                .await?
         };
         let mut entries: Vec<AuditEntry> = rows;
         let more = entries.len() > limit as usize;

@@ -8,6 +8,7 @@
 //! `pool` how the pools connect and what each session is set to, `migrate` the schema.
 //! [`Database`], its readiness probe and its counters are here.
 
+pub(crate) mod filter;
 mod migrate;
 mod pool;
 mod url;
@@ -145,11 +146,20 @@ pub struct Database {
     probe: AnyPool,
     /// The last probe's answer: probes within [`PROBE_REUSE`] of it share it.
     last_probe: Arc<tokio::sync::Mutex<ProbeAnswer>>,
+    /// Readers of the audit log and the history take one of the control connections at most,
+    /// all together, so control work (ending backends, writing entries) always finds one.
+    reads: Arc<tokio::sync::Semaphore>,
     url: DatabaseUrl,
     settings: PoolSettings,
 }
 
 impl Database {
+    /// Waits for the one reader's place on the control pool (see `reads`): hold the permit
+    /// for the read. `None` once the database is closed.
+    pub async fn read_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.reads.acquire().await.ok()
+    }
+
     /// Whether the database answers, for the readiness probe: asked over a one-connection
     /// pool of its own within [`PROBE_TIMEOUT`], and at most once per [`PROBE_REUSE`] —
     /// concurrent probes wait for the one under way and share its answer. The driver's error
@@ -245,6 +255,7 @@ impl Database {
         let closing = async {
             self.pool.close().await;
             self.control.close().await;
+            self.reads.close();
             self.probe.close().await;
         };
         if tokio::time::timeout(CLOSE_WAIT, closing).await.is_err() {

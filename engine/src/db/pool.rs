@@ -88,6 +88,7 @@ impl Database {
             control,
             probe,
             last_probe: Arc::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(1)),
             url: url.clone(),
             settings: settings.clone(),
         })

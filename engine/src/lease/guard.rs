@@ -19,7 +19,7 @@ use super::{
     Held, LeaseError, LeaseManager, RunContext, Shared,
     backend::{BACKEND_IDENTITY_SQL, BackendIdentity, terminate_backends},
     count_task,
-    run::Holding,
+    run::{Holding, LeaseUse},
 };
 use crate::{db::Backend, governor::Permit};
 
@@ -92,7 +92,8 @@ impl LeaseManager {
         };
         governor.pool_waited(let_through.elapsed());
         drop(waiting);
-        shared.acquire_latency.record(started.elapsed());
+        let waited = started.elapsed();
+        shared.acquire_latency.record(waited);
 
         let id = shared.next_id.fetch_add(1, Relaxed);
         let acquired = Instant::now();
@@ -112,7 +113,11 @@ impl LeaseManager {
         self.count(run.task(), |c| c.issued += 1);
         Ok(Lease {
             conn,
-            _holding: run.hold(),
+            _holding: run.hold(LeaseUse {
+                lease_id: id,
+                backend_pid: backend.map(|b| b.pid),
+                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            }),
             permit: Some(permit),
             id,
             backend,

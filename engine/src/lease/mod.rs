@@ -36,7 +36,7 @@ pub use backend::BackendIdentity;
 pub use cleanup::{CleanupKind, CleanupReport};
 pub use error::LeaseError;
 pub use guard::{ConnFuture, Lease};
-pub use run::{RunContext, RunLimits};
+pub use run::{LeaseUse, MAX_LEASE_USES, RunContext, RunLimits};
 pub use snapshot::{HISTORY_LEN, LeaseInfo, PoolSnapshot, Quantiles, TaskLeaseCounts};
 
 use crate::{

@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::LeaseError;
@@ -41,7 +43,24 @@ struct RunInner {
     held: AtomicU32,
     /// The most it held at once.
     peak: AtomicU32,
+    /// Every lease it was given, in order (what the run's history records).
+    uses: Mutex<Vec<LeaseUse>>,
 }
+
+/// One lease a run was given: which, on which backend, and how long it waited for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LeaseUse {
+    /// The lease's number.
+    pub lease_id: u64,
+    /// The PostgreSQL backend that served it; `None` on SQLite.
+    pub backend_pid: Option<i32>,
+    /// How long the acquire waited (the governor's gate and the pool), in milliseconds.
+    pub waited_ms: u64,
+}
+
+/// At most this many lease uses are kept per attempt: a run taking thousands of leases keeps
+/// its first ones and its count, not an unbounded list.
+pub const MAX_LEASE_USES: usize = 32;
 
 impl RunContext {
     /// A new run of `task`, with the default limits.
@@ -60,6 +79,7 @@ impl RunContext {
                 reason: OnceLock::new(),
                 held: AtomicU32::new(0),
                 peak: AtomicU32::new(0),
+                uses: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -75,9 +95,21 @@ impl RunContext {
         self.inner.peak.load(Relaxed)
     }
 
-    /// Counts one more lease held by the run, until the returned mark drops. The one place the
-    /// run's leases are counted: every [`Lease`](super::Lease) keeps a mark for its life.
-    pub(super) fn hold(&self) -> Holding {
+    /// The leases the run was given so far, in order (the first [`MAX_LEASE_USES`]).
+    pub fn lease_uses(&self) -> Vec<LeaseUse> {
+        self.inner.uses.lock().clone()
+    }
+
+    /// Counts one more lease held by the run, until the returned mark drops, and records it.
+    /// The one place the run's leases are counted: every [`Lease`](super::Lease) keeps a mark
+    /// for its life.
+    pub(super) fn hold(&self, used: LeaseUse) -> Holding {
+        {
+            let mut uses = self.inner.uses.lock();
+            if uses.len() < MAX_LEASE_USES {
+                uses.push(used);
+            }
+        }
         let held = self.inner.held.fetch_add(1, Relaxed) + 1;
         self.inner.peak.fetch_max(held, Relaxed);
         Holding(Arc::clone(&self.inner))
@@ -174,18 +206,38 @@ mod tests {
         );
     }
 
+    fn used(lease_id: u64) -> LeaseUse {
+        LeaseUse {
+            lease_id,
+            backend_pid: None,
+            waited_ms: 0,
+        }
+    }
+
     #[test]
     fn the_peak_is_the_most_leases_held_at_once() {
         let run = RunContext::new("t", 1);
         assert_eq!(run.peak_leases(), 0);
-        let first = run.hold();
-        let second = run.hold();
+        let first = run.hold(used(1));
+        let second = run.hold(used(2));
         drop(first);
-        let third = run.hold();
+        let third = run.hold(used(3));
         assert_eq!(run.peak_leases(), 2);
         drop((second, third));
-        let _again = run.hold();
+        let _again = run.hold(used(4));
         assert_eq!(run.peak_leases(), 2, "the peak stays");
+    }
+
+    #[test]
+    fn a_run_records_its_leases_in_order_up_to_a_bound() {
+        let run = RunContext::new("t", 1);
+        for id in 0..(MAX_LEASE_USES as u64 + 5) {
+            drop(run.hold(used(id)));
+        }
+        let uses = run.lease_uses();
+        assert_eq!(uses.len(), MAX_LEASE_USES);
+        assert_eq!(uses[0].lease_id, 0);
+        assert_eq!(uses[MAX_LEASE_USES - 1].lease_id, MAX_LEASE_USES as u64 - 1);
     }
 
     #[tokio::test]

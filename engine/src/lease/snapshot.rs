@@ -221,8 +221,9 @@ impl LeaseManager {
         self.shared.acquire_latency.read()
     }
 
-    /// Appends a snapshot to the history ring (oldest dropped past [`HISTORY_LEN`]).
-    pub fn record_history(&self) {
+    /// Appends a snapshot to the history ring (oldest dropped past [`HISTORY_LEN`]), and
+    /// returns it.
+    pub fn record_history(&self) -> PoolSnapshot {
         let mut snapshot = self.snapshot();
         let reading = self.shared.acquire_latency.read();
         {
@@ -237,7 +238,8 @@ impl LeaseManager {
         if history.len() == HISTORY_LEN {
             history.pop_front();
         }
-        history.push_back(snapshot);
+        history.push_back(snapshot.clone());
+        snapshot
     }
 
     /// The recorded snapshots, oldest first.

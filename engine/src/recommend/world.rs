@@ -195,6 +195,8 @@ pub(crate) fn task(name: &str, interval_secs: u64, runs: Vec<(Outcome, u32, u64)
                 outcome,
                 deferred_ms: 0,
                 leases: 1,
+                scheduled_at: None,
+                attempt_log: vec![],
             })
             .collect(),
     }

@@ -262,7 +262,7 @@ impl Job for HealthCheck {
 
 /// What the status transitions and the monitor share: one lease, one transaction, and on
 /// PostgreSQL the task's advisory lock first; a run that finds the lock taken is skipped.
-async fn in_locked_transaction<F>(
+pub(crate) async fn in_locked_transaction<F>(
     ctx: &JobContext,
     key: i64,
     work: F,

@@ -28,7 +28,7 @@ mod scheduler;
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, atomic::AtomicU64},
+    sync::{Arc, OnceLock, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -43,8 +43,8 @@ use tokio_util::sync::CancellationToken;
 pub use error::TaskError;
 pub use job::{Job, JobContext, JobFuture, JobOutput, JobSpec};
 pub use model::{
-    CommandError, HISTORY_LEN, Outcome, RunRecord, SkipCause, StopReport, TaskCounts, TaskState,
-    TaskView, Trigger,
+    Attempt, CommandError, HISTORY_LEN, Outcome, RunRecord, SkipCause, StopReport, TaskCounts,
+    TaskState, TaskView, Trigger,
 };
 pub use preview::{PreviewTask, SchedulePreview, preview};
 pub use retry::RetryPolicy;
@@ -53,6 +53,7 @@ pub use scheduler::TaskManager;
 
 use crate::{
     auctions::StatusCounts,
+    history::History,
     lease::{LeaseManager, RunContext, RunLimits},
 };
 
@@ -73,6 +74,8 @@ struct Inner {
     /// What the phase offsets are keyed on besides the task names: the host's name once set,
     /// else `instance`.
     phase_key: Mutex<Option<String>>,
+    /// Where finished runs are persisted, once set.
+    history: OnceLock<History>,
 }
 
 struct Scheduler {
@@ -119,6 +122,12 @@ struct Current {
     peak_leases: u32,
     /// The attempt working now (its leases are counted on it).
     attempt: Option<RunContext>,
+    /// When the attempt working now started (none between attempts).
+    attempt_started: Option<DateTime<Utc>>,
+    /// When its start was due; none for a manual run.
+    scheduled_at: Option<DateTime<Utc>>,
+    /// The attempts that ended so far.
+    attempt_log: Vec<Attempt>,
 }
 
 impl Current {

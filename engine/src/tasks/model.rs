@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use leasewatch_types::{RunOutcome, TaskStatus};
 use serde::{Deserialize, Serialize};
 
-use crate::failure::FailureKind;
+use crate::{failure::FailureKind, lease::LeaseUse};
 
 /// Runs kept per task for the dashboard.
 pub const HISTORY_LEN: usize = 50;
@@ -115,6 +115,55 @@ pub struct RunRecord {
     /// The most leases it held at once (what the schedule preview expects of the next run).
     #[serde(default)]
     pub leases: u32,
+    /// When its start was due (its schedule's tick); `None` for a manual run.
+    #[serde(default)]
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Each attempt, in order: when, how long, how it failed, the leases it held.
+    #[serde(default)]
+    pub attempt_log: Vec<Attempt>,
+}
+
+impl RunRecord {
+    /// When it ended.
+    pub fn ended_at(&self) -> DateTime<Utc> {
+        self.started_at
+            + chrono::Duration::milliseconds(i64::try_from(self.duration_ms).unwrap_or(i64::MAX))
+    }
+
+    /// Rows changed (0 unless it succeeded).
+    pub fn rows(&self) -> u64 {
+        match self.outcome {
+            Outcome::Succeeded { rows, .. } => rows,
+            _ => 0,
+        }
+    }
+
+    /// What kind of failure ended it, if it failed.
+    pub fn failure(&self) -> Option<FailureKind> {
+        match self.outcome {
+            Outcome::Failed { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Attempt {
+    /// 1 for the first.
+    pub number: u32,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// The error it ended with; `None` when it did its work (or was skipped).
+    pub error: Option<String>,
+    /// What kind of failure that was.
+    pub failure: Option<FailureKind>,
+    /// The backoff waited after it before the next attempt, in milliseconds.
+    pub retry_delay_ms: Option<u64>,
+    /// The leases it was given, with their backends and how long each acquire waited.
+    pub leases: Vec<LeaseUse>,
 }
 
 /// Where a task is now.

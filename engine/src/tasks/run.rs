@@ -3,13 +3,16 @@
 
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{
-    CommandError, Current, HISTORY_LEN, Inner, JobContext, Outcome, RunRecord, SkipCause,
+    Attempt, CommandError, Current, HISTORY_LEN, Inner, JobContext, Outcome, RunRecord, SkipCause,
     TaskError, TaskState, Trigger,
 };
-use crate::lease::{LeaseError, RunContext};
+use crate::{
+    failure::FailureKind,
+    lease::{LeaseError, RunContext},
+};
 
 impl Inner {
     /// Starts a run of slot `index` unless one is going; returns its number.
@@ -17,6 +20,7 @@ impl Inner {
         self: &Arc<Self>,
         index: usize,
         trigger: Trigger,
+        scheduled_at: Option<DateTime<Utc>>,
         deferred_ms: u64,
     ) -> Result<u64, CommandError> {
         let slot = &self.slots[index];
@@ -46,6 +50,9 @@ impl Inner {
             deferred_ms,
             peak_leases: 0,
             attempt: None,
+            attempt_started: None,
+            scheduled_at,
+            attempt_log: Vec::new(),
         });
         Ok(run_id)
     }
@@ -80,21 +87,37 @@ impl Inner {
             Outcome::Cancelled { .. } => state.counts.cancelled += 1,
         }
         let leases = current.peak_leases();
+        let mut attempt_log = current.attempt_log;
+        if let Some((run, started_at)) = current.attempt.zip(current.attempt_started) {
+            // Cut short from outside (a stop, emergency cleanup): the attempt in flight ends
+            // with the run.
+            attempt_log.push(Attempt {
+                number: u32::try_from(attempt_log.len()).unwrap_or(u32::MAX) + 1,
+                started_at,
+                duration_ms: millis_between(started_at, finished_at),
+                error: Some(outcome.detail().to_owned()),
+                failure: outcome_failure(&outcome),
+                retry_delay_ms: None,
+                leases: run.lease_uses(),
+            });
+        }
         let record = RunRecord {
             run_id,
             trigger: current.trigger,
             started_at: current.started_at,
-            duration_ms: u64::try_from(
-                (finished_at - current.started_at).num_milliseconds().max(0),
-            )
-            .unwrap_or(0),
+            duration_ms: millis_between(current.started_at, finished_at),
             attempts,
             backoff_ms: current.backoff_ms,
             retried_after: current.retried_after,
             outcome,
             deferred_ms: current.deferred_ms,
             leases,
+            scheduled_at: current.scheduled_at,
+            attempt_log,
         };
+        if let Some(history) = self.history.get() {
+            history.record_run(&slot.name, &record);
+        }
         if state.history.len() == HISTORY_LEN {
             state.history.pop_back();
         }
@@ -141,11 +164,27 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
             now_ms: Utc::now().timestamp_millis(),
             instance: inner.instance.clone(),
         };
+        let attempt_started = Utc::now();
         inner.set_state(index, run_id, |current| {
             current.peak_leases = current.peak_leases();
             current.attempt = Some(ctx.run.clone());
+            current.attempt_started = Some(attempt_started);
         });
         let result = ctx.run.scope(slot.job.run(&ctx)).await;
+        // The attempt's entry in the run's log; a retry adds its delay below.
+        let ended = Attempt {
+            number: attempt,
+            started_at: attempt_started,
+            duration_ms: millis_between(attempt_started, Utc::now()),
+            error: result.as_ref().err().map(ToString::to_string),
+            failure: result.as_ref().err().map(TaskError::kind),
+            retry_delay_ms: None,
+            leases: ctx.run.lease_uses(),
+        };
+        inner.set_state(index, run_id, |current| {
+            current.attempt_started = None;
+            current.attempt_log.push(ended);
+        });
         match result {
             Ok(output) => {
                 if let Some(counts) = output.counts {
@@ -177,10 +216,12 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
                 tracing::info!(task = %slot.name, run_id, attempt, %err, delay_ms = delay.as_millis() as u64, "retrying");
                 slot.state.lock().counts.retries += 1;
+                let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
                 inner.set_state(index, run_id, |current| {
-                    current
-                        .backoff_ms
-                        .push(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                    current.backoff_ms.push(delay_ms);
+                    if let Some(last) = current.attempt_log.last_mut() {
+                        last.retry_delay_ms = Some(delay_ms);
+                    }
                     current.retried_after = Some(err.to_string());
                     current.state = TaskState::Backoff {
                         run_id,
@@ -209,4 +250,17 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
         }
     };
     inner.finish(index, run_id, attempt, outcome);
+}
+
+/// Milliseconds from `from` to `to`, 0 if the clock went back.
+fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    u64::try_from((to - from).num_milliseconds().max(0)).unwrap_or(0)
+}
+
+/// The failure kind an outcome records, if it is a failure.
+fn outcome_failure(outcome: &Outcome) -> Option<FailureKind> {
+    match outcome {
+        Outcome::Failed { cause, .. } => Some(*cause),
+        _ => None,
+    }
 }

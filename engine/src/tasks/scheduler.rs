@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     auctions::StatusCounts,
+    history::History,
     lease::{LeaseManager, RunLimits},
     settings::TaskIntervals,
 };
@@ -82,6 +83,7 @@ impl TaskManager {
                 clock: Mutex::new(Clock::System),
                 deferral: Mutex::new(None),
                 phase_key: Mutex::new(None),
+                history: std::sync::OnceLock::new(),
             }),
         };
         manager.plan_phases();
@@ -259,10 +261,16 @@ impl TaskManager {
             .collect()
     }
 
+    /// Persists every finished run to `history` from now on (set once; later calls are
+    /// ignored).
+    pub fn record_runs_to(&self, history: History) {
+        let _ = self.inner.history.set(history);
+    }
+
     /// Starts a run of `task` now, outside its cadence. Returns the run's number.
     pub fn run_now(&self, task: &str) -> Result<u64, CommandError> {
         let index = self.index(task)?;
-        self.inner.start_run(index, Trigger::Manual, 0)
+        self.inner.start_run(index, Trigger::Manual, None, 0)
     }
 
     /// Sets what `task`'s leases may take (its timeout and priority), for its next runs.
@@ -454,7 +462,7 @@ impl Inner {
             return true;
         }
         if let Err(CommandError::AlreadyRunning(_, run_id)) =
-            self.start_run(index, Trigger::Schedule, deferred_ms)
+            self.start_run(index, Trigger::Schedule, Some(due), deferred_ms)
         {
             self.overlap_skip(index, run_id);
         }

@@ -9,18 +9,18 @@ use aide::{
 use axum::{
     Json,
     extract::{Query, State, rejection::QueryRejection},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use leasewatch_engine::{
     Engine,
-    audit::{AuditEntry, DEFAULT_PAGE, MAX_PAGE},
+    audit::{AuditEntry, AuditSearch, MAX_PAGE},
 };
+use leasewatch_types::AuditQuery;
 use schemars::{Schema, json_schema};
 
 use super::AUDIT_PATH;
 use crate::{
-    dto::AuditQuery,
     error::{ApiError, invalid_query},
     openapi::authenticated,
 };
@@ -29,9 +29,9 @@ use crate::{
 /// `Link`.
 pub const NEXT_BEFORE: &str = "x-next-before";
 
-/// One page as a JSON array of entries (the shape this endpoint has always had). When older
-/// entries remain, the response carries `Link: <...?limit=N&before=ID>; rel="next"` (RFC
-/// 8288) and `X-Next-Before: ID`.
+/// One page as a JSON array of entries (the shape this endpoint has always had), filtered by
+/// action, actor, outcome and time. When older entries remain, the response carries
+/// `Link: <...?…&before=ID>; rel="next"` (RFC 8288, the same filters) and `X-Next-Before: ID`.
 pub async fn get(
     State(engine): State<Arc<Engine>>,
     query: Result<Query<AuditQuery>, QueryRejection>,
@@ -39,38 +39,33 @@ pub async fn get(
     let Query(query) = query.map_err(|rejection| {
         invalid_query(
             &rejection,
-            &format!("limit (1 to {MAX_PAGE}) and before (an entry id)"),
+            &format!(
+                "action, actor, outcome, from and to (RFC 3339), limit (1 to {MAX_PAGE}) and \
+                 before (an entry id)"
+            ),
         )
     })?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be from 1 to {MAX_PAGE}; got {limit}"),
-        ));
-    }
-    if query.before.is_some_and(|before| before < 1) {
-        return Err(ApiError::bad_request(
-            "invalid_before",
-            "before must be an entry id (1 or more)",
-        ));
-    }
+    let search = AuditSearch::parse(&query)?;
     let page = engine
         .audit()
-        .page(engine.database(), query.before, limit)
+        .page(engine.database(), &search)
         .await
         .map_err(|err| {
             tracing::warn!(%err, "cannot read the audit log");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the audit log cannot be read now: the database is unreachable or busy",
-            )
+            ApiError::database_unavailable("the audit log")
         })?;
     let mut response = Json(page.entries).into_response();
     if let Some(next) = page.next_before {
+        let next_query = AuditQuery {
+            before: Some(next),
+            limit: Some(search.limit),
+            ..query
+        };
+        let link = format!(
+            "<{AUDIT_PATH}?{}>; rel=\"next\"",
+            next_query.to_query_string()
+        );
         let headers = response.headers_mut();
-        let link = format!("<{AUDIT_PATH}?limit={limit}&before={next}>; rel=\"next\"");
         if let Ok(link) = HeaderValue::from_str(&link) {
             headers.insert(header::LINK, link);
         }
@@ -83,8 +78,9 @@ pub fn get_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
     authenticated(op)
         .summary("Control actions from the database, newest first, a page at a time")
         .description(
-            "Identical refusals (same role, client address and action within a minute) are one \
-             entry with `count` > 1 and `last_at`. When older entries remain, the response has \
+            "Filtered by `action`, `actor` (operator, viewer, system), `outcome` (ok, refused, \
+             error), `from` and `to` (RFC 3339). Identical refusals (same role, client address \
+             and action within a minute) are one entry with `count` > 1 and `last_at`. When older entries remain, the response has \
              a `Link` header with `rel=\"next\"` and an `X-Next-Before` header: pass that id as \
              `before` for the next page.",
         )
@@ -107,7 +103,10 @@ pub fn get_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
             r.description("Audit entries, newest first")
         })
         .response_with::<400, ApiError, _>(|r| {
-            r.description("limit not from 1 to 500, or before not an entry id")
+            r.description(
+                "A filter that is not allowed (`invalid_<field>`: the message names the value \
+                 and what is allowed)",
+            )
         })
         .response_with::<503, ApiError, _>(|r| r.description("The database cannot be read now"))
 }

@@ -279,6 +279,13 @@ impl Config {
             }
         };
         let alerts = alerts(&env, public_url.clone())?;
+        // Less than two days would downsample and delete the same day's samples.
+        let history_retention = env.duration(
+            "HISTORY_RETENTION",
+            leasewatch_engine::engine::HISTORY_RETENTION,
+            secs(2 * 86_400),
+            secs(3660 * 86_400),
+        )?;
         let dashboard_poll = env.duration(
             "DASHBOARD_POLL_INTERVAL",
             secs(2),
@@ -304,6 +311,7 @@ impl Config {
                 predict,
                 schedules,
                 alerts,
+                history_retention,
             },
         })
     }
