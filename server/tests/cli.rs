@@ -336,7 +336,13 @@ fn runs_are_listed_filtered_and_paged() {
     assert_eq!(page.code, Some(0), "{}", page.stderr);
     let lines: Vec<&str> = page.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "a header and two runs: {}", page.stdout);
-    assert!(lines[0].starts_with("STARTED (UTC)  TASK"), "{lines:?}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "STARTED", "(UTC)", "TASK", "RUN", "TOOK", "OUTCOME", "DETAIL"
+        ],
+        "{lines:?}"
+    );
     assert!(
         page.stderr
             .starts_with("more runs: leasewatch runs --limit 2 --before "),

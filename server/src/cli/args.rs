@@ -3,10 +3,8 @@
 
 use std::ffi::OsString;
 
+use leasewatch_engine::query::MAX_PAGE;
 use leasewatch_types::RunOutcome;
-
-/// Runs per page the runs endpoint gives at most (`limit` 1 to this).
-pub const MAX_RUNS: u32 = 500;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +37,7 @@ pub enum Subcommand {
     /// The leases held now.
     Leases,
     /// Finished runs, newest first.
-    Runs(RunsQuery),
+    Runs(RunsFilter),
     /// Revoke stale leases (or only report what would be revoked).
     Cleanup {
         /// `--dry-run`.
@@ -47,14 +45,14 @@ pub enum Subcommand {
     },
 }
 
-/// `runs`' filters, as the runs endpoint takes them.
+/// `runs`' filters, checked as far as the command line can (the server checks the rest).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunsQuery {
+pub struct RunsFilter {
     /// `--task NAME`.
     pub task: Option<String>,
     /// `--outcome O`, or `--failed`.
     pub outcome: Option<RunOutcome>,
-    /// `--limit N`, 1 to [`MAX_RUNS`]; the server's default (50) when absent.
+    /// `--limit N`, 1 to [`MAX_PAGE`]; the server's default (50) when absent.
     pub limit: Option<u32>,
     /// `--before CURSOR`: the page after the one that gave this cursor.
     pub before: Option<String>,
@@ -244,17 +242,17 @@ fn runs(flags: &mut Flags) -> Result<Subcommand, UsageError> {
     let limit = flags
         .value("--limit", "a number of runs, 1 to 500")?
         .map(|given| match given.parse::<u32>() {
-            Ok(n) if (1..=MAX_RUNS).contains(&n) => Ok(n),
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
             _ => Err(UsageError::BadValue {
                 command,
                 flag: "--limit",
                 given,
-                allowed: format!("a whole number from 1 to {MAX_RUNS}"),
+                allowed: format!("a whole number from 1 to {MAX_PAGE}"),
             }),
         })
         .transpose()?;
     let before = flags.value("--before", "the cursor a previous page printed")?;
-    Ok(Subcommand::Runs(RunsQuery {
+    Ok(Subcommand::Runs(RunsFilter {
         task,
         outcome,
         limit,
@@ -382,7 +380,7 @@ mod tests {
         parse(args.iter().map(OsString::from))
     }
 
-    fn runs(query: RunsQuery) -> Invocation {
+    fn runs(query: RunsFilter) -> Invocation {
         Invocation::Command(Command {
             kind: Subcommand::Runs(query),
             json: false,
@@ -433,7 +431,7 @@ mod tests {
                 "500",
                 "--before=abc"
             ]),
-            Ok(runs(RunsQuery {
+            Ok(runs(RunsFilter {
                 task: Some("health_check".into()),
                 outcome: Some(RunOutcome::Cancelled),
                 limit: Some(500),
@@ -442,9 +440,9 @@ mod tests {
         );
         assert_eq!(
             parse_str(&["runs", "--failed", "--outcome", "failed"]),
-            Ok(runs(RunsQuery {
+            Ok(runs(RunsFilter {
                 outcome: Some(RunOutcome::Failed),
-                ..RunsQuery::default()
+                ..RunsFilter::default()
             }))
         );
     }
@@ -518,7 +516,8 @@ mod tests {
     }
 
     #[test]
-    fn the_help_fits_80_columns() {
+    fn the_help_fits_80_columns_and_gives_the_servers_limit() {
+        assert!(HELP.contains(&format!("1 to {MAX_PAGE} (default 50)")));
         for line in HELP.lines() {
             assert!(line.chars().count() <= 80, "{line}");
         }

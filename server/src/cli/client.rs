@@ -136,12 +136,11 @@ impl Client {
         &self.settings.base
     }
 
-    /// `GET path?query`.
-    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Answer, CliError> {
+    /// `GET path?query`, `query` encoded already (empty: none).
+    pub async fn get(&self, path: &str, query: &str) -> Result<Answer, CliError> {
         let mut url = self.url(path)?;
         if !query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            url.set_query(Some(query));
         }
         self.send(self.http.get(url), path, TIMEOUT).await
     }

@@ -18,16 +18,15 @@ use std::{
     process::ExitCode,
 };
 
-pub use args::{Command, HELP, Invocation, RunsQuery, Subcommand, UsageError, parse};
+pub use args::{Command, HELP, Invocation, RunsFilter, Subcommand, UsageError, parse};
 pub use client::{SettingError, TOKEN_VAR, URL_VAR};
 
 use client::{ACTION_TIMEOUT, Answer, Client, Settings};
+use leasewatch_engine::history::StoredRun;
+use leasewatch_types::RunsQuery;
 use serde::de::DeserializeOwned;
 
-use crate::api::STATUS_PATH;
-
-/// The runs endpoint (`GET`, filtered, newest first, a page at a time).
-const RUNS_PATH: &str = "/api/admin/runs";
+use crate::api::{RUNS_PATH, STATUS_PATH};
 
 /// The exit statuses, for scripts; `--help` and the README list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +177,7 @@ async fn ask(client: &Client, command: &Command, width: usize) -> Result<Printed
     };
     match &command.kind {
         Subcommand::Status => {
-            let answer = client.get(STATUS_PATH, &[]).await?;
+            let answer = client.get(STATUS_PATH, "").await?;
             let status: view::Status = read(client, &answer)?;
             let exit = if status.critical() > 0 {
                 Exit::Critical
@@ -196,7 +195,7 @@ async fn ask(client: &Client, command: &Command, width: usize) -> Result<Printed
             })
         }
         Subcommand::Leases => {
-            let answer = client.get(STATUS_PATH, &[]).await?;
+            let answer = client.get(STATUS_PATH, "").await?;
             let status: view::Status = read(client, &answer)?;
             Ok(printed(if command.json {
                 // The status' own `leases`, as the server sent them.
@@ -207,8 +206,10 @@ async fn ask(client: &Client, command: &Command, width: usize) -> Result<Printed
             }))
         }
         Subcommand::Runs(query) => {
-            let answer = client.get(RUNS_PATH, &runs_query(query)).await?;
-            let runs: Vec<view::Run> = read(client, &answer)?;
+            let answer = client
+                .get(RUNS_PATH, &runs_query(query).to_query_string())
+                .await?;
+            let runs: Vec<StoredRun> = read(client, &answer)?;
             let note = answer.next_before.as_ref().map(|cursor| {
                 format!(
                     "more runs: leasewatch {} --before {cursor}",
@@ -238,26 +239,19 @@ async fn ask(client: &Client, command: &Command, width: usize) -> Result<Printed
     }
 }
 
-/// The runs endpoint's query for `query`.
-fn runs_query(query: &RunsQuery) -> Vec<(&'static str, String)> {
-    let mut pairs = Vec::new();
-    if let Some(task) = &query.task {
-        pairs.push(("task", task.clone()));
+/// The runs endpoint's query for `filter`: the server's own query type, so the names agree.
+fn runs_query(filter: &RunsFilter) -> RunsQuery {
+    RunsQuery {
+        task: filter.task.clone(),
+        outcome: filter.outcome.map(|outcome| outcome.to_string()),
+        limit: filter.limit,
+        before: filter.before.clone(),
+        ..RunsQuery::default()
     }
-    if let Some(outcome) = query.outcome {
-        pairs.push(("outcome", outcome.to_string()));
-    }
-    if let Some(limit) = query.limit {
-        pairs.push(("limit", limit.to_string()));
-    }
-    if let Some(before) = &query.before {
-        pairs.push(("before", before.clone()));
-    }
-    pairs
 }
 
 /// `runs` with `query`'s filters (not its cursor), for the note that gives the next page.
-fn runs_command(query: &RunsQuery, json: bool) -> String {
+fn runs_command(query: &RunsFilter, json: bool) -> String {
     let mut command = "runs".to_owned();
     if let Some(task) = &query.task {
         command.push_str(&format!(" --task {task}"));
@@ -348,7 +342,7 @@ mod tests {
 
     #[test]
     fn the_next_page_note_repeats_the_filters() {
-        let query = RunsQuery {
+        let query = RunsFilter {
             task: Some("health_check".into()),
             outcome: Some(RunOutcome::Failed),
             limit: Some(5),
@@ -359,13 +353,8 @@ mod tests {
             "runs --task health_check --outcome failed --limit 5 --json"
         );
         assert_eq!(
-            runs_query(&query),
-            vec![
-                ("task", "health_check".to_owned()),
-                ("outcome", "failed".to_owned()),
-                ("limit", "5".to_owned()),
-                ("before", "old".to_owned()),
-            ]
+            runs_query(&query).to_query_string(),
+            "task=health_check&outcome=failed&limit=5&before=old"
         );
     }
 }

@@ -4,11 +4,11 @@
 //! silent blank column), but only the parts shown: the status' other sections (governor,
 //! forecast, alerts, ...) are not read, so a server that grows them still answers this CLI.
 
-use chrono::{DateTime, Utc};
 use leasewatch_engine::{
-    LeaseInfo, PoolSnapshot, TaskView, control::Details, recommend::Recommendation, tasks::Trigger,
+    LeaseInfo, PoolSnapshot, TaskView, control::Details, history::StoredRun,
+    recommend::Recommendation, tasks::Trigger,
 };
-use leasewatch_types::{ActionName, RunOutcome, Severity};
+use leasewatch_types::{ActionName, Severity};
 use serde::Deserialize;
 
 use super::table::{Column, Table, clock, duration_ms, relative, stamp};
@@ -48,31 +48,6 @@ pub struct Acted {
     pub message: String,
     /// Its report.
     pub details: Details,
-}
-
-/// One finished run, as `GET /api/admin/runs` lists it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Run {
-    /// The Leasewatch instance that ran it.
-    pub instance: String,
-    /// The task.
-    pub task: String,
-    /// The run's number on its instance.
-    pub run_id: u64,
-    /// What started it.
-    pub trigger: Trigger,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// How long it took, retries included.
-    pub duration_ms: u64,
-    /// How it ended.
-    pub outcome: RunOutcome,
-    /// The kind of failure, for a failed run (`timed_out`, `revoked`, ...).
-    #[serde(default)]
-    pub failure: Option<String>,
-    /// What happened, why it was skipped or cancelled, or the error.
-    #[serde(default)]
-    pub detail: Option<String>,
 }
 
 /// `status`: the scheduler and pool in a few lines, then the tasks and the recommendations.
@@ -189,7 +164,7 @@ fn lease_row(table: &mut Table, lease: &LeaseInfo) {
 }
 
 /// `runs`: one line per run; the instance column only when the page has several.
-pub fn runs(runs: &[Run], width: usize) -> String {
+pub fn runs(runs: &[StoredRun], width: usize) -> String {
     if runs.is_empty() {
         return "no runs match\n".to_owned();
     }
@@ -215,7 +190,7 @@ pub fn runs(runs: &[Run], width: usize) -> String {
             Trigger::Manual => format!("{} (manual)", run.run_id),
             Trigger::Schedule => run.run_id.to_string(),
         };
-        let outcome = match &run.failure {
+        let outcome = match run.failure {
             Some(kind) => format!("{}: {kind}", run.outcome),
             None => run.outcome.to_string(),
         };
@@ -224,7 +199,7 @@ pub fn runs(runs: &[Run], width: usize) -> String {
             run_id,
             duration_ms(run.duration_ms),
             outcome,
-            run.detail.clone().unwrap_or_default(),
+            run.detail.clone(),
         ]);
         table.row(cells);
     }
@@ -262,23 +237,33 @@ pub fn acted(acted: &Acted, width: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+    use leasewatch_engine::FailureKind;
+    use leasewatch_types::RunOutcome;
+
     use super::*;
 
-    fn run(instance: &str, outcome: RunOutcome, failure: Option<&str>) -> Run {
-        Run {
+    fn run(instance: &str, outcome: RunOutcome, failure: Option<FailureKind>) -> StoredRun {
+        let started_at = DateTime::parse_from_rfc3339("2026-05-14T14:07:30Z")
+            .unwrap()
+            .to_utc();
+        StoredRun {
             instance: instance.into(),
+            host: "db1".into(),
             task: "auction_monitor".into(),
             run_id: 42,
             trigger: Trigger::Schedule,
-            started_at: DateTime::parse_from_rfc3339("2026-05-14T14:07:30Z")
-                .unwrap()
-                .to_utc(),
+            scheduled_at: Some(started_at),
+            started_at,
+            ended_at: started_at + chrono::Duration::milliseconds(1_250),
             duration_ms: 1_250,
             outcome,
-            failure: failure.map(str::to_owned),
-            detail: Some(
-                "a detail long enough to be cut at eighty columns, and then some more words".into(),
-            ),
+            failure,
+            detail: "a detail long enough to be cut at eighty columns, and then some more words"
+                .into(),
+            rows: 0,
+            attempts: 1,
+            leases: 1,
         }
     }
 
@@ -287,7 +272,7 @@ mod tests {
         let one = runs(
             &[
                 run("a", RunOutcome::Succeeded, None),
-                run("a", RunOutcome::Failed, Some("timed_out")),
+                run("a", RunOutcome::Failed, Some(FailureKind::TimedOut)),
             ],
             80,
         );
