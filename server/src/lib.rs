@@ -20,7 +20,7 @@
 //! - `startup`: builds the engine and the router, serves until Ctrl-C or SIGTERM.
 //! - `cli`: the command line's subcommands, a client of the API over HTTP; beside the
 //!   server rather than above it, it imports only `auth::secret`, `error`, `dto` and `api`'s
-//!   paths (the shapes it reads), never the router or start-up.
+//!   paths and header names (the shapes it reads), never the router or start-up.
 //!
 //! Handlers take the dashboard's `AppState` as router state and reach the engine through
 //! `State<Arc<Engine>>` (`FromRef`); only the login routes keep state of their own (`Auth`).
