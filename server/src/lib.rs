@@ -18,6 +18,9 @@
 //!   descriptions) behind the layers.
 //! - `serve`: the listener, with header timeouts and a connection cap.
 //! - `startup`: builds the engine and the router, serves until Ctrl-C or SIGTERM.
+//! - `cli`: the command line's subcommands, a client of the API over HTTP; beside the
+//!   server rather than above it, it imports only `auth::secret`, `error`, `dto` and `api`'s
+//!   paths and header names (the shapes it reads), never the router or start-up.
 //!
 //! Handlers take the dashboard's `AppState` as router state and reach the engine through
 //! `State<Arc<Engine>>` (`FromRef`); only the login routes keep state of their own (`Auth`).
@@ -29,6 +32,7 @@
 
 // Public: what `main` and the integration tests build the server from.
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod routes;

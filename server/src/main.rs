@@ -1,42 +1,34 @@
-//! `leasewatch`: runs the background tasks and serves the dashboard.
+//! `leasewatch`: runs the background tasks and serves the dashboard; its subcommands
+//! (`status`, `leases`, `runs`, `cleanup`) ask a running server from a shell.
 
 use std::{io::IsTerminal, process::ExitCode};
 
-use leasewatch::{Application, Config};
+use leasewatch::{
+    Application, Config,
+    cli::{self, Exit, Invocation},
+};
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: leasewatch [--demo]\n\n  --demo   seed auctions that start over the next minutes and shorten task intervals\n\nConfiguration comes from the environment and .env; see the README.";
-
-/// Exit status for a refused configuration or command line (as `sysexits`' EX_USAGE).
-const EXIT_USAGE: u8 = 2;
-
 fn main() -> ExitCode {
+    // A subcommand asks a running server; without one this process is the server.
+    let demo = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Invocation::Serve { demo }) => demo,
+        Ok(Invocation::Help) => return cli::help(),
+        Ok(Invocation::Command(command)) => return cli::run(&command),
+        Err(err) => return cli::fail(&err.into()),
+    };
     init_tracing();
-    let mut demo = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--demo" => demo = true,
-            "-h" | "--help" => {
-                tracing::info!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                tracing::error!("unknown argument {other:?}; {USAGE}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        }
-    }
     if let Err(err) = dotenvy::dotenv()
         && !err.not_found()
     {
         tracing::error!("cannot read .env: {err}");
-        return ExitCode::from(EXIT_USAGE);
+        return Exit::Usage.into();
     }
     let config = match Config::from_lookup(|var| std::env::var(var).ok(), demo) {
         Ok(config) => config,
         Err(err) => {
             tracing::error!("{err}");
-            return ExitCode::from(EXIT_USAGE);
+            return Exit::Usage.into();
         }
     };
     // Server-side rendering of the dashboard nests deeply; give workers room beyond the 2 MiB
