@@ -223,7 +223,9 @@ async fn postgres_an_install_in_public_moves_into_its_schema_on_start() {
             "auctions",
             "audit_log",
             "bids",
+            "pool_samples",
             "revoked_sessions",
+            "run_history",
             "session_secret"
         ]
     );
