@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(err.field, "outcome");
         assert!(
             err.message
-                .contains("succeeded, failed, skipped, cancelled"),
+                .contains("succeeded, skipped, failed, cancelled"),
             "{err}"
         );
         let err = refused(RunsQuery {
