@@ -17,6 +17,7 @@ mod tables;
 use crate::{
     api::{Control, get_dashboard},
     charts, markup,
+    prefs::DisplayPrefs,
     wire::{Advice, Dashboard, clock_utc},
 };
 use alerts::AlertsSection;
@@ -94,14 +95,23 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
     });
 
     view! {
-        <main class="monitor" data-hydrated=move || hydrated.get().to_string()>
-            <header class="masthead">
-                <h1>"Leasewatch"</h1>
-                <p class="tagline">"Background tasks and the connections they hold"</p>
-                <form method="post" action="/logout">
-                    <button type="submit" class="quiet">"Log out"</button>
-                </form>
-            </header>
+        // First on the page: past the header's controls to the figures.
+        <a class="skip-link" href="#content">"Skip to content"</a>
+        <header class="masthead">
+            <h1>"Leasewatch"</h1>
+            <p class="tagline">"Background tasks and the connections they hold"</p>
+            <DisplayPrefs/>
+            <form method="post" action="/logout">
+                <button type="submit" class="quiet">"Log out"</button>
+            </form>
+        </header>
+        // Focusable from the skip link only, so the next Tab goes on from here.
+        <main
+            class="monitor"
+            id="content"
+            tabindex="-1"
+            data-hydrated=move || hydrated.get().to_string()
+        >
             // Screen readers hear each action's result here; sighted users see it where they
             // acted.
             <p class="sr-only" aria-live="polite" role="status">
