@@ -191,14 +191,16 @@ pub struct Dashboard {
     pub tasks: Vec<TaskRow>,
     /// What the rules recommend, worst first.
     pub recommendations: Vec<Advice>,
-    /// The expected peak of the tasks' own connections over the next hour, in a line.
-    pub schedule_preview: String,
+    /// The expected peak of the tasks' own connections over the next hour, in a line, with
+    /// the peak's time apart.
+    pub schedule_preview: TimedLine,
     /// Recent control actions, newest first.
     pub audit: Vec<AuditRow>,
     /// Auctions per status, in life-cycle order.
     pub auctions: Vec<StatusCount>,
-    /// The server-wide view in a line (PostgreSQL), or why there is none.
-    pub server: String,
+    /// The server-wide view in a line (PostgreSQL), with when it was read apart, or why there
+    /// is none.
+    pub server: TimedLine,
     /// Whether there is a database server to chart (PostgreSQL); SQLite is embedded, so its
     /// chart says the server view does not apply instead of looking empty.
     pub server_applies: bool,
@@ -206,6 +208,28 @@ pub struct Dashboard {
     pub forecast: Option<Forecast>,
     /// Alerts firing, where they go and how their notifications fared.
     pub alerts: Alerts,
+}
+
+/// A line of text naming one instant, in parts, so the page can write the instant in the
+/// reader's zone: `before`, the instant, `after`. A line that names none is all `before`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedLine {
+    /// The text before the instant (all of it when there is none).
+    pub before: String,
+    /// The instant, in Unix milliseconds.
+    pub at_ms: Option<i64>,
+    /// The text after it.
+    pub after: String,
+}
+
+impl TimedLine {
+    /// A line that names no instant.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self {
+            before: text.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// The alerts section: what fires, the receivers and the latest notifications.
