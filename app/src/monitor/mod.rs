@@ -108,13 +108,9 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                 <button type="submit" class="quiet">"Log out"</button>
             </form>
         </header>
-        // Focusable from the skip link only, so the next Tab goes on from here.
-        <main
-            class="monitor"
-            id="content"
-            tabindex="-1"
-            data-hydrated=move || hydrated.get().to_string()
-        >
+        // The skip link's target. Not focusable (a click on its text would focus it and send the
+        // next Tab back to its start): following the link moves where Tab goes on from.
+        <main class="monitor" id="content" data-hydrated=move || hydrated.get().to_string()>
             // Screen readers hear each action's result here; sighted users see it where they
             // acted.
             <p class="sr-only" aria-live="polite" role="status">
