@@ -79,8 +79,8 @@ pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
                 <title>"Page not found · Leasewatch"</title>
             </head>
             <body>
-                <main class="not-found">
-                    <p>"Page not found."</p>
+                <main class="monitor not-found">
+                    <h1>"Page not found"</h1>
                     <p><a href="/">"Go to the dashboard"</a></p>
                 </main>
             </body>
