@@ -408,16 +408,13 @@ pub fn time_markup(at_ms: i64, zone: Zone, shown: Shown) -> Markup {
 }
 
 /// An instant in a view: `<time>` as [`time_markup`] writes it, its words following the zone
-/// and, for a relative one, `now_ms` (Unix milliseconds).
-pub fn time_view(
-    at_ms: i64,
-    shown: Shown,
-    now_ms: impl Fn() -> i64 + Send + Sync + 'static,
-) -> impl IntoView {
+/// and, for a relative one, `now_ms` (Unix milliseconds). A signal rather than a closure: one
+/// copy of the view's code in the WASM, not one per caller.
+pub fn time_view(at_ms: i64, shown: Shown, now_ms: Signal<i64>) -> impl IntoView {
     let zone = Prefs::get().zone;
     view! {
         <time datetime=iso_utc(at_ms) title=move || zone.get().title(at_ms)>
-            {move || zone.get().text(at_ms, shown, now_ms())}
+            {move || zone.get().text(at_ms, shown, now_ms.get())}
         </time>
     }
 }

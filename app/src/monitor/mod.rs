@@ -45,10 +45,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
     };
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
-    let now = Now {
-        clock: Prefs::get().now_ms,
-        data,
-    };
+    let now = now_of(data);
     poll_while_visible(polls, data);
     show_attention_in_tab(data);
 
@@ -257,13 +254,13 @@ fn section(view: impl IntoView) -> impl IntoView {
 }
 
 #[component]
-fn StatusLine(data: Memo<Option<Dashboard>>, now: Now) -> impl IntoView {
-    let zone = Prefs::get().zone;
+fn StatusLine(data: Memo<Option<Dashboard>>, now: Signal<i64>) -> impl IntoView {
+    let Prefs { zone, now_ms, .. } = Prefs::get();
     let server = move || {
         field(data, |d| d.server.clone())().map(|line| {
             view! {
                 {line.before}
-                {line.at_ms.map(|at| time_view(at, Shown::Relative(Relative::Ago), move || now.get()))}
+                {line.at_ms.map(|at| time_view(at, Shown::Relative(Relative::Ago), now))}
                 {line.after}
             }
         })
@@ -272,7 +269,7 @@ fn StatusLine(data: Memo<Option<Dashboard>>, now: Now) -> impl IntoView {
         <p
             class="as-of"
             data-taken-at=field(data, |d| d.taken_at_ms.to_string())
-            inner_html=move || markup_from(data, |d| markup::status_line(d, zone.get(), now.clock.get()))
+            inner_html=move || markup_from(data, |d| markup::status_line(d, zone.get(), now_ms.get()))
         ></p>
         <p class="note server-view">"Server: " {server}</p>
     }
@@ -325,10 +322,7 @@ fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl In
 /// (kept for the clear-hold), subdued, with when it cleared and its last numbers.
 #[component]
 fn AdviceItem(advice: Advice, controls: Controls) -> impl IntoView {
-    let now = Now {
-        clock: Prefs::get().now_ms,
-        data: controls.data,
-    };
+    let now = now_of(controls.data);
     let place = Place::Advice(advice.id.clone());
     let cleared = advice.cleared_at_ms;
     let class = format!(
@@ -342,7 +336,7 @@ fn AdviceItem(advice: Advice, controls: Controls) -> impl IntoView {
             <strong>{advice.title.clone()}</strong>
             {cleared.map(|at| view! {
                 <span class="cleared">
-                    " · cleared " {time_view(at, Shown::Relative(Relative::Ago), move || now.get())}
+                    " · cleared " {time_view(at, Shown::Relative(Relative::Ago), now)}
                 </span>
             })}
             <p>{cleared.map(|_| "Last seen: ")} {advice.detail.clone()}</p>
@@ -392,20 +386,15 @@ fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
 /// The time relative words are reckoned from, in Unix milliseconds: the browser's clock once
 /// it ticks; before that the data's own time, so the server's HTML and the browser's first
 /// render agree.
-#[derive(Clone, Copy)]
-struct Now {
-    clock: ReadSignal<Option<f64>>,
-    data: Memo<Option<Dashboard>>,
-}
-
-impl Now {
-    fn get(self) -> i64 {
-        self.clock
+fn now_of(data: Memo<Option<Dashboard>>) -> Signal<i64> {
+    let clock = Prefs::get().now_ms;
+    Signal::derive(move || {
+        clock
             .get()
             .map(|ms| ms as i64)
-            .or_else(|| self.data.with(|d| d.as_ref().map(|d| d.taken_at_ms)))
+            .or_else(|| data.with(|d| d.as_ref().map(|d| d.taken_at_ms)))
             .unwrap_or_default()
-    }
+    })
 }
 
 /// Asks for fresh data every `poll_ms` while the tab is visible (hydrated pages only).

@@ -1,9 +1,8 @@
 //! The tables: leases, tasks (with run now and pause / resume per row), auctions, audit.
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
 use super::{
-    Now,
     controls::{Controls, Place},
     read::{field, markup_from},
 };
@@ -43,13 +42,13 @@ pub(super) fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
 pub(super) fn TaskTable(
     data: Memo<Option<Dashboard>>,
     controls: Controls,
-    now: Now,
+    now: Signal<i64>,
 ) -> impl IntoView {
     let preview = move || {
         field(data, |d| d.schedule_preview.clone())().map(|line| {
             view! {
                 {line.before}
-                {line.at_ms.map(|at| time_view(at, Shown::ShortClock, move || now.get()))}
+                {line.at_ms.map(|at| time_view(at, Shown::ShortClock, now))}
                 {line.after}
             }
         })
@@ -93,7 +92,7 @@ fn TaskLine(
     name: String,
     data: Memo<Option<Dashboard>>,
     controls: Controls,
-    now: Now,
+    now: Signal<i64>,
 ) -> impl IntoView {
     let key = name.clone();
     let task = Memo::new(move |_| {
@@ -116,28 +115,28 @@ fn TaskLine(
                 {move || task.get().and_then(|t| t.next_run_at_ms).map(|at| {
                     let soon = at - now.get() < SOON_MS;
                     let shown = if soon { Shown::Relative(Relative::Until) } else { Shown::DateTime };
-                    time_view(at, shown, move || now.get())
+                    time_view(at, shown, now)
                 })}
                 {move || task.get().and_then(|t| t.deferred_since_ms).map(|since| view! {
                     <span class="detail deferred" data-deferred=since>
-                        "deferred since " {time_view(since, Shown::Clock, move || now.get())}
+                        "deferred since " {time_view(since, Shown::Clock, now)}
                         ": exhaustion of the server is predicted"
                     </span>
                 })}
             </td>
             <td data-label="Last run" class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome).map(|o| o.as_str())>
                 {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
-                    (Some(at), Some(outcome)) => view! {
-                        {outcome.as_str()} " " {time_view(at, Shown::Relative(Relative::Ago), move || now.get())}
-                    }.into_any(),
-                    _ => "not yet".into_any(),
+                    (Some(at), Some(outcome)) => Either::Left(view! {
+                        {outcome.as_str()} " " {time_view(at, Shown::Relative(Relative::Ago), now)}
+                    }),
+                    _ => Either::Right("not yet"),
                 })}
                 <span class="detail">{move || task.get().and_then(|t| t.last_detail)}</span>
                 {move || retry().map(|r| view! {
                     <span class="retry" data-retry=r.run_id>
                         {attempt_words(&r)} ", next try at "
-                        {time_view(r.at_ms, Shown::Clock, move || now.get())} " ("
-                        {time_view(r.at_ms, Shown::Relative(Relative::Until), move || now.get())} ")"
+                        {time_view(r.at_ms, Shown::Clock, now)} " ("
+                        {time_view(r.at_ms, Shown::Relative(Relative::Until), now)} ")"
                         <span class="detail">"Last error: " {r.error}</span>
                     </span>
                 })}
