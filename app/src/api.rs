@@ -59,13 +59,14 @@ pub mod ssr {
         Backend, Engine, ServerView,
         alert::AlertsView,
         predict::ForecastView,
-        tasks::{TaskState, TaskView},
+        tasks::{SchedulePreview, TaskState, TaskView},
     };
     use leptos::{config::LeptosOptions, prelude::ServerFnError};
 
     use crate::wire::{
         Advice, Alerts, AuditRow, Dashboard, FiringRow, Forecast, ForecastTrend, LeaseRow,
         NotificationRow, PoolCard, ReceiverRow, Retry, RunDot, Sample, StatusCount, TaskRow,
+        TimedLine,
     };
 
     /// What every request handler and server function can reach.
@@ -152,7 +153,7 @@ pub mod ssr {
                 .collect(),
             tasks: engine.tasks().tasks().into_iter().map(task_row).collect(),
             recommendations: advice(engine),
-            schedule_preview: engine.schedule_preview().line,
+            schedule_preview: schedule_line(engine.schedule_preview()),
             audit: engine
                 .audit()
                 .recent(20)
@@ -182,16 +183,19 @@ pub mod ssr {
                 })
                 .collect(),
             server: match leases.server_view() {
-                ServerView::Unknown => "not read yet (the health check reads it)".to_owned(),
-                ServerView::NotApplicable { reason } => reason,
-                ServerView::Postgres(v) => format!(
-                    "{} of {} connections in use ({} reserved), {} idle in transaction, read {}",
-                    v.client_connections,
-                    v.max_connections,
-                    v.reserved_connections,
-                    v.idle_in_transaction,
-                    v.read_at.format("%H:%M:%S UTC")
-                ),
+                ServerView::Unknown => TimedLine::plain("not read yet (the health check reads it)"),
+                ServerView::NotApplicable { reason } => TimedLine::plain(reason),
+                ServerView::Postgres(v) => TimedLine {
+                    before: format!(
+                        "{} of {} connections in use ({} reserved), {} idle in transaction, read ",
+                        v.client_connections,
+                        v.max_connections,
+                        v.reserved_connections,
+                        v.idle_in_transaction,
+                    ),
+                    at_ms: Some(v.read_at.timestamp_millis()),
+                    after: String::new(),
+                },
             },
             server_applies: db.backend() == Backend::Postgres,
             forecast: engine.forecast().map(forecast),
@@ -242,6 +246,24 @@ pub mod ssr {
                 })
                 .collect(),
             queued: u32::try_from(view.queued).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The schedule preview's line with the peak's time apart. The engine writes it as "… at
+    /// 14:07 UTC …" (the only " at " before the time, which ends at " UTC"); a line without
+    /// a peak stays whole.
+    pub fn schedule_line(preview: SchedulePreview) -> TimedLine {
+        let split = preview.line.split_once(" at ").and_then(|(before, rest)| {
+            let (_, after) = rest.split_once(" UTC")?;
+            Some((format!("{before} at "), after.to_owned()))
+        });
+        match split {
+            Some((before, after)) if preview.peak > 0 => TimedLine {
+                before,
+                at_ms: Some(preview.at.timestamp_millis()),
+                after,
+            },
+            _ => TimedLine::plain(preview.line),
         }
     }
 
@@ -343,6 +365,49 @@ pub mod ssr {
                 .iter()
                 .map(|at| at.timestamp_millis())
                 .collect(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use chrono::{TimeZone, Utc};
+
+        use super::*;
+
+        fn preview(peak: u32, line: &str) -> SchedulePreview {
+            let at = Utc.with_ymd_and_hms(2026, 12, 2, 14, 7, 0).unwrap();
+            SchedulePreview {
+                from: at,
+                until: at,
+                peak,
+                at,
+                tasks: vec![],
+                line: line.to_owned(),
+            }
+        }
+
+        #[test]
+        fn the_schedule_line_sets_the_peak_time_apart() {
+            assert_eq!(
+                schedule_line(preview(
+                    1,
+                    "next hour: peak 1 at 14:07 UTC (status_transitions)"
+                )),
+                TimedLine {
+                    before: "next hour: peak 1 at ".to_owned(),
+                    at_ms: Some(1_796_220_420_000),
+                    after: " (status_transitions)".to_owned(),
+                }
+            );
+            let together = schedule_line(preview(
+                3,
+                "next hour: peak 3 at 14:07:30 UTC, when a, b and c start together",
+            ));
+            assert_eq!(together.after, ", when a, b and c start together");
+            assert_eq!(
+                schedule_line(preview(0, "next hour: no runs expected")),
+                TimedLine::plain("next hour: no runs expected")
+            );
         }
     }
 }

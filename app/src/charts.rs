@@ -17,7 +17,10 @@ use std::{
 
 use maud::{Markup, Render, html};
 
-use crate::wire::{Dashboard, Forecast, RunOutcome, Sample, TaskRow, clock_utc};
+use crate::{
+    prefs::{Shown, Zone, time_markup},
+    wire::{Dashboard, Forecast, RunOutcome, Sample, TaskRow},
+};
 
 /// Height of the pool and latency charts, in CSS pixels.
 const HEIGHT: f64 = 190.0;
@@ -100,15 +103,15 @@ fn axis_number(value: f64) -> String {
     }
 }
 
-/// "HH:MM:SS UTC", as elsewhere on the page.
-fn time_of(at_ms: i64) -> String {
-    format!("{} UTC", clock_utc(at_ms))
+/// "HH:MM:SS UTC" or, local, "HH:MM:SS", as elsewhere on the page. (SVG text has no `<time>`.)
+fn time_of(at_ms: i64, zone: Zone) -> String {
+    zone.text(at_ms, Shown::Clock, at_ms)
 }
 
-/// The four charts, as the markup of the charts section.
-pub fn markup(dashboard: &Dashboard) -> String {
+/// The four charts, as the markup of the charts section, their times in `zone`.
+pub fn markup(dashboard: &Dashboard, zone: Zone) -> String {
     let now_ms = dashboard.taken_at_ms;
-    let server = ServerChart::of(dashboard);
+    let server = ServerChart::of(dashboard, zone);
     // Each chart's skip link goes to the next one that has points to skip.
     let after_latency = if server.has_points() {
         "#skip-server"
@@ -116,10 +119,10 @@ pub fn markup(dashboard: &Dashboard) -> String {
         "#skip-runs"
     };
     html! {
-        (pool_chart(&dashboard.history, now_ms, dashboard.pool.max))
-        (latency_chart(&dashboard.history, now_ms, after_latency))
+        (pool_chart(&dashboard.history, now_ms, dashboard.pool.max, zone))
+        (latency_chart(&dashboard.history, now_ms, after_latency, zone))
         (server.render())
-        (runs_chart(&dashboard.tasks, now_ms))
+        (runs_chart(&dashboard.tasks, now_ms, zone))
     }
     .into_string()
 }
@@ -283,10 +286,10 @@ fn cursor(x: Pct, axis_y: f64) -> Markup {
     html! { line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {} }
 }
 
-/// A focusable point: `hit` takes the pointer; `marks` and the tooltip (its time, then
-/// `values`) show on hover and focus; its label reads the same.
-fn point(at_ms: i64, values: &[String], hit: Markup, marks: Markup, tip: TipAt) -> Markup {
-    let time = time_of(at_ms);
+/// A focusable point at an instant (shown in a zone): `hit` takes the pointer; `marks` and the
+/// tooltip (its time, then `values`) show on hover and focus; its label reads the same.
+fn point(at: (i64, Zone), values: &[String], hit: Markup, marks: Markup, tip: TipAt) -> Markup {
+    let time = time_of(at.0, at.1);
     let label = format!("{time}: {}", values.join(", "));
     let lines: Vec<String> = std::iter::once(time)
         .chain(values.iter().cloned())
@@ -315,7 +318,7 @@ fn line_key(class: &str, words: &str) -> Markup {
 type Series = (&'static str, &'static str, fn(&Sample) -> f64);
 
 /// Connections in use, idle and waiting over the last 15 minutes, and the pool's maximum.
-fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
+fn pool_chart(history: &[Sample], now_ms: i64, max: u32, zone: Zone) -> Markup {
     let history: Vec<&Sample> = history
         .iter()
         .filter(|s| in_span(s.at_ms, now_ms))
@@ -381,7 +384,7 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
                     @let values: Vec<String> =
                         series.iter().map(|(_, words, value)| format!("{} {words}", value(s))).collect();
                     (point(
-                        s.at_ms,
+                        (s.at_ms, zone),
                         &values,
                         column_hit(left, right, axis_y),
                         html! {
@@ -406,7 +409,7 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32) -> Markup {
 }
 
 /// Acquire latency (p95 per 5-second interval) over the last 15 minutes.
-fn latency_chart(history: &[Sample], now_ms: i64, next: &str) -> Markup {
+fn latency_chart(history: &[Sample], now_ms: i64, next: &str, zone: Zone) -> Markup {
     let points: Vec<(i64, f64)> = history
         .iter()
         .filter(|s| in_span(s.at_ms, now_ms))
@@ -430,7 +433,7 @@ fn latency_chart(history: &[Sample], now_ms: i64, next: &str) -> Markup {
                 @for (i, (at, v)) in points.iter().enumerate() {
                     @let (x, y, (left, right)) = (Pct(xs[i]), y_of(*v, top), column(&xs, i));
                     (point(
-                        *at,
+                        (*at, zone),
                         &[format!("p95 {v:.1} ms")],
                         column_hit(left, right, axis_y),
                         html! {
@@ -508,10 +511,11 @@ struct ServerChart<'a> {
     history: Vec<&'a Sample>,
     forecast: Option<&'a Forecast>,
     timeline: Timeline,
+    zone: Zone,
 }
 
 impl<'a> ServerChart<'a> {
-    fn of(dashboard: &'a Dashboard) -> Self {
+    fn of(dashboard: &'a Dashboard, zone: Zone) -> Self {
         let now_ms = dashboard.taken_at_ms;
         let forecast = dashboard.forecast.as_ref();
         Self {
@@ -523,6 +527,7 @@ impl<'a> ServerChart<'a> {
                 .collect(),
             forecast,
             timeline: Timeline::of(now_ms, forecast),
+            zone,
         }
     }
 
@@ -556,36 +561,33 @@ impl<'a> ServerChart<'a> {
     }
 
     /// The chart in words: where the connections stand and where they are heading.
-    fn summary(&self) -> String {
+    fn summary(&self) -> Markup {
         let Some(f) = self.forecast else {
-            return "Not read yet: the server is read every 2 s.".to_owned();
+            return html! { "Not read yet: the server is read every 2 s." };
         };
         let now = format!("{} of {} usable slots in use", f.used, f.usable);
         let Some(t) = f.trend else {
-            return format!("{now}; the forecast needs more reads (one every 2 s).");
+            return html! { (now) "; the forecast needs more reads (one every 2 s)." };
         };
         let rate = format!("{:+.1} per minute, fit {:.2}", t.per_minute, t.fit);
         let Some(eta) = t.eta_secs else {
-            return format!("{now}, no exhaustion forecast ({rate}).");
+            return html! { (now) ", no exhaustion forecast (" (rate) ")." };
         };
         let action = match (f.alarm_since_ms, f.acting) {
-            (Some(since), true) => format!(
-                " Alarm raised at {}: Leasewatch takes back its own connections.",
-                time_of(since)
-            ),
-            (Some(since), false) => format!(
-                " Alarm raised at {}: warning only (predictive cleanup is off).",
-                time_of(since)
-            ),
-            (None, _) => format!(
-                " Beyond the alarm horizon ({}).",
-                leasewatch_types::rounded_span(f.horizon_secs as f64)
-            ),
+            (Some(since), acting) => html! {
+                " Alarm raised at " (time_markup(since, self.zone, Shown::Clock)) ": "
+                @if acting {
+                    "Leasewatch takes back its own connections."
+                } @else {
+                    "warning only (predictive cleanup is off)."
+                }
+            },
+            (None, _) => html! {
+                " Beyond the alarm horizon ("
+                (leasewatch_types::rounded_span(f.horizon_secs as f64)) ")."
+            },
         };
-        format!(
-            "{now}, rising ({rate}): exhaustion in {}.{action}",
-            eta_words(eta)
-        )
+        html! { (now) ", rising (" (rate) "): exhaustion in " (eta_words(eta)) "." (action) }
     }
 
     fn render(&self) -> Markup {
@@ -662,7 +664,7 @@ impl<'a> ServerChart<'a> {
                             .chain(s.server_usable.map(|u| format!("{u} usable")))
                             .collect();
                         (point(
-                            s.at_ms,
+                            (s.at_ms, self.zone),
                             &values,
                             column_hit(left, right, axis_y),
                             html! {
@@ -677,7 +679,7 @@ impl<'a> ServerChart<'a> {
                         @let (from, end) = (timeline.x(l.from_ms), timeline.x(end_ms));
                         @let y = y_of(usable as f64, top);
                         (point(
-                            end_ms,
+                            (end_ms, self.zone),
                             &[
                                 format!("forecast: all {usable} usable slots in use"),
                                 format!("exhaustion in {}", eta_words(l.eta_secs)),
@@ -795,7 +797,7 @@ fn shape_key(mark: RunMark, words: &str) -> Markup {
 
 /// Each task's runs over the last 15 minutes, one row per task, marked by outcome, and the ticks
 /// skipped because the previous run was still going.
-fn runs_chart(tasks: &[TaskRow], now_ms: i64) -> Markup {
+fn runs_chart(tasks: &[TaskRow], now_ms: i64, zone: Zone) -> Markup {
     let axis_y = ROW * tasks.len() as f64;
     let height = axis_y + BOTTOM;
     let rows: Vec<_> = tasks
@@ -827,7 +829,7 @@ fn runs_chart(tasks: &[TaskRow], now_ms: i64) -> Markup {
                     @for (i, (at, mark)) in marks.iter().enumerate() {
                         @let (x, (left, right)) = (xs[i], column(&xs, i));
                         (point(
-                            *at,
+                            (*at, zone),
                             &[task.task.clone(), mark.words().to_owned()],
                             html! {
                                 rect.hit x=(Pct(left)) y=(Px(y - 10.0)) width=(Pct(right - left))
@@ -853,6 +855,7 @@ fn runs_chart(tasks: &[TaskRow], now_ms: i64) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::clock_utc;
 
     #[test]
     fn axes_round_up_to_readable_numbers() {
@@ -920,10 +923,10 @@ mod tests {
                 }],
             }],
             recommendations: vec![],
-            schedule_preview: String::new(),
+            schedule_preview: crate::wire::TimedLine::default(),
             audit: vec![],
             auctions: vec![],
-            server: String::new(),
+            server: crate::wire::TimedLine::default(),
             server_applies: false,
             forecast: None,
             alerts: crate::wire::Alerts::default(),
@@ -932,7 +935,7 @@ mod tests {
 
     #[test]
     fn charts_are_svg_figures_with_escaped_text() {
-        let html = markup(&dashboard());
+        let html = markup(&dashboard(), Zone::Utc);
         // On SQLite the server chart is a figure without a plot.
         assert_eq!(html.matches(r#"<figure class="chart "#).count(), 4);
         assert_eq!(html.matches(r#"<svg class="plot" "#).count(), 3);
@@ -964,7 +967,7 @@ mod tests {
 
     #[test]
     fn each_sample_is_a_focusable_point_with_its_time_and_values() {
-        let html = markup(&dashboard());
+        let html = markup(&dashboard(), Zone::Utc);
         // Two pool samples, one latency sample, one run.
         assert_eq!(
             html.matches(r#"<g class="point" tabindex="0" role="img""#)
@@ -1001,14 +1004,14 @@ mod tests {
 
     #[test]
     fn with_the_governor_the_pool_chart_draws_its_limit_and_the_server_budget() {
-        let plain = markup(&dashboard());
+        let plain = markup(&dashboard(), Zone::Utc);
         assert!(!plain.contains("leases allowed"), "no governor, no lines");
         let governed = |budget| {
             let mut d = dashboard();
             for s in &mut d.history {
                 (s.limit, s.budget) = (4, Some(budget));
             }
-            markup(&d)
+            markup(&d, Zone::Utc)
         };
         let html = governed(12);
         assert!(html.contains(r#"class="series lease-limit""#), "{html}");
@@ -1054,7 +1057,7 @@ mod tests {
             at_ms: NOW_MS - 40_000,
             outcome: RunOutcome::Skipped,
         });
-        let html = markup(&with_skips);
+        let html = markup(&with_skips, Zone::Utc);
         assert!(html.contains(r##"<path id="lw-overlap" "##), "{html}");
         // The skip 20 minutes ago is off the chart.
         assert_eq!(
@@ -1090,7 +1093,7 @@ mod tests {
     fn a_task_name_cannot_leave_its_label_or_text() {
         let mut quoted = dashboard();
         quoted.tasks[0].task = r#"x" onfocus="alert(1)<b>"#.to_owned();
-        let html = markup(&quoted);
+        let html = markup(&quoted, Zone::Utc);
         assert!(!html.contains(r#"x" onfocus"#), "{html}");
         assert!(!html.contains("<b>"), "{html}");
         assert!(
@@ -1102,10 +1105,21 @@ mod tests {
     }
 
     #[test]
+    fn local_times_leave_the_zone_to_the_header() {
+        // Off the browser the local offset is 0: the same clock, without "UTC".
+        let html = markup(&dashboard(), Zone::Local);
+        assert!(
+            html.contains(r#"aria-label="22:13:15: 3 in use, 2 idle, 0 waiting""#),
+            "{html}"
+        );
+        assert!(!html.contains(" UTC"), "{html}");
+    }
+
+    #[test]
     fn an_empty_latency_chart_says_so() {
         let mut empty = dashboard();
         empty.history.clear();
-        assert!(markup(&empty).contains("No acquires in the last 15 minutes."));
+        assert!(markup(&empty, Zone::Utc).contains("No acquires in the last 15 minutes."));
     }
 
     /// A PostgreSQL dashboard: the server read every sample, 40 then 60 client connections of
@@ -1146,7 +1160,7 @@ mod tests {
 
     #[test]
     fn on_sqlite_the_server_chart_says_the_view_does_not_apply() {
-        let html = markup(&dashboard());
+        let html = markup(&dashboard(), Zone::Utc);
         let figure = server_figure(&html);
         assert!(figure.contains("The server view does not apply: SQLite is embedded"));
         assert!(!figure.contains("<svg"), "{figure}");
@@ -1160,7 +1174,7 @@ mod tests {
 
     #[test]
     fn the_server_chart_draws_connections_the_usable_limit_and_the_forecast_to_it() {
-        let html = markup(&postgres(Some(85.0), true));
+        let html = markup(&postgres(Some(85.0), true), Zone::Utc);
         let figure = server_figure(&html);
         assert!(figure.contains(r#"data-alarm="raised""#), "{figure}");
         assert!(
@@ -1220,8 +1234,9 @@ mod tests {
         assert!(
             figure.contains(
                 "61 of 97 usable slots in use, rising (+25.4 per minute, fit 0.93): exhaustion \
-                 in ~85 s. Alarm raised at 22:13:16 UTC: warning only (predictive cleanup is \
-                 off).</p>"
+                 in ~85 s. Alarm raised at <time datetime=\"2023-11-14T22:13:16.000Z\" \
+                 title=\"2023-11-14 22:13:16 UTC\">22:13:16 UTC</time>: warning only \
+                 (predictive cleanup is off).</p>"
             ),
             "{figure}"
         );
@@ -1233,7 +1248,7 @@ mod tests {
 
     #[test]
     fn a_forecast_beyond_the_alarm_is_drawn_as_a_warning_and_looks_as_far_as_it() {
-        let html = markup(&postgres(Some(400.0), false));
+        let html = markup(&postgres(Some(400.0), false), Zone::Utc);
         let figure = server_figure(&html);
         assert!(!figure.contains("data-alarm"), "{figure}");
         assert!(
@@ -1252,7 +1267,7 @@ mod tests {
 
     #[test]
     fn without_a_rise_there_is_no_forecast_line() {
-        let html = markup(&postgres(None, false));
+        let html = markup(&postgres(None, false), Zone::Utc);
         let figure = server_figure(&html);
         assert!(figure.contains(r#"class="series server""#), "{figure}");
         assert!(!figure.contains(r#"class="forecast"#), "{figure}");
@@ -1273,7 +1288,7 @@ mod tests {
     fn before_the_first_read_the_server_chart_says_so() {
         let mut d = dashboard();
         d.server_applies = true;
-        let html = markup(&d);
+        let html = markup(&d, Zone::Utc);
         let figure = server_figure(&html);
         assert!(figure.contains("<svg"), "{figure}");
         assert!(figure.contains("Not read yet: the server is read every 2 s."));

@@ -9,6 +9,7 @@
 //! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
 //! - [`charts`]: the SVG charts drawn from the history.
 //! - [`markup`]: the read-only parts written as HTML (charts, table rows).
+//! - [`prefs`]: the reader's time zone and theme, and how instants are written.
 
 #![recursion_limit = "256"]
 
@@ -16,20 +17,23 @@ pub mod api;
 pub mod charts;
 pub mod markup;
 pub mod monitor;
+pub mod prefs;
 pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::HashedStylesheet;
 
 pub use monitor::BackgroundTaskMonitor;
+use prefs::{Prefs, Theme};
 
 /// The HTML document around the app, rendered on the server, with the tab's title and icon
-/// for what needs attention now (the hydrated page keeps them current).
+/// for what needs attention now (the hydrated page keeps them current), in the theme the
+/// request's cookie names.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let attention = current_attention();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-theme=Theme::of_page().attribute()>
             <head>
                 {common_head(options.clone(), attention.icon())}
                 <HydrationScripts options/>
@@ -64,18 +68,19 @@ fn common_head(options: LeptosOptions, icon: &'static str) -> impl IntoView {
     }
 }
 
-/// The page answered for any unknown path (with status 404): no script, nothing to hydrate.
+/// The page answered for any unknown path (with status 404): no script, nothing to hydrate;
+/// in the theme the request's cookie names.
 pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-theme=Theme::of_page().attribute()>
             <head>
                 {common_head(options, "/favicon.svg")}
                 <title>"Page not found · Leasewatch"</title>
             </head>
             <body>
-                <main class="not-found">
-                    <p>"Page not found."</p>
+                <main class="monitor not-found">
+                    <h1>"Page not found"</h1>
                     <p><a href="/">"Go to the dashboard"</a></p>
                 </main>
             </body>
@@ -83,17 +88,19 @@ pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The login page: the same head and stylesheet as the dashboard, a token form, and `error`
-/// (a fixed message of the server's) when the last attempt failed. `next`, a path on this
-/// site the server has already checked, is where a successful login goes. No script.
+/// The login page: the same head and stylesheet as the dashboard, in `theme` (the request's
+/// cookie, [`Theme::from_cookie_header`]), a token form, and `error` (a fixed message of the server's)
+/// when the last attempt failed. `next`, a path on this site the server has already checked,
+/// is where a successful login goes. No script.
 pub fn login_shell(
     options: LeptosOptions,
+    theme: Theme,
     error: Option<&'static str>,
     next: Option<String>,
 ) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-theme=theme.attribute()>
             <head>
                 {common_head(options, "/favicon.svg")}
                 <title>"Log in · Leasewatch"</title>
@@ -132,5 +139,6 @@ pub fn login_shell(
 /// stays out of the WASM.
 #[component]
 pub fn App() -> impl IntoView {
+    Prefs::provide();
     view! { <BackgroundTaskMonitor/> }
 }

@@ -7,13 +7,34 @@
 //! building, updating and hydrating code into the WASM; as markup they cost one string each.
 //! Leptos compares the new markup with the last and leaves the DOM alone when it is the same.
 //! They are written with `maud`, which escapes every interpolated value unless told not to.
+//!
+//! Instants are `<time>` elements in the reader's zone ([`Zone`]); relative ones are written
+//! as absolute times and reworded by the browser ([`crate::prefs`]), so the markup changes
+//! only with the data and the zone (a cut value opened in the audit log stays open).
 
 use maud::{Markup, html};
 
-use crate::wire::{
-    Actor, Advice, Alerts, AuditRow, Dashboard, DeliveryStatus, FiringRow, LeaseRow,
-    NotificationRow, PoolCard, ReceiverRow, Severity, StatusCount, clock_utc, date_time_utc,
+use crate::{
+    prefs::{Shown, Zone, time_markup},
+    wire::{
+        Actor, Advice, Alerts, AuditRow, Dashboard, DeliveryStatus, FiringRow, LeaseRow,
+        NotificationRow, PoolCard, ReceiverRow, Relative, Severity, StatusCount,
+    },
 };
+
+/// How far back a log entry reads as "… ago" rather than by its date and time.
+const RECENT_MS: i64 = 60 * 60 * 1000;
+
+/// A log entry's time: how long ago within the last hour before `now_ms` (the data's time),
+/// its date and time before that.
+fn logged_at(at_ms: i64, zone: Zone, now_ms: i64) -> Markup {
+    let shown = if now_ms - at_ms < RECENT_MS {
+        Shown::Relative(Relative::Ago)
+    } else {
+        Shown::DateTime
+    };
+    time_markup(at_ms, zone, shown)
+}
 
 /// How many recommendations hold at each severity (clearing ones apart): what the summary
 /// line, the tab's title and its icon say.
@@ -115,9 +136,9 @@ pub fn summary(advice: &[Advice]) -> String {
     .into_string()
 }
 
-/// The status line: backend, database, scheduler, when the data was taken and, once the
-/// browser's clock is known (`now_ms`), how long ago.
-pub fn status_line(dashboard: &Dashboard, now_ms: Option<f64>) -> String {
+/// The status line: backend, database, scheduler, when the data was taken (in `zone`) and,
+/// once the browser's clock is known (`now_ms`), how long ago.
+pub fn status_line(dashboard: &Dashboard, zone: Zone, now_ms: Option<f64>) -> String {
     let scheduler = if dashboard.scheduler_running {
         "running"
     } else {
@@ -127,7 +148,7 @@ pub fn status_line(dashboard: &Dashboard, now_ms: Option<f64>) -> String {
     html! {
         (dashboard.backend) " · " code { (dashboard.database) }
         " · scheduler " strong data-scheduler=(scheduler) { (scheduler) }
-        " · as of " (clock_utc(dashboard.taken_at_ms)) " UTC"
+        " · as of " (time_markup(dashboard.taken_at_ms, zone, Shown::Clock))
         @if let Some(age_s) = age_s { " · updated " (format!("{age_s:.0}")) " s ago" }
     }
     .into_string()
@@ -213,9 +234,10 @@ pub fn auction_rows(auctions: &[StatusCount]) -> String {
 /// Characters of an audit value shown before it is cut (the whole value opens on demand).
 pub const AUDIT_VALUE_CHARS: usize = 120;
 
-/// The audit table's rows, newest first: with the date (entries outlive a day and a
-/// restart), Leasewatch's own actions as the system's, and previews as previews.
-pub fn audit_rows(audit: &[AuditRow]) -> String {
+/// The audit table's rows, newest first: how long ago within the last hour before `now_ms`
+/// (the data's time), else with the date (entries outlive a day and a restart), in `zone`;
+/// Leasewatch's own actions as the system's, and previews as previews.
+pub fn audit_rows(audit: &[AuditRow], zone: Zone, now_ms: i64) -> String {
     rows(audit, |entry| {
         let system = entry.role == Actor::System;
         let automatic = entry.arguments.contains(r#""automatic":true"#);
@@ -224,7 +246,7 @@ pub fn audit_rows(audit: &[AuditRow]) -> String {
             tr data-outcome=(entry.outcome) data-actor=(entry.role)
                 data-dry-run=[entry.dry_run.then_some("true")]
                 class=[entry.dry_run.then_some("preview")] {
-                td.when { (date_time_utc(entry.at_ms)) }
+                td.when { (logged_at(entry.at_ms, zone, now_ms)) }
                 td {
                     @if system { "Leasewatch " span.detail { "(system)" } } @else { (entry.role) }
                 }
@@ -262,8 +284,9 @@ fn clipped(value: &str) -> Markup {
     }
 }
 
-/// The alerts firing now, worst first, as a table; or a line saying none is.
-pub fn firing_alerts(firing: &[FiringRow]) -> String {
+/// The alerts firing now, worst first, as a table, with how long each has fired; or a line
+/// saying none is.
+pub fn firing_alerts(firing: &[FiringRow], zone: Zone) -> String {
     if firing.is_empty() {
         return html! { p.note data-firing="none" { "No alert is firing." } }.into_string();
     }
@@ -288,7 +311,9 @@ pub fn firing_alerts(firing: &[FiringRow]) -> String {
                         th scope="row" { (alert.name) }
                         td data-label="Task" { (alert.task.as_deref().unwrap_or("—")) }
                         td data-label="Summary" { (alert.summary) }
-                        td.when data-label="Since" { (date_time_utc(alert.since_ms)) }
+                        td.when data-label="Since" {
+                            (time_markup(alert.since_ms, zone, Shown::Relative(Relative::Ago)))
+                        }
                     }
                 }
             }
@@ -345,9 +370,9 @@ fn receiver_item(receiver: &ReceiverRow) -> Markup {
     }
 }
 
-/// The latest notifications, newest first, with where each delivery is; or a line saying
-/// there has been none.
-pub fn notifications(notifications: &[NotificationRow]) -> String {
+/// The latest notifications, newest first, with where each delivery is, timed as the audit
+/// log is ([`audit_rows`]); or a line saying there has been none.
+pub fn notifications(notifications: &[NotificationRow], zone: Zone, now_ms: i64) -> String {
     if notifications.is_empty() {
         return html! { p.note data-notifications="none" { "No notification has been sent yet." } }
             .into_string();
@@ -367,11 +392,11 @@ pub fn notifications(notifications: &[NotificationRow]) -> String {
                 @for note in notifications {
                     tr data-status=(note.status) data-kind=(note.kind)
                         data-receiver=(note.receiver) data-attempts=(note.attempts) {
-                        td.when data-label="When" { (date_time_utc(note.at_ms)) }
+                        td.when data-label="When" { (logged_at(note.at_ms, zone, now_ms)) }
                         td data-label="Receiver" { (note.receiver) }
                         td data-label="Kind" { (note.kind) }
                         td.num data-label="Alerts" { (note.alerts) }
-                        td.delivery data-label="Delivery" { (delivery(note)) }
+                        td.delivery data-label="Delivery" { (delivery(note, zone)) }
                     }
                 }
             }
@@ -380,9 +405,9 @@ pub fn notifications(notifications: &[NotificationRow]) -> String {
     .into_string()
 }
 
-/// "delivered (1 attempt)", or "pending: 2 attempts failed" with the next attempt and the last
-/// error: where one notification's delivery is.
-fn delivery(note: &NotificationRow) -> Markup {
+/// "delivered (1 attempt)", or "pending: 2 attempts failed" with when the next attempt comes
+/// and the last error: where one notification's delivery is.
+fn delivery(note: &NotificationRow, zone: Zone) -> Markup {
     let attempts = count(u64::from(note.attempts), "attempt", "attempts");
     html! {
         span.status data-status=(note.status) { (note.status) }
@@ -394,7 +419,9 @@ fn delivery(note: &NotificationRow) -> Markup {
             DeliveryStatus::Dropped => { " after " (attempts) }
         }
         @if let Some(next) = note.next_attempt_ms.filter(|_| note.status == DeliveryStatus::Pending) {
-            span.detail data-next-attempt=(next) { "Next attempt at " (clock_utc(next)) " UTC" }
+            span.detail data-next-attempt=(next) {
+                "Next attempt " (time_markup(next, zone, Shown::Relative(Relative::Until)))
+            }
         }
         @if let Some(error) = note.last_error.as_deref().filter(|_| note.status != DeliveryStatus::Delivered) {
             span.detail.error data-last-error { "Last error: " (clipped(error)) }
@@ -620,14 +647,26 @@ mod tests {
             outcome: crate::wire::AuditOutcome::Ok,
             result: "revoked 1 lease <held>".to_owned(),
         }];
+        // A day later: dated.
         assert_eq!(
-            audit_rows(&audit),
+            audit_rows(&audit, Zone::Utc, 1_714_979_289_999 + 86_400_000),
             concat!(
-                r#"<tr data-outcome="ok" data-actor="operator"><td class="when">2024-05-06 07:08:09 UTC</td>"#,
+                r#"<tr data-outcome="ok" data-actor="operator"><td class="when">"#,
+                r#"<time datetime="2024-05-06T07:08:09.999Z" title="2024-05-06 07:08:09 UTC">"#,
+                r#"2024-05-06 07:08:09 UTC</time></td>"#,
                 r#"<td>operator</td>"#,
                 r#"<td>emergency cleanup <code>{&quot;dry_run&quot;:false}</code></td>"#,
                 r#"<td>ok: revoked 1 lease &lt;held&gt;</td></tr>"#,
             )
+        );
+        // Within the hour: how long ago, worded by the browser; the date and time on hover.
+        let recent = audit_rows(&audit, Zone::Utc, 1_714_979_289_999 + 59 * 60_000);
+        assert!(
+            recent.contains(concat!(
+                r#"<td class="when"><time datetime="2024-05-06T07:08:09.999Z" "#,
+                r#"title="2024-05-06 07:08:09 UTC" data-rel="ago">2024-05-06 07:08:09 UTC</time></td>"#
+            )),
+            "{recent}"
         );
     }
 
@@ -642,12 +681,16 @@ mod tests {
             outcome: crate::wire::AuditOutcome::Ok,
             result: result.to_owned(),
         };
-        let preview = audit_rows(&[entry(
-            crate::wire::Actor::Operator,
-            r#"{"dry_run":true}"#,
-            true,
-            "would revoke 1 lease",
-        )]);
+        let preview = audit_rows(
+            &[entry(
+                crate::wire::Actor::Operator,
+                r#"{"dry_run":true}"#,
+                true,
+                "would revoke 1 lease",
+            )],
+            Zone::Utc,
+            0,
+        );
         assert!(preview.starts_with(r#"<tr data-outcome="ok" data-actor="operator" data-dry-run="true" class="preview">"#), "{preview}");
         assert!(
             preview.contains(r#"<td>cleanup <span class="tag">preview</span>"#),
@@ -658,18 +701,25 @@ mod tests {
             "{preview}"
         );
         assert!(!preview.contains("ok:"), "{preview}");
-        let automatic = audit_rows(&[entry(
-            Actor::System,
-            r#"{"automatic":true}"#,
-            false,
-            "revoked 1 lease",
-        )]);
+        let automatic = audit_rows(
+            &[entry(
+                Actor::System,
+                r#"{"automatic":true}"#,
+                false,
+                "revoked 1 lease",
+            )],
+            Zone::Utc,
+            0,
+        );
         assert!(automatic.contains(r#"<td>Leasewatch <span class="detail">(system)</span></td><td>automatic cleanup</td>"#), "{automatic}");
     }
 
+    /// When the test notifications were made: 2026-12-02 14:03:07.250 UTC.
+    const NOTIFIED_MS: i64 = 1_796_220_187_250;
+
     fn notification(status: DeliveryStatus, attempts: u32) -> NotificationRow {
         NotificationRow {
-            at_ms: 1_796_220_187_250, // 2026-12-02 14:03:07 UTC
+            at_ms: NOTIFIED_MS,
             receiver: "webhook 127.0.0.1:9000".to_owned(),
             kind: crate::wire::NotificationKind::Test,
             alerts: 1,
@@ -683,7 +733,7 @@ mod tests {
     #[test]
     fn firing_alerts_show_severity_task_and_since() {
         assert_eq!(
-            firing_alerts(&[]),
+            firing_alerts(&[], Zone::Utc),
             r#"<p class="note" data-firing="none">No alert is firing.</p>"#
         );
         let alert = FiringRow {
@@ -693,14 +743,15 @@ mod tests {
             summary: "A lease is held <past> the timeout".to_owned(),
             since_ms: 1_796_220_187_250,
         };
-        let html = firing_alerts(&[alert]);
+        let html = firing_alerts(&[alert], Zone::Utc);
         assert!(
             html.contains(concat!(
                 r#"<tr class="severity warning" data-alert="stale_lease" data-task="leaky_report">"#,
                 r#"<td data-label="Severity"><span class="badge">WARNING</span></td>"#,
                 r#"<th scope="row">stale_lease</th><td data-label="Task">leaky_report</td>"#,
                 r#"<td data-label="Summary">A lease is held &lt;past&gt; the timeout</td>"#,
-                r#"<td class="when" data-label="Since">2026-12-02 14:03:07 UTC</td></tr>"#,
+                r#"<td class="when" data-label="Since"><time datetime="2026-12-02T14:03:07.250Z" "#,
+                r#"title="2026-12-02 14:03:07 UTC" data-rel="ago">2026-12-02 14:03:07 UTC</time></td></tr>"#,
             )),
             "{html}"
         );
@@ -758,26 +809,41 @@ mod tests {
 
     #[test]
     fn notifications_say_where_each_delivery_is() {
-        assert!(notifications(&[]).contains("No notification has been sent yet."));
-        let pending = notifications(&[notification(DeliveryStatus::Pending, 2)]);
+        assert!(notifications(&[], Zone::Utc, 0).contains("No notification has been sent yet."));
+        let pending = notifications(
+            &[notification(DeliveryStatus::Pending, 2)],
+            Zone::Utc,
+            NOTIFIED_MS + 60_000,
+        );
         assert!(
             pending.contains(concat!(
                 r#"<tr data-status="pending" data-kind="test" data-receiver="webhook 127.0.0.1:9000" data-attempts="2">"#,
-                r#"<td class="when" data-label="When">2026-12-02 14:03:07 UTC</td>"#,
+                r#"<td class="when" data-label="When"><time datetime="2026-12-02T14:03:07.250Z" "#,
+                r#"title="2026-12-02 14:03:07 UTC" data-rel="ago">2026-12-02 14:03:07 UTC</time></td>"#,
                 r#"<td data-label="Receiver">webhook 127.0.0.1:9000</td>"#,
                 r#"<td data-label="Kind">test</td><td class="num" data-label="Alerts">1</td>"#,
                 r#"<td class="delivery" data-label="Delivery">"#,
                 r#"<span class="status" data-status="pending">pending</span>: 2 attempts failed"#,
-                r#"<span class="detail" data-next-attempt="1796220191000">Next attempt at 14:03:11 UTC</span>"#,
+                r#"<span class="detail" data-next-attempt="1796220191000">Next attempt "#,
+                r#"<time datetime="2026-12-02T14:03:11.000Z" title="2026-12-02 14:03:11 UTC" "#,
+                r#"data-rel="until">at 14:03:11 UTC</time></span>"#,
                 r#"<span class="detail error" data-last-error>Last error: HTTP 500 Internal Server Error</span>"#,
                 r#"</td></tr>"#,
             )),
             "{pending}"
         );
-        let untried = notifications(&[notification(DeliveryStatus::Pending, 0)]);
+        let untried = notifications(
+            &[notification(DeliveryStatus::Pending, 0)],
+            Zone::Utc,
+            NOTIFIED_MS + 60_000,
+        );
         assert!(untried.contains("</span>: not tried yet<span"), "{untried}");
         // Delivered after a failure: the error no longer matters, nor does a next attempt.
-        let delivered = notifications(&[notification(DeliveryStatus::Delivered, 2)]);
+        let delivered = notifications(
+            &[notification(DeliveryStatus::Delivered, 2)],
+            Zone::Utc,
+            NOTIFIED_MS + 60_000,
+        );
         assert!(
             delivered.contains(
                 r#"<span class="status" data-status="delivered">delivered</span> (2 attempts)</td>"#
@@ -785,7 +851,11 @@ mod tests {
             "{delivered}"
         );
         assert!(!delivered.contains("Last error"), "{delivered}");
-        let dropped = notifications(&[notification(DeliveryStatus::Dropped, 1)]);
+        let dropped = notifications(
+            &[notification(DeliveryStatus::Dropped, 1)],
+            Zone::Utc,
+            NOTIFIED_MS + 60_000,
+        );
         assert!(
             dropped.contains("dropped</span> after 1 attempt<span"),
             "{dropped}"
@@ -806,7 +876,7 @@ mod tests {
             outcome: crate::wire::AuditOutcome::Refused,
             result: long.clone(),
         };
-        let html = audit_rows(&[row]);
+        let html = audit_rows(&[row], Zone::Utc, 0);
         let cut = "é".repeat(AUDIT_VALUE_CHARS);
         assert!(
             html.contains(&format!(

@@ -2,7 +2,10 @@
 //! for `wasm32` without the engine.
 //!
 //! Instants travel as Unix milliseconds (`i64`), not chrono types: chrono's formatting and
-//! parsing would add tens of kilobytes to the WASM for one "HH:MM:SS" ([`clock_utc`]).
+//! parsing would add tens of kilobytes to the WASM for one "HH:MM:SS" ([`clock_utc`]). The
+//! few formats the page shows are written out here instead: at UTC or at an offset from it
+//! (the browser's zone, [`clock_at`], [`date_time_at`]), in ISO 8601 ([`iso_utc`]), and
+//! relative to now ([`Relative`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +17,27 @@ pub use leasewatch_types::{
 /// "HH:MM:SS", the UTC time of day of an instant given in Unix milliseconds (what chrono's
 /// `format("%H:%M:%S")` gives for the same instant, before 1970 too).
 pub fn clock_utc(at_ms: i64) -> String {
-    let secs_of_day = at_ms.div_euclid(1000).rem_euclid(86_400);
+    clock_at(at_ms, 0)
+}
+
+/// "YYYY-MM-DD HH:MM:SS UTC", the UTC date and time of an instant given in Unix milliseconds
+/// (what chrono's `format("%Y-%m-%d %H:%M:%S UTC")` gives for years 1 to 9999), for entries
+/// that outlive a day and a restart. Written out here, as [`clock_utc`] is, so the WASM
+/// needs no chrono.
+pub fn date_time_utc(at_ms: i64) -> String {
+    format!("{} UTC", date_time_at(at_ms, 0))
+}
+
+/// The seconds since 1970-01-01 00:00 of the wall clock `offset_min` minutes east of UTC at
+/// an instant given in Unix milliseconds (whole seconds, rounded down).
+fn wall_secs(at_ms: i64, offset_min: i32) -> i64 {
+    at_ms.div_euclid(1000) + i64::from(offset_min) * 60
+}
+
+/// "HH:MM:SS", the time of day `offset_min` minutes east of UTC (0: UTC) of an instant given
+/// in Unix milliseconds.
+pub fn clock_at(at_ms: i64, offset_min: i32) -> String {
+    let secs_of_day = wall_secs(at_ms, offset_min).rem_euclid(86_400);
     format!(
         "{:02}:{:02}:{:02}",
         secs_of_day / 3600,
@@ -23,13 +46,102 @@ pub fn clock_utc(at_ms: i64) -> String {
     )
 }
 
-/// "YYYY-MM-DD HH:MM:SS UTC", the UTC date and time of an instant given in Unix milliseconds
-/// (what chrono's `format("%Y-%m-%d %H:%M:%S UTC")` gives for years 1 to 9999), for entries
-/// that outlive a day and a restart. Written out here, as [`clock_utc`] is, so the WASM
-/// needs no chrono.
-pub fn date_time_utc(at_ms: i64) -> String {
-    let (year, month, day) = civil_from_days(at_ms.div_euclid(1000).div_euclid(86_400));
-    format!("{year:04}-{month:02}-{day:02} {} UTC", clock_utc(at_ms))
+/// "HH:MM", or "HH:MM:SS" when the seconds are not zero: a time of day on a schedule, as
+/// [`clock_at`] reads it.
+pub fn short_clock_at(at_ms: i64, offset_min: i32) -> String {
+    let clock = clock_at(at_ms, offset_min);
+    match clock.strip_suffix(":00") {
+        Some(minutes) => minutes.to_owned(),
+        None => clock,
+    }
+}
+
+/// "YYYY-MM-DD HH:MM:SS", the date and time `offset_min` minutes east of UTC of an instant
+/// given in Unix milliseconds.
+pub fn date_time_at(at_ms: i64, offset_min: i32) -> String {
+    let (year, month, day) = civil_from_days(wall_secs(at_ms, offset_min).div_euclid(86_400));
+    format!(
+        "{year:04}-{month:02}-{day:02} {}",
+        clock_at(at_ms, offset_min)
+    )
+}
+
+/// "UTC+01:00", "UTC-03:30": an offset of `offset_min` minutes east of UTC, as ISO 8601
+/// writes it after "UTC".
+pub fn offset_name(offset_min: i32) -> String {
+    let sign = if offset_min < 0 { '-' } else { '+' };
+    let minutes = offset_min.unsigned_abs();
+    format!("UTC{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// "2026-12-02T14:03:07.250Z": an instant in ISO 8601, UTC, to the millisecond, as a
+/// `<time datetime>` carries it.
+pub fn iso_utc(at_ms: i64) -> String {
+    let date_time = date_time_at(at_ms, 0).replacen(' ', "T", 1);
+    format!("{date_time}.{:03}Z", at_ms.rem_euclid(1000))
+}
+
+/// How an instant reads relative to now: how long ago, or how long until.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relative {
+    /// "3 min ago" (something that happened); "just now" within the second, or when the
+    /// browser's clock is a little behind the server's.
+    Ago,
+    /// "in 40 s" (something due); "due now" once its time has come.
+    Until,
+}
+
+impl Relative {
+    /// Its name, as the page's markup carries it (`data-rel`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ago => "ago",
+            Self::Until => "until",
+        }
+    }
+
+    /// Reads a name written by [`Relative::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ago" => Some(Self::Ago),
+            "until" => Some(Self::Until),
+            _ => None,
+        }
+    }
+
+    /// The words for an instant at `at_ms` as of `now_ms` (both Unix milliseconds): seconds
+    /// under a minute, minutes under an hour, hours under two days, then days, each rounded
+    /// towards the instant (a countdown says "in 5 s" until the last second has passed).
+    pub fn words(self, at_ms: i64, now_ms: i64) -> String {
+        match self {
+            Self::Ago => {
+                let ago_ms = now_ms - at_ms;
+                if ago_ms < 1_000 {
+                    "just now".to_owned()
+                } else {
+                    format!("{} ago", span_words(ago_ms / 1_000))
+                }
+            }
+            Self::Until => {
+                let left_ms = at_ms - now_ms;
+                if left_ms > 0 {
+                    format!("in {}", span_words((left_ms + 999) / 1_000))
+                } else {
+                    "due now".to_owned()
+                }
+            }
+        }
+    }
+}
+
+/// "40 s", "3 min", "5 h", "3 d": a span of whole seconds in its largest unit, rounded down.
+fn span_words(secs: i64) -> String {
+    match secs {
+        ..60 => format!("{secs} s"),
+        60..3_600 => format!("{} min", secs / 60),
+        3_600..172_800 => format!("{} h", secs / 3_600),
+        _ => format!("{} d", secs / 86_400),
+    }
 }
 
 /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
@@ -79,14 +191,16 @@ pub struct Dashboard {
     pub tasks: Vec<TaskRow>,
     /// What the rules recommend, worst first.
     pub recommendations: Vec<Advice>,
-    /// The expected peak of the tasks' own connections over the next hour, in a line.
-    pub schedule_preview: String,
+    /// The expected peak of the tasks' own connections over the next hour, in a line, with
+    /// the peak's time apart.
+    pub schedule_preview: TimedLine,
     /// Recent control actions, newest first.
     pub audit: Vec<AuditRow>,
     /// Auctions per status, in life-cycle order.
     pub auctions: Vec<StatusCount>,
-    /// The server-wide view in a line (PostgreSQL), or why there is none.
-    pub server: String,
+    /// The server-wide view in a line (PostgreSQL), with when it was read apart, or why there
+    /// is none.
+    pub server: TimedLine,
     /// Whether there is a database server to chart (PostgreSQL); SQLite is embedded, so its
     /// chart says the server view does not apply instead of looking empty.
     pub server_applies: bool,
@@ -94,6 +208,28 @@ pub struct Dashboard {
     pub forecast: Option<Forecast>,
     /// Alerts firing, where they go and how their notifications fared.
     pub alerts: Alerts,
+}
+
+/// A line of text naming one instant, in parts, so the page can write the instant in the
+/// reader's zone: `before`, the instant, `after`. A line that names none is all `before`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedLine {
+    /// The text before the instant (all of it when there is none).
+    pub before: String,
+    /// The instant, in Unix milliseconds.
+    pub at_ms: Option<i64>,
+    /// The text after it.
+    pub after: String,
+}
+
+impl TimedLine {
+    /// A line that names no instant.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self {
+            before: text.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// The alerts section: what fires, the receivers and the latest notifications.
@@ -416,6 +552,81 @@ mod tests {
             let at = DateTime::from_timestamp_millis(ms).unwrap();
             assert_eq!(clock_utc(ms), at.format("%H:%M:%S").to_string(), "{ms}");
         }
+    }
+
+    #[test]
+    fn clock_and_date_read_at_an_offset() {
+        let at = 1_796_220_187_250; // 2026-12-02T14:03:07.250Z
+        assert_eq!(clock_at(at, 0), "14:03:07");
+        assert_eq!(clock_at(at, 60), "15:03:07");
+        assert_eq!(clock_at(at, -210), "10:33:07");
+        assert_eq!(clock_at(at, 330), "19:33:07");
+        // Across midnight, either way.
+        assert_eq!(date_time_at(at, 600), "2026-12-03 00:03:07");
+        assert_eq!(date_time_at(at, -900), "2026-12-01 23:03:07");
+        assert_eq!(date_time_at(-1, 60), "1970-01-01 00:59:59");
+    }
+
+    #[test]
+    fn offsets_agree_with_chrono() {
+        use chrono::{DateTime, FixedOffset};
+        for offset_min in [-720, -570, -210, -60, 0, 60, 330, 345, 840] {
+            let zone = FixedOffset::east_opt(offset_min * 60).unwrap();
+            for ms in (-86_400_001..4_102_444_799_999).step_by(97_777_777_777) {
+                let at = DateTime::from_timestamp_millis(ms)
+                    .unwrap()
+                    .with_timezone(&zone);
+                assert_eq!(
+                    date_time_at(ms, offset_min),
+                    at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    "{ms} at {offset_min}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn schedule_times_drop_zero_seconds() {
+        assert_eq!(short_clock_at(1_796_220_420_000, 0), "14:07");
+        assert_eq!(short_clock_at(1_796_220_450_000, 0), "14:07:30");
+        assert_eq!(short_clock_at(1_796_220_420_000, -30), "13:37");
+    }
+
+    #[test]
+    fn offsets_and_instants_are_named_as_iso_8601_writes_them() {
+        assert_eq!(offset_name(0), "UTC+00:00");
+        assert_eq!(offset_name(60), "UTC+01:00");
+        assert_eq!(offset_name(-210), "UTC-03:30");
+        assert_eq!(offset_name(345), "UTC+05:45");
+        assert_eq!(iso_utc(1_796_220_187_250), "2026-12-02T14:03:07.250Z");
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_utc(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn relative_times_read_in_their_largest_unit() {
+        let now = 1_796_220_187_250;
+        let ago = |ms: i64| Relative::Ago.words(now - ms, now);
+        assert_eq!(ago(0), "just now");
+        assert_eq!(ago(-2_000), "just now", "a browser clock a little behind");
+        assert_eq!(ago(1_000), "1 s ago");
+        assert_eq!(ago(59_999), "59 s ago");
+        assert_eq!(ago(60_000), "1 min ago");
+        assert_eq!(ago(3_599_999), "59 min ago");
+        assert_eq!(ago(3_600_000), "1 h ago");
+        assert_eq!(ago(47 * 3_600_000), "47 h ago");
+        assert_eq!(ago(3 * 86_400_000), "3 d ago");
+        let until = |ms: i64| Relative::Until.words(now + ms, now);
+        assert_eq!(until(4_500), "in 5 s");
+        assert_eq!(until(1), "in 1 s");
+        assert_eq!(until(0), "due now");
+        assert_eq!(until(-3_000), "due now");
+        assert_eq!(until(90_000), "in 1 min");
+        assert_eq!(until(2 * 3_600_000), "in 2 h");
+        for kind in [Relative::Ago, Relative::Until] {
+            assert_eq!(Relative::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Relative::parse("later"), None);
     }
 
     #[test]

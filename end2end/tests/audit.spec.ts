@@ -13,9 +13,14 @@ test('the audit log dates its entries and lists previews as previews', async ({ 
   await expect(preview).toContainText('preview');
   await expect(preview.locator('td').nth(3)).toHaveText(/^preview only, nothing changed: would revoke/);
   await expect(preview.locator('td').nth(3)).not.toContainText('ok:');
-  // A date as well as the time: entries outlive a day and a restart.
+  // Just made: how long ago. The date as well as the time on hover (entries outlive a day and a
+  // restart), local then UTC.
   const today = new Date().toISOString().slice(0, 10);
-  await expect(preview.locator('td.when')).toHaveText(new RegExp(`^${today} \\d{2}:\\d{2}:\\d{2} UTC$`));
+  await expect(preview.locator('td.when')).toHaveText(/^(just now|\d+ s ago)$/);
+  await expect(preview.locator('td.when time')).toHaveAttribute(
+    'title',
+    new RegExp(`^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2} UTC\\+05:30 · ${today} \\d{2}:\\d{2}:\\d{2} UTC$`),
+  );
   // An action that ran reads as one.
   await page.locator('[data-control="cleanup"]').click();
   await page.locator('[data-preview="cleanup"]').getByRole('button', { name: 'Confirm cleanup' }).click();

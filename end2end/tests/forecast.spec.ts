@@ -132,7 +132,7 @@ test('a rising connection count draws the forecast to the usable limit and a cri
     await expect(chart).toHaveAttribute('data-alarm', 'raised', { timeout: 30_000 });
     await expect(chart.locator('svg.plot > line.forecast.critical')).toBeAttached();
     await expect(chart.locator('.forecast-summary')).toContainText(
-      /rising \(\+\d+\.\d per minute, fit \d\.\d\d\): exhaustion in ~\d+ (s|min)\. Alarm raised at \d\d:\d\d:\d\d UTC: warning only \(predictive cleanup is off\)\./,
+      /rising \(\+\d+\.\d per minute, fit \d\.\d\d\): exhaustion in ~\d+ (s|min)\. Alarm raised at \d\d:\d\d:\d\d: warning only \(predictive cleanup is off\)\./,
     );
 
     // The forecast's end is a point like the others: its time and numbers on hover.
@@ -185,8 +185,10 @@ test('the tasks say when they run and the next hour\'s expected peak of their co
   await expect(row).toHaveText(/^every 10 s( \(offset \d+ m?s\))?$/);
   await expect(page.locator('tr[data-task="health_check"] td[data-label="Schedule"]')).toHaveText(/^every 30 s /);
   const preview = page.locator('[data-schedule-preview]');
-  await expect(preview).toHaveText(/^next hour: peak \d+ at \d\d:\d\d(:\d\d)? UTC/);
+  // The peak's time in the browser's zone (so no "UTC"), the instant on hover.
+  await expect(preview).toHaveText(/^next hour: peak \d+ at \d\d:\d\d(:\d\d)?( \(|, )/);
+  await expect(preview.locator('time')).toHaveAttribute('title', /UTC\+05:30 · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
   // The server renders it too: it is there without JavaScript.
   const html = await (await page.request.get(`${server.base}/`)).text();
-  expect(html).toMatch(/data-schedule-preview[^>]*>next hour: peak \d+ at /);
+  expect(html).toMatch(/data-schedule-preview[^>]*>next hour: peak \d+ at <time datetime="[^"]+Z" title="[^"]+ UTC">\d\d:\d\d(:\d\d)? UTC<\/time>/);
 });

@@ -68,7 +68,9 @@ test('a recommendation whose condition cleared shows as clearing, its action off
   // The periodic cleanup revokes the leak; the recommendation is kept for REC_CLEAR.
   const item = page.locator('[data-recommendation="stale_lease:leaky_report"][data-cleared-at]');
   await expect(item).toBeVisible({ timeout: 90_000 });
-  await expect(item).toContainText(/cleared at \d{2}:\d{2}:\d{2} UTC/);
+  // How long ago it cleared, the instant on hover.
+  await expect(item.locator('.cleared')).toHaveText(/^ · cleared (just now|\d+ s ago|1 min ago)$/);
+  await expect(item.locator('.cleared time')).toHaveAttribute('title', /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
   await expect(item.locator('p')).toHaveText(/^Last seen: .*held by leaky_report/);
   await expect(item.getByRole('button', { name: 'Cleanup…' })).toBeDisabled();
   // Subdued: grey, not its severity's amber.
@@ -104,7 +106,9 @@ test('periodic cleanups are listed as the system’s own', async ({ page }) => {
   await expect(entry.locator('td').nth(1)).toHaveText('Leasewatch (system)');
   await expect(entry.locator('td').nth(2)).toHaveText('automatic cleanup');
   await expect(entry.locator('td').nth(3)).toHaveText(/^ok: revoked 1 lease held by leaky_report/);
-  await expect(entry.locator('td.when')).toHaveText(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
+  // Within the last hour: how long ago, the date and time on hover.
+  await expect(entry.locator('td.when')).toHaveText(/^(just now|\d+ s ago|1 min ago)$/);
+  await expect(entry.locator('td.when time')).toHaveAttribute('title', /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC\+05:30 · \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
 });
 
 test('a recommendation’s action previews and reports next to the recommendation', async ({ page }) => {

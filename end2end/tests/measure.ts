@@ -9,16 +9,16 @@ export interface Target {
   bottom: number;
 }
 
-/** Every visible control (buttons, links, disclosure summaries) in the dashboard. */
+/** Every visible control (buttons, links, disclosure summaries, fields, menus) on the page. */
 export function targets(page: Page): Promise<Target[]> {
   return page.evaluate(() =>
-    [...document.querySelectorAll('main button, main a[href], main summary, main input')]
+    [...document.querySelectorAll('body button, body a[href], body summary, body input, body select')]
       // Not hidden, nor visually hidden until focused (1×1 and clipped, as the charts' skip links).
       .filter((el) => (el as HTMLElement).checkVisibility() && el.getBoundingClientRect().width > 1)
       .map((el) => {
         const r = el.getBoundingClientRect();
         return {
-          name: (el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40),
+          name: (el.getAttribute('aria-label') ?? el.closest('label')?.textContent ?? el.textContent ?? '').trim().slice(0, 40),
           left: r.left + scrollX,
           right: r.right + scrollX,
           top: r.top + scrollY,

@@ -696,6 +696,45 @@ async fn each_role_gets_what_it_may_on_every_endpoint_and_server_function() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_is_rendered_in_the_theme_its_cookie_names() {
+    let app = sqlite_app().await;
+    let session = app.log_in(OPERATOR).await;
+    let session = session.split(';').next().unwrap();
+    for (theme, expected) in [
+        ("", None),
+        ("; leasewatch_theme=dark", Some(r#"data-theme="dark""#)),
+        ("; leasewatch_theme=light", Some(r#"data-theme="light""#)),
+        ("; leasewatch_theme=auto", None),
+        ("; leasewatch_theme=<b>", None),
+    ] {
+        let with_session = format!("{session}{theme}");
+        let without = theme.trim_start_matches("; ");
+        for (path, who, status) in [
+            ("/", As::Cookie(&with_session, None), StatusCode::OK),
+            (
+                "/nope",
+                As::Cookie(&with_session, None),
+                StatusCode::NOT_FOUND,
+            ),
+            ("/login", As::Cookie(without, None), StatusCode::OK),
+        ] {
+            let page = app.send(Method::GET, path, who, None).await;
+            assert_eq!(page.status, status, "{path}{theme}");
+            let html = page
+                .text
+                .split("<html")
+                .nth(1)
+                .and_then(|t| t.split('>').next());
+            let html = html.unwrap_or_else(|| panic!("{path}: {}", page.text));
+            match expected {
+                Some(attribute) => assert!(html.contains(attribute), "{path}{theme}: {html}"),
+                None => assert!(!html.contains("data-theme"), "{path}{theme}: {html}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_is_the_only_page_and_other_paths_are_files_or_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
@@ -728,7 +767,7 @@ async fn the_dashboard_is_the_only_page_and_other_paths_are_files_or_not_found()
         let missing = app.send(Method::GET, path, op, None).await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
         assert!(
-            missing.text.contains("Page not found."),
+            missing.text.contains("<h1>Page not found</h1>"),
             "{path}: {}",
             missing.text
         );

@@ -17,7 +17,8 @@ mod tables;
 use crate::{
     api::{Control, get_dashboard},
     charts, markup,
-    wire::{Advice, Dashboard, clock_utc},
+    prefs::{DisplayPrefs, Prefs, Shown, time_view},
+    wire::{Advice, Dashboard, Relative},
 };
 use alerts::AlertsSection;
 use controls::{ControlPanel, Controls, Notice, Place, label};
@@ -44,7 +45,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
     };
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
-    let now_ms = client_clock();
+    let now = now_of(data);
     poll_while_visible(polls, data);
     show_attention_in_tab(data);
 
@@ -94,14 +95,19 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
     });
 
     view! {
-        <main class="monitor" data-hydrated=move || hydrated.get().to_string()>
-            <header class="masthead">
-                <h1>"Leasewatch"</h1>
-                <p class="tagline">"Background tasks and the connections they hold"</p>
-                <form method="post" action="/logout">
-                    <button type="submit" class="quiet">"Log out"</button>
-                </form>
-            </header>
+        // First on the page: past the header's controls to the figures.
+        <a class="skip-link" href="#content">"Skip to content"</a>
+        <header class="masthead">
+            <h1>"Leasewatch"</h1>
+            <p class="tagline">"Background tasks and the connections they hold"</p>
+            <DisplayPrefs/>
+            <form method="post" action="/logout">
+                <button type="submit" class="quiet">"Log out"</button>
+            </form>
+        </header>
+        // The skip link's target. Not focusable (a click on its text would focus it and send the
+        // next Tab back to its start): following the link moves where Tab goes on from.
+        <main class="monitor" id="content" data-hydrated=move || hydrated.get().to_string()>
             // Screen readers hear each action's result here; sighted users see it where they
             // acted.
             <p class="sr-only" aria-live="polite" role="status">
@@ -133,13 +139,13 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                         })
                 }}
                 {section(view! { <Summary data/> })}
-                {section(view! { <StatusLine data now_ms/> })}
+                {section(view! { <StatusLine data now/> })}
                 {section(view! { <Recommendations data controls/> })}
                 {section(view! { <Cards data/> })}
                 {section(view! { <ControlPanel controls/> })}
                 {section(view! { <Charts data/> })}
                 {section(view! { <LeaseTable data/> })}
-                {section(view! { <TaskTable data controls now_ms/> })}
+                {section(view! { <TaskTable data controls now/> })}
                 {section(view! { <AlertsSection data controls/> })}
                 <div class="columns">
                     {section(view! { <AuctionTable data/> })}
@@ -248,14 +254,24 @@ fn section(view: impl IntoView) -> impl IntoView {
 }
 
 #[component]
-fn StatusLine(data: Memo<Option<Dashboard>>, now_ms: ReadSignal<Option<f64>>) -> impl IntoView {
+fn StatusLine(data: Memo<Option<Dashboard>>, now: Signal<i64>) -> impl IntoView {
+    let Prefs { zone, now_ms, .. } = Prefs::get();
+    let server = move || {
+        field(data, |d| d.server.clone())().map(|line| {
+            view! {
+                {line.before}
+                {line.at_ms.map(|at| time_view(at, Shown::Relative(Relative::Ago), now))}
+                {line.after}
+            }
+        })
+    };
     view! {
         <p
             class="as-of"
             data-taken-at=field(data, |d| d.taken_at_ms.to_string())
-            inner_html=move || markup_from(data, |d| markup::status_line(d, now_ms.get()))
+            inner_html=move || markup_from(data, |d| markup::status_line(d, zone.get(), now_ms.get()))
         ></p>
-        <p class="note server-view">"Server: " {field(data, |d| d.server.clone())}</p>
+        <p class="note server-view">"Server: " {server}</p>
     }
 }
 
@@ -306,6 +322,7 @@ fn Recommendations(data: Memo<Option<Dashboard>>, controls: Controls) -> impl In
 /// (kept for the clear-hold), subdued, with when it cleared and its last numbers.
 #[component]
 fn AdviceItem(advice: Advice, controls: Controls) -> impl IntoView {
+    let now = now_of(controls.data);
     let place = Place::Advice(advice.id.clone());
     let cleared = advice.cleared_at_ms;
     let class = format!(
@@ -317,7 +334,11 @@ fn AdviceItem(advice: Advice, controls: Controls) -> impl IntoView {
         <li class=class data-recommendation=advice.id.clone() data-cleared-at=cleared.map(|at| at.to_string())>
             <span class="badge">{advice.severity.as_str().to_ascii_uppercase()}</span>
             <strong>{advice.title.clone()}</strong>
-            {cleared.map(|at| view! { <span class="cleared">" · cleared at " {clock_utc(at)} " UTC"</span> })}
+            {cleared.map(|at| view! {
+                <span class="cleared">
+                    " · cleared " {time_view(at, Shown::Relative(Relative::Ago), now)}
+                </span>
+            })}
             <p>{cleared.map(|_| "Last seen: ")} {advice.detail.clone()}</p>
             {advice.action.map(|action| {
                 let place = place.clone();
@@ -352,31 +373,28 @@ fn Cards(data: Memo<Option<Dashboard>>) -> impl IntoView {
 fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
     // Charts are drawn against the server's clock, so they agree with the data. They are
     // markup, set whole on each poll (see `charts`).
+    let zone = Prefs::get().zone;
     view! {
         <section
             class="charts"
             aria-label="Charts"
-            inner_html=charts::steady(move || markup_from(data, charts::markup))
+            inner_html=charts::steady(move || markup_from(data, |d| charts::markup(d, zone.get())))
         ></section>
     }
 }
 
-/// The browser's clock in milliseconds, ticking every second once hydrated; `None` on the
-/// server, so the server's HTML and the first client render agree.
-fn client_clock() -> ReadSignal<Option<f64>> {
-    let (now, set_now) = signal(None);
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        leptos::task::spawn_local(async move {
-            loop {
-                set_now.set(Some(js_sys::Date::now()));
-                gloo_timers::future::TimeoutFuture::new(1_000).await;
-            }
-        });
-    });
-    #[cfg(not(feature = "hydrate"))]
-    let _ = set_now;
-    now
+/// The time relative words are reckoned from, in Unix milliseconds: the browser's clock once
+/// it ticks; before that the data's own time, so the server's HTML and the browser's first
+/// render agree.
+fn now_of(data: Memo<Option<Dashboard>>) -> Signal<i64> {
+    let clock = Prefs::get().now_ms;
+    Signal::derive(move || {
+        clock
+            .get()
+            .map(|ms| ms as i64)
+            .or_else(|| data.with(|d| d.as_ref().map(|d| d.taken_at_ms)))
+            .unwrap_or_default()
+    })
 }
 
 /// Asks for fresh data every `poll_ms` while the tab is visible (hydrated pages only).

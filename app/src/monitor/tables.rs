@@ -1,6 +1,6 @@
 //! The tables: leases, tasks (with run now and pause / resume per row), auctions, audit.
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
 use super::{
     controls::{Controls, Place},
@@ -8,8 +8,12 @@ use super::{
 };
 use crate::{
     markup,
-    wire::{ActionName, Dashboard, Retry, TaskStatus, clock_utc},
+    prefs::{Prefs, Shown, time_view},
+    wire::{ActionName, Dashboard, Relative, Retry, TaskStatus},
 };
+
+/// How far ahead a next run reads as "in …" rather than by its date and time.
+const SOON_MS: i64 = 60 * 60 * 1000;
 
 #[component]
 pub(super) fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
@@ -38,14 +42,21 @@ pub(super) fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
 pub(super) fn TaskTable(
     data: Memo<Option<Dashboard>>,
     controls: Controls,
-    now_ms: ReadSignal<Option<f64>>,
+    now: Signal<i64>,
 ) -> impl IntoView {
+    let preview = move || {
+        field(data, |d| d.schedule_preview.clone())().map(|line| {
+            view! {
+                {line.before}
+                {line.at_ms.map(|at| time_view(at, Shown::ShortClock, now))}
+                {line.after}
+            }
+        })
+    };
     view! {
         <section aria-labelledby="tasks-title">
             <h2 id="tasks-title">"Tasks"</h2>
-            <p class="schedule-preview" data-schedule-preview>
-                {move || data.with(|d| d.as_ref().map(|d| d.schedule_preview.clone()))}
-            </p>
+            <p class="schedule-preview" data-schedule-preview>{preview}</p>
             <table class="tasks">
                 <thead>
                     <tr>
@@ -65,7 +76,7 @@ pub(super) fn TaskTable(
                         key=|name| name.clone()
                         let:name
                     >
-                        <TaskLine name data controls now_ms/>
+                        <TaskLine name data controls now/>
                     </For>
                 </tbody>
             </table>
@@ -81,7 +92,7 @@ fn TaskLine(
     name: String,
     data: Memo<Option<Dashboard>>,
     controls: Controls,
-    now_ms: ReadSignal<Option<f64>>,
+    now: Signal<i64>,
 ) -> impl IntoView {
     let key = name.clone();
     let task = Memo::new(move |_| {
@@ -90,14 +101,6 @@ fn TaskLine(
                 .and_then(|d| d.tasks.iter().find(|t| t.task == key).cloned())
         })
     });
-    // The server's clock until the browser's is known, so both render the same.
-    let now = move || {
-        now_ms
-            .get()
-            .map(|ms| ms as i64)
-            .or_else(|| data.with(|d| d.as_ref().map(|d| d.taken_at_ms)))
-            .unwrap_or_default()
-    };
     let retry = move || task.get().and_then(|t| t.retry);
     let paused = move || task.get().is_some_and(|t| t.paused);
     let (run_name, pause_name) = (name.clone(), name.clone());
@@ -108,22 +111,32 @@ fn TaskLine(
             <td data-label="Schedule">{move || task.get().map(|t| t.schedule)}</td>
             <td data-label="State" data-state=move || task.get().map(|t| t.state.as_str())>{move || task.get().map(|t| t.state.as_str())}</td>
             <td data-label="Next run">
-                {move || task.get().and_then(|t| t.next_run_at_ms).map(clock_utc)}
+                // Within the hour a countdown; a start further off by its date and time.
+                {move || task.get().and_then(|t| t.next_run_at_ms).map(|at| {
+                    let soon = at - now.get() < SOON_MS;
+                    let shown = if soon { Shown::Relative(Relative::Until) } else { Shown::DateTime };
+                    time_view(at, shown, now)
+                })}
                 {move || task.get().and_then(|t| t.deferred_since_ms).map(|since| view! {
                     <span class="detail deferred" data-deferred=since>
-                        "deferred since " {clock_utc(since)} ": exhaustion of the server is predicted"
+                        "deferred since " {time_view(since, Shown::Clock, now)}
+                        ": exhaustion of the server is predicted"
                     </span>
                 })}
             </td>
             <td data-label="Last run" class="last-run" data-outcome=move || task.get().and_then(|t| t.last_outcome).map(|o| o.as_str())>
                 {move || task.get().map(|t| match (t.last_run_at_ms, t.last_outcome) {
-                    (Some(at), Some(outcome)) => format!("{} {outcome}", clock_utc(at)),
-                    _ => "not yet".to_owned(),
+                    (Some(at), Some(outcome)) => Either::Left(view! {
+                        {outcome.as_str()} " " {time_view(at, Shown::Relative(Relative::Ago), now)}
+                    }),
+                    _ => Either::Right("not yet"),
                 })}
                 <span class="detail">{move || task.get().and_then(|t| t.last_detail)}</span>
                 {move || retry().map(|r| view! {
                     <span class="retry" data-retry=r.run_id>
-                        {retry_line(&r, now())}
+                        {attempt_words(&r)} ", next try at "
+                        {time_view(r.at_ms, Shown::Clock, now)} " ("
+                        {time_view(r.at_ms, Shown::Relative(Relative::Until), now)} ")"
                         <span class="detail">"Last error: " {r.error}</span>
                     </span>
                 })}
@@ -161,19 +174,11 @@ fn TaskLine(
     }
 }
 
-/// "attempt 3 of 4, next try at 14:03:07 (in 5 s)": a run in backoff, as of `now_ms`.
-fn retry_line(retry: &Retry, now_ms: i64) -> String {
-    let left_ms = retry.at_ms - now_ms;
-    let when = if left_ms > 0 {
-        format!("in {} s", (left_ms + 999) / 1000)
-    } else {
-        "due now".to_owned()
-    };
+/// "Retrying: attempt 3 of 4": a run in backoff (the page adds when the attempt comes).
+fn attempt_words(retry: &Retry) -> String {
     format!(
-        "Retrying: attempt {} of {}, next try at {} ({when})",
-        retry.next_attempt,
-        retry.max_attempts,
-        clock_utc(retry.at_ms)
+        "Retrying: attempt {} of {}",
+        retry.next_attempt, retry.max_attempts
     )
 }
 
@@ -205,6 +210,7 @@ pub(super) fn AuctionTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
 
 #[component]
 pub(super) fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    let zone = Prefs::get().zone;
     view! {
         <section aria-labelledby="audit-title">
             <h2 id="audit-title">"Audit log"</h2>
@@ -217,7 +223,7 @@ pub(super) fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                         <th scope="col">"Result"</th>
                     </tr>
                 </thead>
-                <tbody inner_html=move || markup_from(data, |d| markup::audit_rows(&d.audit))></tbody>
+                <tbody inner_html=move || markup_from(data, |d| markup::audit_rows(&d.audit, zone.get(), d.taken_at_ms))></tbody>
             </table>
         </section>
     }
@@ -228,21 +234,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_retry_says_which_attempt_comes_when() {
+    fn a_retry_says_which_attempt_comes() {
         let retry = Retry {
             run_id: 12,
             next_attempt: 3,
             max_attempts: 4,
-            at_ms: 1_796_220_187_000, // 14:03:07 UTC
+            at_ms: 1_796_220_187_000,
             error: "lease revoked".to_owned(),
         };
-        assert_eq!(
-            retry_line(&retry, 1_796_220_182_500),
-            "Retrying: attempt 3 of 4, next try at 14:03:07 (in 5 s)"
-        );
-        assert_eq!(
-            retry_line(&retry, 1_796_220_187_000),
-            "Retrying: attempt 3 of 4, next try at 14:03:07 (due now)"
-        );
+        assert_eq!(attempt_words(&retry), "Retrying: attempt 3 of 4");
     }
 }

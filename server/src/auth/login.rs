@@ -14,6 +14,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
 };
+use leasewatch_app::prefs::Theme;
 use leasewatch_engine::control::Role;
 use serde::Deserialize;
 
@@ -76,17 +77,19 @@ pub async fn login_page(
     request: Request,
 ) -> Response {
     let next = query.next.as_deref().and_then(safe_next);
+    let theme = Theme::of_headers(request.headers());
     let Some(code) = query.code else {
-        return login_form(&auth, None, next, StatusCode::OK);
+        return login_form(&auth, theme, None, next, StatusCode::OK);
     };
     let redeemed = auth.check_credential(client_ip(&request), || {
         auth.links.redeem(&code).then_some(Role::Operator)
     });
     match redeemed {
         Err(locked) => locked.into_response(),
-        Ok(Some(role)) => start_session(&auth, role, next),
+        Ok(Some(role)) => start_session(&auth, theme, role, next),
         Ok(None) => login_form(
             &auth,
+            theme,
             Some("That login link was used already or has expired. Log in with the token."),
             next,
             StatusCode::UNAUTHORIZED,
@@ -100,11 +103,13 @@ pub async fn login_submit(State(auth): State<Arc<Auth>>, request: Request) -> Re
         return cross_origin();
     }
     let client = client_ip(&request);
+    let theme = Theme::of_headers(request.headers());
     let Ok(Form(form)) =
         <Form<LoginForm> as axum::extract::FromRequest<()>>::from_request(request, &()).await
     else {
         return login_form(
             &auth,
+            theme,
             Some("Send the token in the form."),
             None,
             StatusCode::BAD_REQUEST,
@@ -114,9 +119,10 @@ pub async fn login_submit(State(auth): State<Arc<Auth>>, request: Request) -> Re
     let next = next.as_deref().and_then(safe_next);
     match auth.role_of_token(token.trim(), client) {
         Err(locked) => locked.into_response(),
-        Ok(Some(role)) => start_session(&auth, role, next),
+        Ok(Some(role)) => start_session(&auth, theme, role, next),
         Ok(None) => login_form(
             &auth,
+            theme,
             Some("That token is not valid."),
             next,
             StatusCode::UNAUTHORIZED,
@@ -138,6 +144,7 @@ pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Respon
             StatusCode::SERVICE_UNAVAILABLE,
             login_page_html(
                 &auth,
+                Theme::of_headers(&headers),
                 Some("Logout could not be saved (the database is unreachable). Try again."),
                 None,
             ),
@@ -149,7 +156,7 @@ pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Respon
 
 /// Logs `role` in and sends the browser on to `next` (checked by [`safe_next`]) or the
 /// dashboard.
-fn start_session(auth: &Auth, role: Role, next: Option<&str>) -> Response {
+fn start_session(auth: &Auth, theme: Theme, role: Role, next: Option<&str>) -> Response {
     match auth.sessions.start(role, auth.site.secure()) {
         Some(jar) => {
             tracing::info!(role = role.as_str(), "logged in");
@@ -157,6 +164,7 @@ fn start_session(auth: &Auth, role: Role, next: Option<&str>) -> Response {
         }
         None => login_form(
             auth,
+            theme,
             Some("That role has no token."),
             next,
             StatusCode::UNAUTHORIZED,
@@ -164,18 +172,29 @@ fn start_session(auth: &Auth, role: Role, next: Option<&str>) -> Response {
     }
 }
 
+/// The login page in `theme` (the request's cookie's), with `error` and `next`.
 fn login_form(
     auth: &Auth,
+    theme: Theme,
     error: Option<&'static str>,
     next: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    (status, login_page_html(auth, error, next)).into_response()
+    (status, login_page_html(auth, theme, error, next)).into_response()
 }
 
-fn login_page_html(auth: &Auth, error: Option<&'static str>, next: Option<&str>) -> Html<String> {
-    let page =
-        leasewatch_app::login_shell(auth.site_options.clone(), error, next.map(str::to_owned));
+fn login_page_html(
+    auth: &Auth,
+    theme: Theme,
+    error: Option<&'static str>,
+    next: Option<&str>,
+) -> Html<String> {
+    let page = leasewatch_app::login_shell(
+        auth.site_options.clone(),
+        theme,
+        error,
+        next.map(str::to_owned),
+    );
     Html(leptos::prelude::RenderHtml::to_html(page))
 }
 
