@@ -204,6 +204,17 @@ async fn samples_are_added_up_over_instances(db: &Database) {
         .unwrap();
     assert_eq!(week.len(), 1, "one 14-minute bucket holds the minute");
     assert_eq!(week[0].active, 5);
+    // A span starting off a bucket boundary still reads as at most MAX_POINTS points.
+    for i in 0..(7 * 24 * 60 / 14 + 2) {
+        a.record_sample(&snapshot(NOON - 7 * 86_400_000 + i * 840_000, 1));
+        if i % 100 == 99 {
+            assert!(a.flush(db).await, "within the queue's bound");
+        }
+    }
+    assert!(a.flush(db).await);
+    let from = at(NOON - 7 * 86_400_000 + 1_000);
+    let full = a.samples(db, from, at(NOON + 1_000)).await.unwrap();
+    assert_eq!(full.len(), leasewatch_engine::history::MAX_POINTS as usize);
 }
 
 #[tokio::test]

@@ -248,7 +248,12 @@ impl History {
         let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
         let bucket_ms = bucket_ms(to_ms - from_ms);
         let _one_reader = self.read_permit().await?;
-        Ok(store::samples(db.control(), from_ms, to_ms, bucket_ms).await?)
+        let mut samples = store::samples(db.control(), from_ms, to_ms, bucket_ms).await?;
+        // Buckets are aligned to the epoch: a span that does not start on a bucket's boundary
+        // touches one more, whose older part lies before `from`. It goes.
+        let extra = samples.len().saturating_sub(MAX_POINTS as usize);
+        samples.drain(..extra);
+        Ok(samples)
     }
 
     async fn read_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, HistoryError> {
