@@ -184,6 +184,42 @@ names! {
 }
 
 names! {
+    /// What kind of failure ended a task run, as the recommendation rules read it (decided by
+    /// the engine where the failure happens, from the error's type and SQLSTATE).
+    FailureKind {
+        /// No connection within `DB_CONNECTION_TIMEOUT`: the pool is exhausted, or the server
+        /// does not let the pool open one.
+        AcquireTimeout = "acquire_timeout",
+        /// The database could not be reached or a connection to it could not be opened
+        /// (refused, reset, TLS failure, a connection exception, a server starting up).
+        Unreachable = "unreachable",
+        /// PostgreSQL refused a new connection for want of a free slot (SQLSTATE 53300).
+        SlotsExhausted = "slots_exhausted",
+        /// The governor's lease limit stayed full for the whole acquire timeout (a tight
+        /// budget).
+        OverLimit = "over_limit",
+        /// Cleanup took the run's lease back.
+        Revoked = "revoked",
+        /// The work outlived the lease timeout.
+        TimedOut = "timed_out",
+        /// The pool is closed: the engine is shutting down.
+        Closed = "closed",
+        /// The database refused or failed a statement.
+        Database = "database",
+        /// The task's own logic failed; retrying would fail the same way.
+        Logic = "logic",
+    }
+}
+
+impl FailureKind {
+    /// Whether the run could not get a connection at all: what makes a failing health check
+    /// mean "the database is unreachable".
+    pub const fn is_connection(self) -> bool {
+        matches!(self, Self::AcquireTimeout | Self::Unreachable)
+    }
+}
+
+names! {
     /// How an audited action came out.
     AuditOutcome {
         /// Done.

@@ -116,7 +116,7 @@ impl RunSearch {
         let from = query::instant("from", &query.from)?;
         let to = query::instant("to", &query.to)?;
         query::ordered(from, to)?;
-        let failure_names = FailureKind::ALL.map(FailureKind::as_str).join(", ");
+        let failure_names = FailureKind::names();
         Ok(Self {
             filter: RunFilter {
                 task: query::name("task", &query.task)?.map(str::to_owned),
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(err.field, "outcome");
         assert!(
             err.message
-                .contains("succeeded, failed, skipped, cancelled"),
+                .contains("succeeded, skipped, failed, cancelled"),
             "{err}"
         );
         let err = refused(RunsQuery {
