@@ -414,6 +414,35 @@ impl AuditQuery {
     }
 }
 
+/// Which pool and server samples to chart, as the query string carries it (`/?range=24h`,
+/// `/?from=…&to=…`, `GET /api/admin/samples?…`): a range ending now, or from and to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SamplesQuery {
+    /// `15m`, `1h`, `24h` or `7d`, ending now.
+    pub range: Option<String>,
+    /// The start (RFC 3339), instead of a range.
+    pub from: Option<String>,
+    /// The end (RFC 3339); now when only `from` is given.
+    pub to: Option<String>,
+}
+
+impl SamplesQuery {
+    /// The query string that asks for this (empty fields left out), for links.
+    pub fn to_query_string(&self) -> String {
+        [
+            ("range", self.range.as_deref()),
+            ("from", self.from.as_deref()),
+            ("to", self.to.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .map(|(name, value)| format!("{name}={}", percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
 /// `value` with everything but unreserved characters (RFC 3986) percent-encoded, for a query
 /// string.
 pub fn percent_encode(value: &str) -> String {
