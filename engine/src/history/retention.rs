@@ -43,8 +43,8 @@ impl Job for HistoryRetention {
             HISTORY_RETENTION_LOCK,
             move |tx| {
                 Box::pin(async move {
-                    let deleted = store::prune(&mut **tx, delete_before).await?;
-                    let downsampled = store::downsample(&mut **tx, downsample_before).await?;
+                    let deleted = store::prune(tx, delete_before).await?;
+                    let downsampled = store::downsample(tx, downsample_before).await?;
                     Ok(JobOutput::done(
                         deleted + downsampled,
                         format!(
