@@ -250,7 +250,7 @@ pub fn audit_rows(audit: &[AuditRow]) -> String {
 
 /// A value of at most [`AUDIT_VALUE_CHARS`] characters as it is; a longer one cut there, with
 /// the whole text a click (or Enter) away.
-fn clipped(value: &str) -> Markup {
+pub(crate) fn clipped(value: &str) -> Markup {
     match value.char_indices().nth(AUDIT_VALUE_CHARS) {
         None => html! { (value) },
         Some((cut, _)) => html! {
