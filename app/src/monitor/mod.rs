@@ -365,7 +365,14 @@ fn Cards(data: Memo<Option<Dashboard>>) -> impl IntoView {
 /// The history's samples over the charts' span, when the memory does not hold it: read on
 /// load and every [`STORED_EVERY_MS`] while the tab is visible, never with the poll; the last
 /// good read stays while a later one fails.
-type Stored = Option<Memo<Option<Read<SpanSamples>>>>;
+type Stored = Option<StoredSamples>;
+
+/// The history's samples: the read, and its last good value.
+#[derive(Clone, Copy)]
+struct StoredSamples {
+    read: Resource<Result<Read<SpanSamples>, ServerFnError>, JsonSliceCodec>,
+    last: Memo<Option<Read<SpanSamples>>>,
+}
 
 /// How often the charts read a span from the history again: slower than the poll, as a
 /// point there covers minutes.
@@ -383,12 +390,13 @@ fn stored_samples(charts: &SamplesQuery, poll: PollSamples) -> Stored {
         false,
     );
     every_while_visible(refreshes, || STORED_EVERY_MS);
-    Some(Memo::new(
+    let last = Memo::new(
         move |previous: Option<&Option<Read<SpanSamples>>>| match read.get() {
             Some(Ok(fresh)) => Some(fresh),
             _ => previous.cloned().flatten(),
         },
-    ))
+    );
+    Some(StoredSamples { read, last })
 }
 
 #[component]
@@ -398,12 +406,17 @@ fn Charts(data: Memo<Option<Dashboard>>, charts: SamplesQuery, stored: Stored) -
     let asked = charts.range.clone().unwrap_or_else(|| "15m".to_owned());
     // Charts are drawn against the server's clock, so they agree with the data. They are
     // markup, set whole on each poll (see `charts`).
+    // Read here, inside the page's <Transition>, so the server waits for the history's samples
+    // before it renders the charts (the memo reads them outside it).
+    if let Some(stored) = stored {
+        stored.read.with_untracked(|_| ());
+    }
     let draw = move |d: &Dashboard| match (memory, stored) {
         (Some(range), _) => charts::markup(
             d,
             Samples::Over(Span::recent(range, d.taken_at_ms), &d.history),
         ),
-        (None, Some(stored)) => stored.with(|read| match read {
+        (None, Some(stored)) => stored.last.with(|read| match read {
             Some(Read::Found(samples)) => {
                 charts::markup(d, Samples::Over(Span::stored(samples), &samples.samples))
             }
@@ -430,7 +443,7 @@ fn Charts(data: Memo<Option<Dashboard>>, charts: SamplesQuery, stored: Stored) -
     };
     let stored_range = move || {
         stored.and_then(|stored| {
-            stored.with(|read| match read {
+            stored.last.with(|read| match read {
                 Some(Read::Found(samples)) => Some(Span::stored(samples)),
                 _ => None,
             })

@@ -32,6 +32,10 @@ pub(super) fn audit_body(query: &AuditQuery, found: &Read<AuditPage>) -> String 
         before: None,
         ..query.clone()
     };
+    let filtered = AuditQuery {
+        limit: None,
+        ..first.clone()
+    } != AuditQuery::default();
     html! {
         h1 { "Audit log" }
         form.filters method="get" action="/audit" aria-label="Filter the audit log" {
@@ -49,7 +53,13 @@ pub(super) fn audit_body(query: &AuditQuery, found: &Read<AuditPage>) -> String 
         @match found {
             Read::Found(page) => {
                 @if page.entries.is_empty() {
-                    p.note data-empty="audit" { "No entries match." }
+                    p.note data-empty="audit" {
+                        @if filtered {
+                            "No entries match these filters."
+                        } @else {
+                            "The audit log has no entries yet."
+                        }
+                    }
                 } @else {
                     table.audit {
                         thead {
