@@ -173,10 +173,10 @@ impl Span {
         }
     }
 
-    /// Whether a point's time carries the date: the span is longer than a day, or ends
-    /// before now.
+    /// Whether a point's time carries the date: the span reaches past the last hour (a time of
+    /// day alone could be today's or yesterday's), or ends before now.
     fn dated(self) -> bool {
-        !self.ends_now || self.len_ms() > DAY_MS
+        !self.ends_now || self.len_ms() > HOUR_MS
     }
 
     /// The runs page over the same span (`from`, and `to` unless it ends now).

@@ -13,7 +13,7 @@ use axum::{
     extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use leasewatch_app::{
@@ -143,6 +143,11 @@ pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
 /// refused filter, 404 for a run not there, 503 while the database cannot be read).
 async fn history_page(State(state): State<AppState>, request: Request) -> Response {
     let uri = request.uri();
+    // A GET form sends its empty fields too: the same page without them, so the URL says
+    // only what was asked (`/runs?task=health_check&outcome=failed`).
+    if let Some(tidy) = without_empty_fields(uri.path(), uri.query().unwrap_or("")) {
+        return Redirect::to(&tidy).into_response();
+    }
     let page = Page::at(uri.path(), uri.query().unwrap_or(""));
     let (content, status) = pages::ssr::content(&state, &page).await;
     let options = state.leptos_options.clone();
@@ -157,6 +162,27 @@ async fn history_page(State(state): State<AppState>, request: Request) -> Respon
     let mut response = render(request).await;
     *response.status_mut() = status;
     response
+}
+
+/// `path` with `query` less its empty fields (`name=` or a bare `name`), when it has any.
+fn without_empty_fields(path: &str, query: &str) -> Option<String> {
+    let pairs: Vec<&str> = query.split('&').collect();
+    let given: Vec<&str> = pairs
+        .iter()
+        .copied()
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(_, value)| !value.is_empty())
+        })
+        .collect();
+    if given.len() == pairs.len() || query.is_empty() {
+        return None;
+    }
+    Some(if given.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", given.join("&"))
+    })
 }
 
 /// Leptos's scripts carry the nonce the response's CSP names.
@@ -184,6 +210,19 @@ async fn cache_assets(State(hashed): State<bool>, request: Request, next: Next) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_s_empty_fields_are_left_out_of_the_url() {
+        let tidy = |query| without_empty_fields("/runs", query);
+        assert_eq!(
+            tidy("task=health_check&outcome=failed&failure=&instance=&from=&to="),
+            Some("/runs?task=health_check&outcome=failed".to_owned())
+        );
+        assert_eq!(tidy("task=&outcome="), Some("/runs".to_owned()));
+        assert_eq!(tidy("flag"), Some("/runs".to_owned()));
+        assert_eq!(tidy("task=health_check&limit=2"), None);
+        assert_eq!(tidy(""), None);
+    }
 
     #[test]
     fn every_reference_in_the_document_resolves() {
