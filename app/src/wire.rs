@@ -388,7 +388,8 @@ pub struct ControlOutcome {
     pub message: String,
 }
 
-// The history pages (runs, a run's attempts, the audit log) and the charts over a span.
+// The history: the charts' samples over a span (which cross to the browser), and what the runs,
+// a run's and the audit log's pages are written from (on the server only: see `pages`).
 
 pub use leasewatch_types::{AuditQuery, ChartRange, FailureKind, RunsQuery, SamplesQuery};
 
