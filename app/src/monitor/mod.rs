@@ -406,39 +406,40 @@ fn Charts(data: Memo<Option<Dashboard>>, charts: SamplesQuery, stored: Stored) -
     let asked = charts.range.clone().unwrap_or_else(|| "15m".to_owned());
     // Charts are drawn against the server's clock, so they agree with the data. They are
     // markup, set whole on each poll (see `charts`).
-    // Read here, inside the page's <Transition>, so the server waits for the history's samples
-    // before it renders the charts (the memo reads them outside it).
-    if let Some(stored) = stored {
-        stored.read.with_untracked(|_| ());
-    }
     let draw = move |d: &Dashboard| match (memory, stored) {
         (Some(range), _) => charts::markup(
             d,
             Samples::Over(Span::recent(range, d.taken_at_ms), &d.history),
         ),
-        (None, Some(stored)) => stored.last.with(|read| match read {
-            Some(Read::Found(samples)) => {
-                charts::markup(d, Samples::Over(Span::stored(samples), &samples.samples))
-            }
-            Some(Read::Refused(refusal)) => {
-                // A span the server refuses makes the page's status 400 (it is rendered whole
-                // on the server before it is sent).
-                #[cfg(feature = "ssr")]
-                if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                    response.set_status(axum::http::StatusCode::BAD_REQUEST);
+        (None, Some(stored)) => {
+            // Read the resource itself here, in a closure of the page's <Transition>: that is
+            // how the server learns to wait for it before rendering (the memo reads it
+            // elsewhere, and the component's body runs before the Transition listens).
+            stored.read.with_untracked(|_| ());
+            stored.last.with(|read| match read {
+                Some(Read::Found(samples)) => {
+                    charts::markup(d, Samples::Over(Span::stored(samples), &samples.samples))
                 }
-                let why = format!("{}: {}", refusal.field, refusal.message);
-                charts::markup(d, Samples::Unreadable(&why))
-            }
-            Some(Read::Unavailable | Read::Missing) => charts::markup(
-                d,
-                Samples::Unreadable(
-                    "The database cannot be read now: the charts over this span come from it. \
+                Some(Read::Refused(refusal)) => {
+                    // A span the server refuses makes the page's status 400 (it is rendered whole
+                    // on the server before it is sent).
+                    #[cfg(feature = "ssr")]
+                    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                        response.set_status(axum::http::StatusCode::BAD_REQUEST);
+                    }
+                    let why = format!("{}: {}", refusal.field, refusal.message);
+                    charts::markup(d, Samples::Unreadable(&why))
+                }
+                Some(Read::Unavailable | Read::Missing) => charts::markup(
+                    d,
+                    Samples::Unreadable(
+                        "The database cannot be read now: the charts over this span come from it. \
                      They are read again every 30 s.",
+                    ),
                 ),
-            ),
-            None => String::new(),
-        }),
+                None => String::new(),
+            })
+        }
         (None, None) => String::new(),
     };
     let stored_range = move || {
