@@ -186,6 +186,9 @@ test('a chart range shows the samples from hours and days ago, from the database
   await expect(caption).toContainText('all instances, from the database');
   await expect(point(hoursAgo, 37)).toHaveCount(1);
   await expect(point(daysAgo, 41)).toHaveCount(0);
+  // In the page as the server sends it: readable without JavaScript.
+  const sent = await (await page.request.get(`${BASE}/?range=24h`)).text();
+  expect(sent).toContain(`aria-label="${utc(hoursAgo)}: 37 in use`);
   const ticks = await page.locator('.chart.pool text.tick').allTextContents();
   expect(ticks.filter((t) => / h$|^now$/.test(t))).toEqual(['−24 h', '−18 h', '−12 h', '−6 h', 'now']);
 
@@ -218,6 +221,8 @@ test('a chart range shows the samples from hours and days ago, from the database
   // The runs of days ago are on the runs page over their span.
   await open(page, `/runs?from=${iso(twoDaysAgo - 4 * HOUR)}&to=${iso(twoDaysAgo + HOUR)}`);
   expect(await listed(page)).toEqual([1, 2, 3, 4].map((id) => `${OLD_INSTANCE}/${id}`));
+  const runsSent = await (await page.request.get(page.url())).text();
+  expect(runsSent).toContain(`data-instance="${OLD_INSTANCE}"`);
   await expect(page.locator(`tr[data-run="1"] td.when time`)).toHaveAttribute('datetime', iso(twoDaysAgo));
 });
 
