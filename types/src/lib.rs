@@ -298,7 +298,7 @@ pub struct RunsQuery {
     /// One kind of failure (`acquire_timeout`, `unreachable`, `slots_exhausted`, `over_limit`,
     /// `revoked`, `timed_out`, `closed`, `database`, `logic`).
     pub failure: Option<String>,
-    /// One instance (as in `application_name`, `leasewatch-tasks:<instance>`).
+    /// One instance (as in `application_name`, `leasewatch:tasks:<instance>`).
     pub instance: Option<String>,
     /// Runs that started at or after this instant (RFC 3339, `2026-12-01T03:00:00Z`).
     pub from: Option<String>,

@@ -16,7 +16,7 @@ use crate::{
 /// One finished run as history keeps it: the columns the runs view filters and lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoredRun {
-    /// The instance that ran it (as in `application_name`, `leasewatch-tasks:<instance>`).
+    /// The instance that ran it (as in `application_name`, `leasewatch:tasks:<instance>`).
     pub instance: String,
     /// The host that instance ran on.
     pub host: String,
