@@ -35,7 +35,7 @@ use leasewatch_engine::{
     Backend, Database, DatabaseUrl, FailureKind, LeaseManager, PoolSettings, PoolSnapshot,
     RunContext, TaskIntervals,
     engine::{HISTORY_RETENTION, HISTORY_RETENTION_EVERY},
-    history::{History, HistoryRetention, StoredSample},
+    history::{History, HistoryRetention, SAMPLES_SQL},
     lease::{LeaseUse, Quantiles},
     tasks::{Attempt, Job, JobContext, Outcome, RunRecord, Trigger},
 };
@@ -688,24 +688,6 @@ async fn compacted(db: &Database) -> String {
     )
 }
 
-/// The statement `History::samples` runs (engine/src/history/store.rs), for `EXPLAIN`; the
-/// bench checks it still answers what `History::samples` answers.
-const SAMPLES_SQL: &str = "SELECT b * $3 AS at_ms, \
-           CAST(SUM(active) AS BIGINT) AS active, CAST(SUM(idle) AS BIGINT) AS idle, \
-           CAST(SUM(waiting) AS BIGINT) AS waiting, CAST(SUM(leases) AS BIGINT) AS leases, \
-           CAST(SUM(stale) AS BIGINT) AS stale, MAX(p95_ms) AS p95_ms, \
-           CAST(SUM(lease_limit) AS BIGINT) AS lease_limit, MAX(budget) AS budget, \
-           MAX(server_clients) AS server_clients, MAX(server_usable) AS server_usable \
-         FROM ( \
-           SELECT instance, at_ms / $3 AS b, MAX(active) AS active, MAX(idle) AS idle, \
-             MAX(waiting) AS waiting, MAX(leases) AS leases, MAX(stale) AS stale, \
-             MAX(p95_ms) AS p95_ms, MIN(lease_limit) AS lease_limit, MIN(budget) AS budget, \
-             MAX(server_clients) AS server_clients, MAX(server_usable) AS server_usable \
-           FROM pool_samples WHERE at_ms >= $1 AND at_ms < $2 \
-           GROUP BY instance, b \
-         ) per_instance \
-         GROUP BY b ORDER BY b";
-
 /// The chart ranges read: `(name, span)`. The hour is for comparison: the span a custom plan
 /// reads through the `at_ms` index.
 const RANGES: [(&str, i64); 3] = [
@@ -793,34 +775,6 @@ async fn plans_used(db: &Database) -> String {
     }
 }
 
-/// The copy of the statement answers what `History::samples` answers.
-async fn check_copy(db: &Database, history: &History, now: i64) {
-    let span = 7 * DAY_MS;
-    let read = history
-        .samples(db, at(now - span), at(now))
-        .await
-        .expect("samples");
-    let rows = sqlx::query(SAMPLES_SQL)
-        .bind(now - span)
-        .bind(now)
-        .bind(leasewatch_engine::history::bucket_ms(span))
-        .fetch_all(db.control())
-        .await
-        .expect("the copy");
-    let copied: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|r| (r.get::<i64, _>("at_ms"), r.get::<i64, _>("active")))
-        .collect();
-    let real: Vec<(i64, i64)> = read
-        .iter()
-        .map(|s: &StoredSample| (s.at_ms, i64::from(s.active)))
-        .collect();
-    assert_eq!(
-        copied, real,
-        "SAMPLES_SQL no longer matches History::samples"
-    );
-}
-
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
@@ -871,7 +825,6 @@ fn main() {
             let now = steady_state(steady, &mut report).await;
             report.print(name);
             let history = History::new("reader", "bench");
-            check_copy(steady, &history, now).await;
             charts.push((*name, steady, history, now));
         }
 

@@ -16,6 +16,8 @@ mod model;
 mod retention;
 mod store;
 
+pub use store::SAMPLES_SQL;
+
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};

@@ -223,17 +223,9 @@ fn stored_run(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
     })
 }
 
-/// The samples from `from_ms` to `to_ms`, one per `bucket_ms`: per instance the busiest
-/// sample of the bucket, added up over the instances (the server's own figures, the same for
-/// every instance, are taken once).
-pub(super) async fn samples(
-    db: &AnyPool,
-    from_ms: i64,
-    to_ms: i64,
-    bucket_ms: i64,
-) -> Result<Vec<StoredSample>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT b * $3 AS at_ms, \
+/// The chart samples' statement: `$1` from, `$2` to (Unix milliseconds), `$3` the bucket.
+/// Public for the benchmark's `EXPLAIN`.
+pub const SAMPLES_SQL: &str = "SELECT b * $3 AS at_ms, \
            CAST(SUM(active) AS BIGINT) AS active, CAST(SUM(idle) AS BIGINT) AS idle, \
            CAST(SUM(waiting) AS BIGINT) AS waiting, CAST(SUM(leases) AS BIGINT) AS leases, \
            CAST(SUM(stale) AS BIGINT) AS stale, MAX(p95_ms) AS p95_ms, \
@@ -247,13 +239,23 @@ pub(super) async fn samples(
            FROM pool_samples WHERE at_ms >= $1 AND at_ms < $2 \
            GROUP BY instance, b \
          ) per_instance \
-         GROUP BY b ORDER BY b",
-    )
-    .bind(from_ms)
-    .bind(to_ms)
-    .bind(bucket_ms.max(1))
-    .fetch_all(db)
-    .await?;
+         GROUP BY b ORDER BY b";
+
+/// The samples from `from_ms` to `to_ms`, one per `bucket_ms`: per instance the busiest
+/// sample of the bucket, added up over the instances (the server's own figures, the same for
+/// every instance, are taken once).
+pub(super) async fn samples(
+    db: &AnyPool,
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+) -> Result<Vec<StoredSample>, sqlx::Error> {
+    let rows = sqlx::query(SAMPLES_SQL)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(bucket_ms.max(1))
+        .fetch_all(db)
+        .await?;
     rows.iter()
         .map(|row| {
             Ok(StoredSample {
