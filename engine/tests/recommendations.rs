@@ -107,8 +107,13 @@ async fn pool_exhaustion_with_waiters_then_timeouts() {
         .await
         .expect("waiting shows");
     assert_eq!(waiting.severity, Severity::Warning);
+    // The count is the one read at the evaluation that showed it: all three waiters once they
+    // have queued (under load the first evaluation may come before the last of them), and each
+    // of them gives up below (exactly 3, checked there).
     assert!(
-        waiting.detail.starts_with("3 acquires waiting now"),
+        ["1", "2", "3"].iter().any(|n| waiting
+            .detail
+            .starts_with(&format!("{n} acquires waiting now"))),
         "{}",
         waiting.detail
     );
