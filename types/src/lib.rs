@@ -315,7 +315,7 @@ impl RunsQuery {
     /// The query string that asks for this (empty fields left out), for links.
     pub fn to_query_string(&self) -> String {
         let limit = self.limit.map(|n| n.to_string());
-        [
+        query_string([
             ("task", self.task.as_deref()),
             ("outcome", self.outcome.as_deref()),
             ("failure", self.failure.as_deref()),
@@ -324,12 +324,7 @@ impl RunsQuery {
             ("to", self.to.as_deref()),
             ("limit", limit.as_deref()),
             ("before", self.before.as_deref()),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
-        .map(|(name, value)| format!("{name}={}", percent_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+        ])
     }
 }
 
@@ -361,7 +356,7 @@ impl AuditQuery {
     pub fn to_query_string(&self) -> String {
         let limit = self.limit.map(|n| n.to_string());
         let before = self.before.map(|n| n.to_string());
-        [
+        query_string([
             ("action", self.action.as_deref()),
             ("actor", self.actor.as_deref()),
             ("outcome", self.outcome.as_deref()),
@@ -369,13 +364,19 @@ impl AuditQuery {
             ("to", self.to.as_deref()),
             ("limit", limit.as_deref()),
             ("before", before.as_deref()),
-        ]
+        ])
+    }
+}
+
+/// `name=value` pairs joined with `&`, the values percent-encoded, the empty or missing left
+/// out.
+fn query_string<const N: usize>(pairs: [(&str, Option<&str>); N]) -> String {
+    pairs
         .into_iter()
         .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
         .map(|(name, value)| format!("{name}={}", percent_encode(value)))
         .collect::<Vec<_>>()
         .join("&")
-    }
 }
 
 /// `value` with everything but unreserved characters (RFC 3986) percent-encoded, for a query
