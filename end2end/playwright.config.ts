@@ -1,4 +1,5 @@
 import { defineConfig } from '@playwright/test';
+import { BROWSER_ZONE } from './tests/zone';
 
 // One release build (made by scripts/test) serves every test: the server runs in demo mode on
 // its own SQLite file under target/e2e, recreated for each run.
@@ -28,7 +29,7 @@ export default defineConfig({
     browserName: 'chromium',
     // The dashboard shows times in the browser's zone: one half an hour off UTC, so no test
     // passes by taking UTC for local or missing a minute of the offset.
-    timezoneId: 'Asia/Kolkata',
+    timezoneId: BROWSER_ZONE,
     // Debian's Chromium: Playwright's own browser download is not reachable here.
     launchOptions: {
       executablePath: '/usr/bin/chromium',

@@ -1,19 +1,45 @@
 //! Server functions the dashboard calls. Each body is thin: it reads in-process engine state
-//! or hands an action to the engine, through [`ssr`], which exists only on the server. They
+//! or the history, or hands an action to the engine, through [`ssr`], which exists only on the
+//! server (where the history pages read theirs too). They
 //! sit behind the same authentication as the API (the server's middleware): any logged-in role
 //! may read, only the operator may act.
 
 use leptos::prelude::*;
 
-use crate::wire::{ActionName, ControlOutcome, Dashboard};
+use crate::wire::{
+    ActionName, ControlOutcome, Dashboard, PollSamples, Read, SamplesQuery, SpanSamples,
+};
 
-/// Everything the dashboard shows, from in-process state.
+/// Everything the dashboard shows, from in-process state, with the in-memory samples the
+/// charts draw (`samples`; the last 15 minutes when not given), at most [`MAX_CHART_POINTS`]
+/// of them so a poll stays small. Longer spans come from the history through
+/// [`read_samples`], at the charts' own pace, never with the poll.
+///
+/// [`MAX_CHART_POINTS`]: crate::wire::MAX_CHART_POINTS
 #[server(endpoint = "dashboard")]
-pub async fn get_dashboard() -> Result<Dashboard, ServerFnError> {
+pub async fn get_dashboard(
+    /// Which samples to bring.
+    samples: Option<PollSamples>,
+) -> Result<Dashboard, ServerFnError> {
     use self::ssr::*;
     let state = expect_context::<AppState>();
     let role = caller_role().await?;
-    Ok(dashboard(&state, role))
+    Ok(dashboard(&state, role, samples.unwrap_or_default()))
+}
+
+/// Pool and server samples over the span `query` asks for, from the history (every instance
+/// writing to the database, added up), at most [`MAX_CHART_POINTS`] of them.
+///
+/// [`MAX_CHART_POINTS`]: crate::wire::MAX_CHART_POINTS
+#[server(endpoint = "history_samples")]
+pub async fn read_samples(
+    /// The span: a range ending now, or from and to.
+    query: SamplesQuery,
+) -> Result<Read<SpanSamples>, ServerFnError> {
+    use self::ssr::*;
+    let state = expect_context::<AppState>();
+    caller_role().await?;
+    Ok(span_samples(&state, &query).await)
 }
 
 /// Takes a control action (`start`, `stop`, `cleanup`, `emergency_cleanup`, `run_now`,
@@ -58,15 +84,20 @@ pub mod ssr {
     use leasewatch_engine::{
         Backend, Engine, ServerView,
         alert::AlertsView,
+        audit::{AuditEntry, AuditSearch},
+        history::{RunSearch, SampleSpan, StoredRun, bucket_ms},
         predict::ForecastView,
-        tasks::{SchedulePreview, TaskState, TaskView},
+        query::{self, InvalidQuery},
+        tasks::{SchedulePreview, TaskState, TaskView, Trigger},
     };
     use leptos::{config::LeptosOptions, prelude::ServerFnError};
 
     use crate::wire::{
-        Advice, Alerts, AuditRow, Dashboard, FiringRow, Forecast, ForecastTrend, LeaseRow,
-        NotificationRow, PoolCard, ReceiverRow, Retry, RunDot, Sample, StatusCount, TaskRow,
-        TimedLine,
+        Advice, Alerts, AttemptRow, AuditPage, AuditQuery, AuditRow, ChartRange, Dashboard,
+        FiringRow, Forecast, ForecastTrend, LeaseRow, LeaseUseRow, NotificationRow, PollSamples,
+        PoolCard, Read, ReceiverRow, Refusal, Retry, RunDetail, RunDot, RunRow, RunsPage,
+        RunsQuery, RunsView, SAMPLE_EVERY_MS, Sample, SamplesQuery, SpanSamples, StatusCount,
+        TaskRow, TimedLine, chart_bucket_ms,
     };
 
     /// What every request handler and server function can reach.
@@ -109,11 +140,8 @@ pub mod ssr {
         ServerFnError::new(err.to_string())
     }
 
-    /// How much history the charts show.
-    const CHART_SPAN_MS: i64 = 15 * 60 * 1000;
-
-    /// Builds the dashboard from in-process state only.
-    pub fn dashboard(state: &AppState, role: Role) -> Dashboard {
+    /// Builds the dashboard from in-process state only, with the in-memory `samples`.
+    pub fn dashboard(state: &AppState, role: Role, samples: PollSamples) -> Dashboard {
         let engine = &state.engine;
         let db = engine.database();
         let leases = engine.leases();
@@ -138,7 +166,10 @@ pub mod ssr {
                 acquire_timeouts: snapshot.acquire_timeouts,
                 p95_ms: snapshot.acquire_latency.p95_ms,
             },
-            history: history(leases, now_ms),
+            history: samples
+                .range()
+                .map(|range| history(leases, now_ms, range))
+                .unwrap_or_default(),
             leases: leases
                 .leases()
                 .into_iter()
@@ -158,20 +189,7 @@ pub mod ssr {
                 .audit()
                 .recent(20)
                 .into_iter()
-                .map(|e| AuditRow {
-                    at_ms: e.at.timestamp_millis(),
-                    role: e.record.role,
-                    dry_run: e.record.is_dry_run(),
-                    action: e.record.action,
-                    arguments: e.record.arguments,
-                    outcome: e.record.outcome,
-                    // Identical refusals within a minute are one entry: say how many.
-                    result: if e.count > 1 {
-                        format!("{} (×{})", e.record.result, e.count)
-                    } else {
-                        e.record.result
-                    },
-                })
+                .map(audit_row)
                 .collect(),
             auctions: auctions
                 .counts
@@ -267,12 +285,37 @@ pub mod ssr {
         }
     }
 
-    /// The history samples within the charts' span.
-    fn history(leases: &leasewatch_engine::LeaseManager, now_ms: i64) -> Vec<Sample> {
-        leases
+    /// An audit entry as the page shows it.
+    fn audit_row(e: AuditEntry) -> AuditRow {
+        AuditRow {
+            at_ms: e.at.timestamp_millis(),
+            role: e.record.role,
+            dry_run: e.record.is_dry_run(),
+            action: e.record.action,
+            arguments: e.record.arguments,
+            outcome: e.record.outcome,
+            // Identical refusals within a minute are one entry: say how many.
+            result: if e.count > 1 {
+                format!("{} (×{})", e.record.result, e.count)
+            } else {
+                e.record.result
+            },
+        }
+    }
+
+    /// The in-memory samples over `range` up to `now_ms`: each one for 15 minutes, the busiest
+    /// per bucket beyond (an hour is 180 points of 20 s, not 720), so a poll stays as small as
+    /// the 15-minute one.
+    fn history(
+        leases: &leasewatch_engine::LeaseManager,
+        now_ms: i64,
+        range: ChartRange,
+    ) -> Vec<Sample> {
+        let span_ms = range.secs() * 1000;
+        let samples = leases
             .history()
             .into_iter()
-            .filter(|s| now_ms - s.taken_at.timestamp_millis() <= CHART_SPAN_MS)
+            .filter(|s| now_ms - s.taken_at.timestamp_millis() <= span_ms)
             .map(|s| Sample {
                 at_ms: s.taken_at.timestamp_millis(),
                 active: s.active,
@@ -284,7 +327,199 @@ pub mod ssr {
                 server_clients: s.server_connections,
                 server_usable: s.server_usable,
             })
+            .collect();
+        coarsen(samples, chart_bucket_ms(span_ms, SAMPLE_EVERY_MS))
+    }
+
+    /// `samples` (oldest first) as one per `bucket_ms` of the clock, the busiest of each: the
+    /// most in use, idle and waiting, the worst latency and server use, the tightest limit and
+    /// budget (as the history's own buckets are read). Samples already a bucket apart pass as
+    /// they are.
+    pub fn coarsen(samples: Vec<Sample>, bucket_ms: i64) -> Vec<Sample> {
+        let bucket = bucket_ms.max(1);
+        let mut out: Vec<Sample> = Vec::with_capacity(samples.len().min(512));
+        for s in samples {
+            let at_ms = s.at_ms.div_euclid(bucket) * bucket;
+            match out.last_mut() {
+                Some(last) if last.at_ms == at_ms => {
+                    let worse = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
+                    last.active = last.active.max(s.active);
+                    last.idle = last.idle.max(s.idle);
+                    last.waiting = last.waiting.max(s.waiting);
+                    last.p95_ms = worse(last.p95_ms, s.p95_ms);
+                    last.limit = last.limit.min(s.limit);
+                    last.budget = match (last.budget, s.budget) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    last.server_clients = last.server_clients.max(s.server_clients);
+                    last.server_usable = last.server_usable.max(s.server_usable);
+                }
+                _ => out.push(Sample { at_ms, ..s }),
+            }
+        }
+        out
+    }
+
+    /// Why a read of the history failed, logged; the page says the database cannot be read.
+    fn unavailable<T>(what: &str, err: impl std::fmt::Display) -> Read<T> {
+        tracing::warn!(%err, "cannot read {what}");
+        Read::Unavailable
+    }
+
+    fn refusal(err: InvalidQuery) -> Refusal {
+        Refusal::new(err.field, err.message)
+    }
+
+    /// The samples over the span `query` asks for, from the history.
+    pub async fn span_samples(state: &AppState, query: &SamplesQuery) -> Read<SpanSamples> {
+        let span = match SampleSpan::parse(query, Utc::now()) {
+            Ok(span) => span,
+            Err(err) => return Read::Refused(refusal(err)),
+        };
+        let engine = &state.engine;
+        let stored = match engine
+            .history()
+            .samples(engine.database(), span.from, span.to)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(err) => return unavailable("the history's samples", err),
+        };
+        let (from_ms, to_ms) = (span.from.timestamp_millis(), span.to.timestamp_millis());
+        // A whole number of the history's buckets per point, so they merge whole.
+        let bucket_ms = chart_bucket_ms(to_ms - from_ms, bucket_ms(to_ms - from_ms));
+        let samples = stored
+            .iter()
+            .map(|s| Sample {
+                at_ms: s.at_ms,
+                active: s.active,
+                idle: s.idle,
+                waiting: s.waiting,
+                p95_ms: s.p95_ms,
+                limit: s.limit,
+                budget: s.budget,
+                server_clients: s.server_clients,
+                server_usable: s.server_usable,
+            })
+            .collect();
+        Read::Found(SpanSamples {
+            from_ms,
+            to_ms,
+            ends_now: span.ends_now,
+            bucket_ms,
+            samples: coarsen(samples, bucket_ms),
+        })
+    }
+
+    /// A run as the runs page lists it.
+    fn run_row(run: StoredRun) -> RunRow {
+        RunRow {
+            instance: run.instance,
+            host: run.host,
+            task: run.task,
+            run_id: run.run_id,
+            manual: run.trigger == Trigger::Manual,
+            scheduled_at_ms: run.scheduled_at.map(|at| at.timestamp_millis()),
+            started_at_ms: run.started_at.timestamp_millis(),
+            duration_ms: run.duration_ms,
+            outcome: run.outcome,
+            failure: run.failure,
+            detail: run.detail,
+            rows: run.rows,
+            attempts: run.attempts,
+            leases: run.leases,
+        }
+    }
+
+    /// The names of this instance's tasks.
+    pub fn task_names(state: &AppState) -> Vec<String> {
+        state
+            .engine
+            .tasks()
+            .tasks()
+            .into_iter()
+            .map(|t| t.name)
             .collect()
+    }
+
+    /// The runs `query` asks for, and the task names for the filter.
+    pub async fn runs(state: &AppState, query: &RunsQuery) -> RunsView {
+        let engine = &state.engine;
+        let tasks = task_names(state);
+        let found = match RunSearch::parse(query) {
+            Err(err) => Read::Refused(refusal(err)),
+            Ok(search) => match engine.history().runs(engine.database(), &search).await {
+                Ok(page) => Read::Found(RunsPage {
+                    runs: page.runs.into_iter().map(run_row).collect(),
+                    next: page.next.map(|cursor| cursor.to_string()),
+                }),
+                Err(err) => unavailable("the run history", err),
+            },
+        };
+        RunsView { tasks, found }
+    }
+
+    /// One run with its attempts.
+    pub async fn run(state: &AppState, instance: &str, run_id: u64) -> Read<RunDetail> {
+        let given = Some(instance.to_owned());
+        if let Err(err) = query::name("instance", &given) {
+            return Read::Refused(refusal(err));
+        }
+        let engine = &state.engine;
+        match engine
+            .history()
+            .run_detail(engine.database(), instance, run_id)
+            .await
+        {
+            Ok(Some(detail)) => Read::Found(RunDetail {
+                run: run_row(detail.run),
+                deferred_ms: detail.record.deferred_ms,
+                attempts: detail
+                    .record
+                    .attempt_log
+                    .into_iter()
+                    .map(|a| AttemptRow {
+                        number: a.number,
+                        started_at_ms: a.started_at.timestamp_millis(),
+                        duration_ms: a.duration_ms,
+                        error: a.error,
+                        failure: a.failure,
+                        retry_delay_ms: a.retry_delay_ms,
+                        leases: a
+                            .leases
+                            .into_iter()
+                            .map(|l| LeaseUseRow {
+                                lease_id: l.lease_id,
+                                backend_pid: l.backend_pid,
+                                waited_ms: l.waited_ms,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }),
+            Ok(None) => Read::Missing,
+            Err(err) => unavailable("the run history", err),
+        }
+    }
+
+    /// The audit entries `query` asks for.
+    pub async fn audit(state: &AppState, query: &AuditQuery) -> Read<AuditPage> {
+        let search = match AuditSearch::parse(query) {
+            Ok(search) => search,
+            Err(err) => return Read::Refused(refusal(err)),
+        };
+        let engine = &state.engine;
+        match engine.audit().page(engine.database(), &search).await {
+            Ok(page) => Read::Found(AuditPage {
+                entries: page.entries.into_iter().map(audit_row).collect(),
+                next_before: page.next_before,
+            }),
+            Err(err) => unavailable("the audit log", err),
+        }
     }
 
     /// The engine's forecast as the chart reads it.
@@ -409,5 +644,45 @@ pub mod ssr {
                 TimedLine::plain("next hour: no runs expected")
             );
         }
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::ssr::coarsen;
+    use crate::wire::Sample;
+
+    fn sample(at_ms: i64, active: u32, p95_ms: Option<f64>, limit: u32) -> Sample {
+        Sample {
+            at_ms,
+            active,
+            idle: 1,
+            waiting: 0,
+            p95_ms,
+            limit,
+            budget: Some(limit + 1),
+            server_clients: None,
+            server_usable: None,
+        }
+    }
+
+    #[test]
+    fn coarser_points_keep_the_busiest_moment_and_the_tightest_limit() {
+        let samples = vec![
+            sample(0, 2, Some(1.0), 8),
+            sample(5_000, 7, None, 6),
+            sample(10_000, 3, Some(4.0), 9),
+            sample(20_000, 1, None, 5),
+        ];
+        let points = coarsen(samples.clone(), 20_000);
+        assert_eq!(points.len(), 2);
+        assert_eq!(
+            (points[0].at_ms, points[0].active, points[0].p95_ms),
+            (0, 7, Some(4.0))
+        );
+        assert_eq!((points[0].limit, points[0].budget), (6, Some(7)));
+        assert_eq!((points[1].at_ms, points[1].active), (20_000, 1));
+        // Samples already a bucket apart pass as they are.
+        assert_eq!(coarsen(samples.clone(), 5_000), samples);
     }
 }

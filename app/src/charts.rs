@@ -1,5 +1,7 @@
 //! Small SVG charts drawn from the history: no chart library, so the WASM stays small and the
-//! server renders them too.
+//! server renders them too. The pool, latency and server charts draw whatever [`Span`] they are
+//! given (the last 15 minutes or hour from memory, days from the database); the runs chart
+//! always shows the last 15 minutes.
 //!
 //! The charts are written as markup with `maud` (every value escaped) and set as the charts
 //! section's inner HTML (see [`crate::markup`] for why). So they have no event handlers: each
@@ -19,7 +21,10 @@ use maud::{Markup, Render, html};
 
 use crate::{
     prefs::{Shown, Zone, time_markup},
-    wire::{Dashboard, Forecast, RunOutcome, Sample, TaskRow},
+    wire::{
+        ChartRange, Dashboard, Forecast, RunOutcome, SAMPLE_EVERY_MS, Sample, SpanSamples, TaskRow,
+        chart_bucket_ms, iso_utc,
+    },
 };
 
 /// Height of the pool and latency charts, in CSS pixels.
@@ -38,7 +43,9 @@ const LANE: f64 = 28.0;
 const LINE: f64 = 16.0;
 const TIP_PAD: f64 = 6.0;
 const TIP_GAP: f64 = 10.0;
-const SPAN_MS: i64 = 15 * 60 * 1000;
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+const DAY_MS: i64 = 24 * HOUR_MS;
 /// How far the server chart looks ahead: at least 5 minutes, so "now" and the end of the axis
 /// keep their labels apart on a phone, and at most 15, so the past keeps half the width.
 const AHEAD_MIN_MS: i64 = 5 * 60 * 1000;
@@ -64,15 +71,195 @@ impl Render for Px {
     }
 }
 
-/// Whether an instant is within the last 15 minutes before `now_ms`.
-fn in_span(at_ms: i64, now_ms: i64) -> bool {
-    now_ms - at_ms <= SPAN_MS
+/// The stretch of time a chart draws, and where its samples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Its start, in Unix milliseconds.
+    pub from_ms: i64,
+    /// Its end, in Unix milliseconds.
+    pub to_ms: i64,
+    /// Whether it ends now: its end reads "now", and the server chart may look ahead of it.
+    pub ends_now: bool,
+    /// How long each point covers (the busiest sample of it), in milliseconds.
+    pub bucket_ms: i64,
+    /// Whether the samples are the history's (every instance, from the database) rather than
+    /// this instance's memory.
+    pub stored: bool,
+    /// The clock its times are written on.
+    pub zone: Zone,
 }
 
-/// Where an instant within the last 15 minutes before `now_ms` lies, in percent of the plot.
-fn x_of(at_ms: i64, now_ms: i64) -> f64 {
-    let age = (now_ms - at_ms) as f64 / SPAN_MS as f64;
-    100.0 * (1.0 - age.clamp(0.0, 1.0))
+impl Span {
+    /// `range` up to `now_ms`, from memory.
+    pub fn recent(range: ChartRange, now_ms: i64) -> Self {
+        let len = range.secs() * 1000;
+        Self {
+            from_ms: now_ms - len,
+            to_ms: now_ms,
+            ends_now: true,
+            bucket_ms: chart_bucket_ms(len, SAMPLE_EVERY_MS),
+            stored: false,
+            zone: Zone::Utc,
+        }
+    }
+
+    /// The span of samples read from the history.
+    pub fn stored(samples: &SpanSamples) -> Self {
+        Self {
+            from_ms: samples.from_ms,
+            to_ms: samples.to_ms,
+            ends_now: samples.ends_now,
+            bucket_ms: samples.bucket_ms,
+            stored: true,
+            zone: Zone::Utc,
+        }
+    }
+
+    /// The same span, its times written on `zone`'s clock.
+    pub fn in_zone(self, zone: Zone) -> Self {
+        Self { zone, ..self }
+    }
+
+    /// An instant as its charts write it: the date too when the span is [`dated`](Self::dated).
+    fn time(self, at_ms: i64, dated: bool) -> String {
+        let shown = if dated { Shown::DateTime } else { Shown::Clock };
+        self.zone.text(at_ms, shown, at_ms)
+    }
+
+    fn len_ms(self) -> i64 {
+        (self.to_ms - self.from_ms).max(1)
+    }
+
+    /// Whether an instant is within it.
+    fn contains(self, at_ms: i64) -> bool {
+        (self.from_ms..=self.to_ms).contains(&at_ms)
+    }
+
+    /// Where an instant lies, in percent of the plot (clamped to it).
+    fn x(self, at_ms: i64) -> f64 {
+        100.0 * ((at_ms - self.from_ms) as f64 / self.len_ms() as f64).clamp(0.0, 1.0)
+    }
+
+    /// The range it is, when it ends now and is one.
+    fn range(self) -> Option<ChartRange> {
+        ChartRange::ALL
+            .iter()
+            .copied()
+            .find(|r| self.ends_now && r.secs() * 1000 == self.len_ms())
+    }
+
+    /// "last 15 minutes", "last 24 hours", "since 2026-12-01 00:00:00 UTC", "2026-12-01 …
+    /// UTC to 2026-12-02 … UTC" (without "UTC" when its zone is local).
+    pub fn words(self) -> String {
+        match self.range() {
+            Some(ChartRange::Minutes15) => "last 15 minutes".to_owned(),
+            Some(ChartRange::Hour) => "last hour".to_owned(),
+            Some(ChartRange::Day) => "last 24 hours".to_owned(),
+            Some(ChartRange::Week) => "last 7 days".to_owned(),
+            None if self.ends_now => format!("since {}", self.time(self.from_ms, true)),
+            None => format!(
+                "{} to {}",
+                self.time(self.from_ms, true),
+                self.time(self.to_ms, true)
+            ),
+        }
+    }
+
+    /// What one point is: "per 5-second sample", or "busiest sample per 8 min".
+    fn per_point(self) -> String {
+        if self.bucket_ms <= SAMPLE_EVERY_MS {
+            "per 5-second sample".to_owned()
+        } else {
+            format!(
+                "busiest sample per {}",
+                leasewatch_types::rounded_span(self.bucket_ms as f64 / 1000.0)
+            )
+        }
+    }
+
+    /// Where the samples come from, when that is not this instance's last minutes as taken.
+    fn source(self) -> Option<String> {
+        if self.stored {
+            Some(format!(
+                "all instances, from the database, {}",
+                self.per_point()
+            ))
+        } else if self.bucket_ms > SAMPLE_EVERY_MS {
+            Some(format!("this instance, {}", self.per_point()))
+        } else {
+            None
+        }
+    }
+
+    /// Whether a point's time carries the date: the span reaches past the last hour (a time of
+    /// day alone could be today's or yesterday's), or ends before now.
+    fn dated(self) -> bool {
+        !self.ends_now || self.len_ms() > HOUR_MS
+    }
+
+    /// The runs page over the same span (`from`, and `to` unless it ends now).
+    fn runs_link(self) -> String {
+        let mut href = format!("/runs?from={}", iso_utc(self.from_ms));
+        if !self.ends_now {
+            href.push_str("&to=");
+            href.push_str(&iso_utc(self.to_ms));
+        }
+        href
+    }
+}
+
+/// The time axis's labelled instants, oldest first: back from the end by a round step (5 min,
+/// 15 min, 6 h, 2 d, …) that gives at most four intervals, each "−N min", "−N h" or "−N d";
+/// the end reads "now", or its time (or date) on the span's clock when the span ends earlier.
+fn ticks(span: Span) -> Vec<(i64, String)> {
+    const STEPS: [i64; 14] = [
+        MINUTE_MS,
+        2 * MINUTE_MS,
+        5 * MINUTE_MS,
+        10 * MINUTE_MS,
+        15 * MINUTE_MS,
+        30 * MINUTE_MS,
+        HOUR_MS,
+        2 * HOUR_MS,
+        3 * HOUR_MS,
+        6 * HOUR_MS,
+        12 * HOUR_MS,
+        DAY_MS,
+        2 * DAY_MS,
+        7 * DAY_MS,
+    ];
+    let len = span.len_ms();
+    let step = STEPS
+        .into_iter()
+        .find(|step| len / step <= 4)
+        .unwrap_or(7 * DAY_MS);
+    let mut ticks: Vec<(i64, String)> = (0..=len / step)
+        .map(|k| {
+            let back = k * step;
+            let label = match (k, span.ends_now) {
+                (0, true) => "now".to_owned(),
+                (0, false) if len > 2 * DAY_MS => span.time(span.to_ms, true)[..10].to_owned(),
+                (0, false) => span.time(span.to_ms, false)[..5].to_owned(),
+                _ if step < HOUR_MS => format!("−{} min", back / MINUTE_MS),
+                _ if step < DAY_MS => format!("−{} h", back / HOUR_MS),
+                _ => format!("−{} d", back / DAY_MS),
+            };
+            (span.to_ms - back, label)
+        })
+        .collect();
+    ticks.reverse();
+    ticks
+}
+
+/// How a tick's label is anchored: inside the plot at either edge.
+fn anchor(x: f64) -> &'static str {
+    if x < 0.5 {
+        "start"
+    } else if x > 99.5 {
+        "end"
+    } else {
+        "middle"
+    }
 }
 
 /// The height of a value on the pool and latency charts, in pixels from the top.
@@ -103,28 +290,72 @@ fn axis_number(value: f64) -> String {
     }
 }
 
-/// "HH:MM:SS UTC" or, local, "HH:MM:SS", as elsewhere on the page. (SVG text has no `<time>`.)
-fn time_of(at_ms: i64, zone: Zone) -> String {
-    zone.text(at_ms, Shown::Clock, at_ms)
+/// What the pool, latency and server charts draw.
+#[derive(Debug, Clone, Copy)]
+pub enum Samples<'a> {
+    /// These samples (oldest first) over this span.
+    Over(Span, &'a [Sample]),
+    /// None: the span could not be read, for this reason (in a sentence).
+    Unreadable(&'a str),
 }
 
-/// The four charts, as the markup of the charts section, their times in `zone`.
-pub fn markup(dashboard: &Dashboard, zone: Zone) -> String {
+/// The four charts, as the markup of the charts section: the samples' three over their span,
+/// then the runs of the last 15 minutes; their times on `zone`'s clock.
+pub fn markup(dashboard: &Dashboard, samples: Samples<'_>, zone: Zone) -> String {
     let now_ms = dashboard.taken_at_ms;
-    let server = ServerChart::of(dashboard, zone);
+    let (span, history) = match samples {
+        Samples::Over(span, history) => (span.in_zone(zone), history),
+        Samples::Unreadable(why) => {
+            return html! {
+                figure.chart.unreadable {
+                    figcaption { "Connections, acquire latency and server connections" }
+                    p.banner.error role="alert" data-banner="samples" { (why) }
+                }
+                (runs_chart(&dashboard.tasks, Span::recent(ChartRange::Minutes15, now_ms).in_zone(zone), None))
+            }
+            .into_string();
+        }
+    };
+    let server = ServerChart::of(dashboard, span, history);
     // Each chart's skip link goes to the next one that has points to skip.
     let after_latency = if server.has_points() {
         "#skip-server"
     } else {
         "#skip-runs"
     };
+    let pool_max = (!span.stored).then_some(dashboard.pool.max);
+    let last_minutes = Span::recent(ChartRange::Minutes15, now_ms).in_zone(zone);
+    let elsewhere = (span != last_minutes).then_some(span);
     html! {
-        (pool_chart(&dashboard.history, now_ms, dashboard.pool.max, zone))
-        (latency_chart(&dashboard.history, now_ms, after_latency, zone))
+        (pool_chart(history, span, pool_max))
+        (latency_chart(history, span, after_latency))
         (server.render())
-        (runs_chart(&dashboard.tasks, now_ms, zone))
+        (runs_chart(&dashboard.tasks, last_minutes, elsewhere))
     }
     .into_string()
+}
+
+/// The span after "in the": "last 15 minutes", "span from … to …".
+fn span_phrase(span: Span) -> String {
+    match span.range() {
+        Some(_) => span.words(),
+        None => format!("span {}", span.words()),
+    }
+}
+
+/// A chart's caption: what it shows over which span, and where the samples come from when
+/// that is not this instance's memory as taken.
+fn caption(what: &str, span: Span) -> Markup {
+    html! {
+        figcaption {
+            (what) ", " (span.words())
+            @if let Some(source) = span.source() {
+                span.source data-source=(if span.stored { "database" } else { "memory" }) {
+                    " · " (source)
+                }
+            }
+        }
+    }
 }
 
 /// The charts section's markup: new on each poll, but kept while part of it has the keyboard's
@@ -181,16 +412,14 @@ fn value_axis(top: f64, unit: &str) -> Markup {
     }
 }
 
-/// The time axis: lines from `from_y` down to the axis at `axis_y`, and "−15 min" … "now"
-/// below it, the outer two aligned to the plot's edges so they stay inside.
-fn time_axis(from_y: f64, axis_y: f64) -> Markup {
+/// The time axis: lines from `from_y` down to the axis at `axis_y`, and the span's
+/// [`ticks`] below it ("−15 min" … "now"), those at the edges aligned to stay inside.
+fn time_axis(span: Span, from_y: f64, axis_y: f64) -> Markup {
     html! {
-        @for (min, anchor) in [(15, "start"), (10, "middle"), (5, "middle"), (0, "end")] {
-            @let x = Pct(x_of(-min * 60_000, 0));
-            line.grid x1=(x) x2=(x) y1=(Px(from_y)) y2=(Px(axis_y)) {}
-            text.tick x=(x) y=(Px(axis_y + 17.0)) text-anchor=(anchor) {
-                @if min == 0 { "now" } @else { "−" (min) " min" }
-            }
+        @for (at, label) in ticks(span) {
+            @let x = span.x(at);
+            line.grid x1=(Pct(x)) x2=(Pct(x)) y1=(Px(from_y)) y2=(Px(axis_y)) {}
+            text.tick x=(Pct(x)) y=(Px(axis_y + 17.0)) text-anchor=(anchor(x)) { (label) }
         }
     }
 }
@@ -265,12 +494,14 @@ fn tooltip(x: f64, centre_y: f64, (min_top, max_bottom): (f64, f64), lines: &[St
     }
 }
 
-/// Where a point's tooltip goes: beside `x` (percent), centred on `y`, within `bounds`.
+/// Where a point's tooltip goes: beside `x` (percent), centred on `y`, within `bounds`; and
+/// whether its time carries the date (spans beyond the last hour).
 #[derive(Debug, Clone, Copy)]
 struct TipAt {
     x: f64,
     y: f64,
     bounds: (f64, f64),
+    dated: bool,
 }
 
 /// A sample's hit area: the full-height column between its neighbours' midpoints, from `left`
@@ -286,10 +517,11 @@ fn cursor(x: Pct, axis_y: f64) -> Markup {
     html! { line.cursor x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {} }
 }
 
-/// A focusable point at an instant (shown in a zone): `hit` takes the pointer; `marks` and the
-/// tooltip (its time, then `values`) show on hover and focus; its label reads the same.
-fn point(at: (i64, Zone), values: &[String], hit: Markup, marks: Markup, tip: TipAt) -> Markup {
-    let time = time_of(at.0, at.1);
+/// A focusable point at an instant (written on its span's clock): `hit` takes the pointer;
+/// `marks` and the tooltip (its time, then `values`) show on hover and focus; its label reads
+/// the same. (SVG text has no `<time>`.)
+fn point(at: (i64, Span), values: &[String], hit: Markup, marks: Markup, tip: TipAt) -> Markup {
+    let time = at.1.time(at.0, tip.dated);
     let label = format!("{time}: {}", values.join(", "));
     let lines: Vec<String> = std::iter::once(time)
         .chain(values.iter().cloned())
@@ -317,18 +549,16 @@ fn line_key(class: &str, words: &str) -> Markup {
 /// A line's CSS class, its words, and how to read its value from a sample.
 type Series = (&'static str, &'static str, fn(&Sample) -> f64);
 
-/// Connections in use, idle and waiting over the last 15 minutes, and the pool's maximum.
-fn pool_chart(history: &[Sample], now_ms: i64, max: u32, zone: Zone) -> Markup {
-    let history: Vec<&Sample> = history
-        .iter()
-        .filter(|s| in_span(s.at_ms, now_ms))
-        .collect();
+/// Connections in use, idle and waiting over the span, and the pool's maximum (`max`: this
+/// instance's, not drawn over the history's sum of every instance).
+fn pool_chart(history: &[Sample], span: Span, max: Option<u32>) -> Markup {
+    let history: Vec<&Sample> = history.iter().filter(|s| span.contains(s.at_ms)).collect();
     let peak = history
         .iter()
         .map(|s| (s.active + s.idle).max(s.waiting))
         .max()
         .unwrap_or(0)
-        .max(max);
+        .max(max.unwrap_or(1));
     let top = nice_max(f64::from(peak));
     // With the governor: its lease limit, and what the server could give all instances when
     // that fits the scale (a budget far above the pool would flatten every other line).
@@ -366,25 +596,28 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32, zone: Zone) -> Markup {
             )
         })
         .collect();
-    let xs: Vec<f64> = history.iter().map(|s| x_of(s.at_ms, now_ms)).collect();
-    let (max_y, axis_y) = (y_of(f64::from(max), top), HEIGHT - BOTTOM);
+    let xs: Vec<f64> = history.iter().map(|s| span.x(s.at_ms)).collect();
+    let axis_y = HEIGHT - BOTTOM;
     html! {
         figure.chart.pool {
-            figcaption { "Connections, last 15 minutes" }
+            (caption("Connections", span))
             (skip_link("pool", "#skip-latency", "Skip to the next chart"))
             svg.plot height=(Px(HEIGHT)) role="group"
-                aria-label="Connections in use, idle and waiting, per 5-second sample" {
+                aria-label={ "Connections in use, idle and waiting, " (span.per_point()) } {
                 (value_axis(top, "conns"))
-                (time_axis(TOP, axis_y))
-                line.limit x1="0" x2="100%" y1=(Px(max_y)) y2=(Px(max_y)) {}
-                text.limit-label x="100%" y=(Px(max_y - 5.0)) text-anchor="end" { "max " (max) }
-                (lines(&lines_of, |at| x_of(at, now_ms), top))
+                (time_axis(span, TOP, axis_y))
+                @if let Some(max) = max {
+                    @let max_y = y_of(f64::from(max), top);
+                    line.limit x1="0" x2="100%" y1=(Px(max_y)) y2=(Px(max_y)) {}
+                    text.limit-label x="100%" y=(Px(max_y - 5.0)) text-anchor="end" { "max " (max) }
+                }
+                (lines(&lines_of, |at| span.x(at), top))
                 @for (i, s) in history.iter().enumerate() {
                     @let (x, (left, right)) = (Pct(xs[i]), column(&xs, i));
                     @let values: Vec<String> =
                         series.iter().map(|(_, words, value)| format!("{} {words}", value(s))).collect();
                     (point(
-                        (s.at_ms, zone),
+                        (s.at_ms, span),
                         &values,
                         column_hit(left, right, axis_y),
                         html! {
@@ -393,13 +626,16 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32, zone: Zone) -> Markup {
                                 circle class={ "mark " (class) } cx=(x) cy=(Px(y_of(value(s), top))) r="4" {}
                             }
                         },
-                        TipAt { x: xs[i], y: 0.0, bounds: (TOP + 4.0, axis_y) },
+                        TipAt { x: xs[i], y: 0.0, bounds: (TOP + 4.0, axis_y), dated: span.dated() },
                     ))
                 }
             }
+            @if history.is_empty() {
+                p.note data-empty="pool" { "No samples in the " (span_phrase(span)) "." }
+            }
             p.legend {
                 @for (class, words, _) in series { (line_key(&format!("series {class}"), words)) }
-                (line_key("limit", "max (pool size limit)"))
+                @if max.is_some() { (line_key("limit", "max (pool size limit)")) }
                 @if let (Some(budget), false) = (budget_peak, budget_fits) {
                     span.note { "server budget up to " (budget) " connections, above this scale" }
                 }
@@ -408,79 +644,93 @@ fn pool_chart(history: &[Sample], now_ms: i64, max: u32, zone: Zone) -> Markup {
     }
 }
 
-/// Acquire latency (p95 per 5-second interval) over the last 15 minutes.
-fn latency_chart(history: &[Sample], now_ms: i64, next: &str, zone: Zone) -> Markup {
+/// Acquire latency (p95 per 5-second interval, the worst of each point) over the span.
+fn latency_chart(history: &[Sample], span: Span, next: &str) -> Markup {
     let points: Vec<(i64, f64)> = history
         .iter()
-        .filter(|s| in_span(s.at_ms, now_ms))
+        .filter(|s| span.contains(s.at_ms))
         .filter_map(|s| s.p95_ms.map(|v| (s.at_ms, v)))
         .collect();
     let top = nice_max(points.iter().map(|(_, v)| *v).fold(1.0, f64::max));
-    let xs: Vec<f64> = points.iter().map(|(at, _)| x_of(*at, now_ms)).collect();
+    let xs: Vec<f64> = points.iter().map(|(at, _)| span.x(*at)).collect();
     let axis_y = HEIGHT - BOTTOM;
     html! {
         figure.chart.latency {
-            figcaption { "Acquire latency p95, last 15 minutes" }
+            (caption("Acquire latency p95", span))
             (skip_link("latency", next, "Skip to the next chart"))
             svg.plot height=(Px(HEIGHT)) role="group"
-                aria-label="Acquire latency, 95th percentile per 5-second interval" {
+                aria-label={ "Acquire latency, 95th percentile per 5-second interval, " (span.per_point()) } {
                 (value_axis(top, "ms"))
-                (time_axis(TOP, axis_y))
-                (lines(&[("latency", points.clone())], |at| x_of(at, now_ms), top))
+                (time_axis(span, TOP, axis_y))
+                (lines(&[("latency", points.clone())], |at| span.x(at), top))
                 @for (i, (_, v)) in points.iter().enumerate() {
                     circle.dot cx=(Pct(xs[i])) cy=(Px(y_of(*v, top))) r="2.5" {}
                 }
                 @for (i, (at, v)) in points.iter().enumerate() {
                     @let (x, y, (left, right)) = (Pct(xs[i]), y_of(*v, top), column(&xs, i));
                     (point(
-                        (*at, zone),
+                        (*at, span),
                         &[format!("p95 {v:.1} ms")],
                         column_hit(left, right, axis_y),
                         html! {
                             (cursor(x, axis_y))
                             circle.mark.latency cx=(x) cy=(Px(y)) r="4.5" {}
                         },
-                        TipAt { x: xs[i], y, bounds: (TOP, axis_y) },
+                        TipAt { x: xs[i], y, bounds: (TOP, axis_y), dated: span.dated() },
                     ))
                 }
             }
             @if points.is_empty() {
-                p.note { "No acquires in the last 15 minutes." }
+                p.note { "No acquires in the " (span_phrase(span)) "." }
             }
         }
     }
 }
 
-/// The server chart's time axis: from 15 minutes before now to some minutes after it.
+/// The server chart's time axis: the span, and, when the span is this instance's last minutes
+/// (ending now, from memory), some minutes after it for the forecast.
 #[derive(Debug, Clone, Copy)]
 struct Timeline {
-    now_ms: i64,
+    span: Span,
     ahead_ms: i64,
 }
 
 impl Timeline {
     /// How far ahead to look: up to a little past the forecast exhaustion when there is one,
-    /// else the horizon; whole minutes within 5 to 15.
-    fn of(now_ms: i64, forecast: Option<&Forecast>) -> Self {
+    /// else the horizon; whole minutes within 5 to 15. Spans from the database, or ending
+    /// before now, do not look ahead (minutes would not show on days).
+    fn of(span: Span, forecast: Option<&Forecast>) -> Self {
+        if span.stored || !span.ends_now {
+            return Self { span, ahead_ms: 0 };
+        }
         let wanted_ms = forecast.map_or(0.0, |f| {
             match f.trend.and_then(|t| t.eta_secs) {
                 // A fifth past the meeting point, so its mark and label sit inside the plot.
-                Some(eta) => (f.read_at_ms - now_ms) as f64 + eta * 1200.0,
+                Some(eta) => (f.read_at_ms - span.to_ms) as f64 + eta * 1200.0,
                 None => f.horizon_secs as f64 * 1000.0,
             }
         });
         let minutes = (wanted_ms / 60_000.0).ceil().max(0.0) as i64;
         Self {
-            now_ms,
+            span,
             ahead_ms: (minutes * 60_000).clamp(AHEAD_MIN_MS, AHEAD_MAX_MS),
         }
     }
 
+    /// Whether it looks ahead of now (and so draws the forecast).
+    fn looks_ahead(self) -> bool {
+        self.ahead_ms > 0
+    }
+
+    /// Now: the span's end.
+    fn now_ms(self) -> i64 {
+        self.span.to_ms
+    }
+
     /// Where an instant lies, in percent of the plot (clamped to it).
     fn x(self, at_ms: i64) -> f64 {
-        let from = self.now_ms - SPAN_MS;
-        let width = (SPAN_MS + self.ahead_ms) as f64;
-        100.0 * ((at_ms - from) as f64 / width).clamp(0.0, 1.0)
+        let width = (self.span.len_ms() + self.ahead_ms) as f64;
+        100.0 * ((at_ms - self.span.from_ms) as f64 / width).clamp(0.0, 1.0)
     }
 
     /// Its end, in minutes from now.
@@ -504,35 +754,35 @@ struct ForecastLine {
     fit: f64,
 }
 
-/// The server's client connections over the last 15 minutes, its usable limit, and the forecast
-/// of when they meet.
+/// The server's client connections over the span, its usable limit, and (over this instance's
+/// last minutes) the forecast of when they meet.
 struct ServerChart<'a> {
     applies: bool,
     history: Vec<&'a Sample>,
     forecast: Option<&'a Forecast>,
     timeline: Timeline,
-    zone: Zone,
 }
 
 impl<'a> ServerChart<'a> {
-    fn of(dashboard: &'a Dashboard, zone: Zone) -> Self {
-        let now_ms = dashboard.taken_at_ms;
+    fn of(dashboard: &'a Dashboard, span: Span, history: &'a [Sample]) -> Self {
         let forecast = dashboard.forecast.as_ref();
         Self {
             applies: dashboard.server_applies,
-            history: dashboard
-                .history
+            history: history
                 .iter()
-                .filter(|s| in_span(s.at_ms, now_ms) && s.server_clients.is_some())
+                .filter(|s| span.contains(s.at_ms) && s.server_clients.is_some())
                 .collect(),
             forecast,
-            timeline: Timeline::of(now_ms, forecast),
-            zone,
+            timeline: Timeline::of(span, forecast),
         }
     }
 
-    /// The forecast line, drawn when the trend rises and fits (it has an eta).
+    /// The forecast line, drawn when the trend rises and fits (it has an eta) and the chart
+    /// looks ahead.
     fn line(&self) -> Option<ForecastLine> {
+        if !self.timeline.looks_ahead() {
+            return None;
+        }
         let f = self.forecast?;
         let t = f.trend?;
         Some(ForecastLine {
@@ -575,7 +825,7 @@ impl<'a> ServerChart<'a> {
         };
         let action = match (f.alarm_since_ms, f.acting) {
             (Some(since), acting) => html! {
-                " Alarm raised at " (time_markup(since, self.zone, Shown::Clock)) ": "
+                " Alarm raised at " (time_markup(since, self.timeline.span.zone, Shown::Clock)) ": "
                 @if acting {
                     "Leasewatch takes back its own connections."
                 } @else {
@@ -621,26 +871,35 @@ impl<'a> ServerChart<'a> {
             .iter()
             .filter_map(|s| Some((s.at_ms, s.server_clients? as f64)))
             .collect();
-        let now_x = Pct(timeline.x(timeline.now_ms));
+        let span = timeline.span;
+        let ahead = timeline.looks_ahead();
+        let now_x = Pct(timeline.x(timeline.now_ms()));
         let severity = if self.alarm() { "critical" } else { "warning" };
         html! {
             figure.chart.server data-alarm=[self.alarm().then_some("raised")] {
-                figcaption { "Server connections, last 15 minutes and the forecast" }
+                (caption(if ahead { "Server connections and the forecast" } else { "Server connections" }, span))
                 @if self.has_points() {
                     (skip_link("server", "#skip-runs", "Skip to the next chart"))
                 }
                 svg.plot height=(Px(HEIGHT)) role="group" aria-describedby="server-summary"
-                    aria-label="The server's client connections per 5-second sample, its usable slots, and the forecast" {
+                    aria-label={ "The server's client connections, " (span.per_point()) ", its usable slots"
+                        @if ahead { ", and the forecast" } } {
                     (value_axis(top, "conns"))
-                    @for (min, anchor) in [(15, "start"), (10, "middle"), (5, "middle")] {
-                        @let x = Pct(timeline.x(timeline.now_ms - min * 60_000));
-                        line.grid x1=(x) x2=(x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
-                        text.tick x=(x) y=(Px(axis_y + 17.0)) text-anchor=(anchor) { "−" (min) " min" }
-                    }
-                    line.now x1=(now_x) x2=(now_x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
-                    text.tick x=(now_x) y=(Px(axis_y + 17.0)) text-anchor="middle" { "now" }
-                    text.tick x="100%" y=(Px(axis_y + 17.0)) text-anchor="end" {
-                        "+" (timeline.ahead_minutes()) " min"
+                    @if ahead {
+                        // The past's ticks; "now" is the line between what was read and the
+                        // forecast.
+                        @for (at, label) in ticks(span).into_iter().filter(|(at, _)| *at < span.to_ms) {
+                            @let x = timeline.x(at);
+                            line.grid x1=(Pct(x)) x2=(Pct(x)) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                            text.tick x=(Pct(x)) y=(Px(axis_y + 17.0)) text-anchor=(anchor(x)) { (label) }
+                        }
+                        line.now x1=(now_x) x2=(now_x) y1=(Px(TOP)) y2=(Px(axis_y)) {}
+                        text.tick x=(now_x) y=(Px(axis_y + 17.0)) text-anchor="middle" { "now" }
+                        text.tick x="100%" y=(Px(axis_y + 17.0)) text-anchor="end" {
+                            "+" (timeline.ahead_minutes()) " min"
+                        }
+                    } @else {
+                        (time_axis(span, TOP, axis_y))
                     }
                     @if let Some(usable) = usable {
                         @let y = y_of(usable as f64, top);
@@ -664,14 +923,14 @@ impl<'a> ServerChart<'a> {
                             .chain(s.server_usable.map(|u| format!("{u} usable")))
                             .collect();
                         (point(
-                            (s.at_ms, self.zone),
+                            (s.at_ms, span),
                             &values,
                             column_hit(left, right, axis_y),
                             html! {
                                 (cursor(x, axis_y))
                                 circle.mark.server cx=(x) cy=(Px(y_of(clients as f64, top))) r="4" {}
                             },
-                            TipAt { x: xs[i], y: y_of(clients as f64, top), bounds: (TOP, axis_y) },
+                            TipAt { x: xs[i], y: y_of(clients as f64, top), bounds: (TOP, axis_y), dated: span.dated() },
                         ))
                     }
                     @if let (Some(l), Some(usable)) = (line, usable) {
@@ -679,7 +938,7 @@ impl<'a> ServerChart<'a> {
                         @let (from, end) = (timeline.x(l.from_ms), timeline.x(end_ms));
                         @let y = y_of(usable as f64, top);
                         (point(
-                            (end_ms, self.zone),
+                            (end_ms, span),
                             &[
                                 format!("forecast: all {usable} usable slots in use"),
                                 format!("exhaustion in {}", eta_words(l.eta_secs)),
@@ -690,12 +949,16 @@ impl<'a> ServerChart<'a> {
                                     height=(Px(axis_y - TOP)) {}
                             },
                             html! { circle.ring cx=(Pct(end)) cy=(Px(y)) r="8" {} },
-                            TipAt { x: end, y, bounds: (TOP, axis_y) },
+                            TipAt { x: end, y, bounds: (TOP, axis_y), dated: false },
                         ))
                     }
                 }
-                @if self.history.is_empty() && self.forecast.is_none() {
-                    p.note { "Not read yet: the server is read every 2 s." }
+                @if self.history.is_empty() {
+                    @if ahead && self.forecast.is_none() {
+                        p.note { "Not read yet: the server is read every 2 s." }
+                    } @else if !ahead {
+                        p.note data-empty="server" { "No server reads in the " (span_phrase(span)) "." }
+                    }
                 }
                 p.legend {
                     (line_key("series server", "client connections"))
@@ -741,7 +1004,7 @@ impl RunMark {
 /// A task's runs and overlap skips within the span, oldest first, so the tab order follows the
 /// time axis. Both lists come newest first: merged, not sorted (a sort's code would weigh more
 /// in the WASM).
-fn marks_of(task: &TaskRow, now_ms: i64) -> Vec<(i64, RunMark)> {
+fn marks_of(task: &TaskRow, span: Span) -> Vec<(i64, RunMark)> {
     let mut runs = task
         .runs
         .iter()
@@ -762,7 +1025,7 @@ fn marks_of(task: &TaskRow, now_ms: i64) -> Vec<(i64, RunMark)> {
             (None, _) => skips.next(),
         };
         let Some(mark) = next else { break };
-        if in_span(mark.0, now_ms) {
+        if span.contains(mark.0) {
             marks.push(mark);
         }
     }
@@ -797,46 +1060,55 @@ fn shape_key(mark: RunMark, words: &str) -> Markup {
 
 /// Each task's runs over the last 15 minutes, one row per task, marked by outcome, and the ticks
 /// skipped because the previous run was still going.
-fn runs_chart(tasks: &[TaskRow], now_ms: i64, zone: Zone) -> Markup {
+///
+/// The runs are this instance's latest in memory, so the chart keeps to 15 minutes whatever the
+/// other charts show; `elsewhere`, the span they show when it is another, is offered as a link
+/// to the runs page over it.
+fn runs_chart(tasks: &[TaskRow], span: Span, elsewhere: Option<Span>) -> Markup {
     let axis_y = ROW * tasks.len() as f64;
     let height = axis_y + BOTTOM;
     let rows: Vec<_> = tasks
         .iter()
         .enumerate()
-        .map(|(i, task)| (ROW * i as f64 + LANE, task, marks_of(task, now_ms)))
+        .map(|(i, task)| (ROW * i as f64 + LANE, task, marks_of(task, span)))
         .collect();
     html! {
         figure.chart.runs {
-            figcaption { "Task runs, last 15 minutes" }
+            figcaption {
+                "Task runs, last 15 minutes"
+                @if let Some(other) = elsewhere {
+                    " · " a.runs-link href=(other.runs_link()) { "Runs over the " (span_phrase(other)) }
+                }
+            }
             // The leases section follows the charts.
             (skip_link("runs", "#leases-title", "Skip past the charts"))
             svg.plot height=(Px(height)) role="group"
                 aria-label="Task runs by outcome, and ticks skipped because the previous run was still going" {
                 (shapes())
-                (time_axis(0.0, axis_y))
+                (time_axis(span, 0.0, axis_y))
                 line.axis x1="0" x2="100%" y1=(Px(axis_y)) y2=(Px(axis_y)) {}
                 @for (y, task, marks) in &rows {
                     text.task x=(Px(-LEFT_PAD)) y=(Px(y - 14.0)) { (task.task) }
                     line.grid x1="0" x2="100%" y1=(Px(*y)) y2=(Px(*y)) {}
                     @for (at, mark) in marks {
                         use class={ "run " (mark.class()) } href={ "#lw-" (mark.class()) }
-                            x=(Pct(x_of(*at, now_ms))) y=(Px(*y)) {}
+                            x=(Pct(span.x(*at))) y=(Px(*y)) {}
                     }
                 }
                 // After every mark, so no mark covers a tooltip.
                 @for (y, task, marks) in &rows {
-                    @let xs: Vec<f64> = marks.iter().map(|(at, _)| x_of(*at, now_ms)).collect();
+                    @let xs: Vec<f64> = marks.iter().map(|(at, _)| span.x(*at)).collect();
                     @for (i, (at, mark)) in marks.iter().enumerate() {
                         @let (x, (left, right)) = (xs[i], column(&xs, i));
                         (point(
-                            (*at, zone),
+                            (*at, span),
                             &[task.task.clone(), mark.words().to_owned()],
                             html! {
                                 rect.hit x=(Pct(left)) y=(Px(y - 10.0)) width=(Pct(right - left))
                                     height="20" {}
                             },
                             html! { circle.ring cx=(Pct(x)) cy=(Px(*y)) r="8" {} },
-                            TipAt { x, y: *y, bounds: (2.0, height - 2.0) },
+                            TipAt { x, y: *y, bounds: (2.0, height - 2.0), dated: false },
                         ))
                     }
                 }
@@ -870,6 +1142,19 @@ mod tests {
     }
 
     const NOW_MS: i64 = 1_700_000_000_000;
+
+    /// The charts of `d` over the last 15 minutes from memory, as the dashboard draws them by
+    /// default.
+    fn live(d: &Dashboard) -> String {
+        markup(
+            d,
+            Samples::Over(
+                Span::recent(ChartRange::Minutes15, d.taken_at_ms),
+                &d.history,
+            ),
+            Zone::Utc,
+        )
+    }
 
     fn dashboard() -> Dashboard {
         let sample = |ago_s: i64, active: u32, p95_ms: Option<f64>| Sample {
@@ -935,7 +1220,7 @@ mod tests {
 
     #[test]
     fn charts_are_svg_figures_with_escaped_text() {
-        let html = markup(&dashboard(), Zone::Utc);
+        let html = live(&dashboard());
         // On SQLite the server chart is a figure without a plot.
         assert_eq!(html.matches(r#"<figure class="chart "#).count(), 4);
         assert_eq!(html.matches(r#"<svg class="plot" "#).count(), 3);
@@ -967,7 +1252,7 @@ mod tests {
 
     #[test]
     fn each_sample_is_a_focusable_point_with_its_time_and_values() {
-        let html = markup(&dashboard(), Zone::Utc);
+        let html = live(&dashboard());
         // Two pool samples, one latency sample, one run.
         assert_eq!(
             html.matches(r#"<g class="point" tabindex="0" role="img""#)
@@ -1004,14 +1289,14 @@ mod tests {
 
     #[test]
     fn with_the_governor_the_pool_chart_draws_its_limit_and_the_server_budget() {
-        let plain = markup(&dashboard(), Zone::Utc);
+        let plain = live(&dashboard());
         assert!(!plain.contains("leases allowed"), "no governor, no lines");
         let governed = |budget| {
             let mut d = dashboard();
             for s in &mut d.history {
                 (s.limit, s.budget) = (4, Some(budget));
             }
-            markup(&d, Zone::Utc)
+            live(&d)
         };
         let html = governed(12);
         assert!(html.contains(r#"class="series lease-limit""#), "{html}");
@@ -1057,7 +1342,7 @@ mod tests {
             at_ms: NOW_MS - 40_000,
             outcome: RunOutcome::Skipped,
         });
-        let html = markup(&with_skips, Zone::Utc);
+        let html = live(&with_skips);
         assert!(html.contains(r##"<path id="lw-overlap" "##), "{html}");
         // The skip 20 minutes ago is off the chart.
         assert_eq!(
@@ -1093,7 +1378,7 @@ mod tests {
     fn a_task_name_cannot_leave_its_label_or_text() {
         let mut quoted = dashboard();
         quoted.tasks[0].task = r#"x" onfocus="alert(1)<b>"#.to_owned();
-        let html = markup(&quoted, Zone::Utc);
+        let html = live(&quoted);
         assert!(!html.contains(r#"x" onfocus"#), "{html}");
         assert!(!html.contains("<b>"), "{html}");
         assert!(
@@ -1107,19 +1392,29 @@ mod tests {
     #[test]
     fn local_times_leave_the_zone_to_the_header() {
         // Off the browser the local offset is 0: the same clock, without "UTC".
-        let html = markup(&dashboard(), Zone::Local);
+        let d = dashboard();
+        let span = Span::recent(ChartRange::Minutes15, d.taken_at_ms);
+        let html = markup(&d, Samples::Over(span, &d.history), Zone::Local);
         assert!(
             html.contains(r#"aria-label="22:13:15: 3 in use, 2 idle, 0 waiting""#),
             "{html}"
         );
         assert!(!html.contains(" UTC"), "{html}");
+        let week = Span {
+            ends_now: false,
+            ..Span::recent(ChartRange::Week, NOW_MS)
+        };
+        assert_eq!(
+            week.in_zone(Zone::Local).words(),
+            "2023-11-07 22:13:20 to 2023-11-14 22:13:20"
+        );
     }
 
     #[test]
     fn an_empty_latency_chart_says_so() {
         let mut empty = dashboard();
         empty.history.clear();
-        assert!(markup(&empty, Zone::Utc).contains("No acquires in the last 15 minutes."));
+        assert!(live(&empty).contains("No acquires in the last 15 minutes."));
     }
 
     /// A PostgreSQL dashboard: the server read every sample, 40 then 60 client connections of
@@ -1160,7 +1455,7 @@ mod tests {
 
     #[test]
     fn on_sqlite_the_server_chart_says_the_view_does_not_apply() {
-        let html = markup(&dashboard(), Zone::Utc);
+        let html = live(&dashboard());
         let figure = server_figure(&html);
         assert!(figure.contains("The server view does not apply: SQLite is embedded"));
         assert!(!figure.contains("<svg"), "{figure}");
@@ -1174,7 +1469,7 @@ mod tests {
 
     #[test]
     fn the_server_chart_draws_connections_the_usable_limit_and_the_forecast_to_it() {
-        let html = markup(&postgres(Some(85.0), true), Zone::Utc);
+        let html = live(&postgres(Some(85.0), true));
         let figure = server_figure(&html);
         assert!(figure.contains(r#"data-alarm="raised""#), "{figure}");
         assert!(
@@ -1248,7 +1543,7 @@ mod tests {
 
     #[test]
     fn a_forecast_beyond_the_alarm_is_drawn_as_a_warning_and_looks_as_far_as_it() {
-        let html = markup(&postgres(Some(400.0), false), Zone::Utc);
+        let html = live(&postgres(Some(400.0), false));
         let figure = server_figure(&html);
         assert!(!figure.contains("data-alarm"), "{figure}");
         assert!(
@@ -1267,7 +1562,7 @@ mod tests {
 
     #[test]
     fn without_a_rise_there_is_no_forecast_line() {
-        let html = markup(&postgres(None, false), Zone::Utc);
+        let html = live(&postgres(None, false));
         let figure = server_figure(&html);
         assert!(figure.contains(r#"class="series server""#), "{figure}");
         assert!(!figure.contains(r#"class="forecast"#), "{figure}");
@@ -1288,7 +1583,7 @@ mod tests {
     fn before_the_first_read_the_server_chart_says_so() {
         let mut d = dashboard();
         d.server_applies = true;
-        let html = markup(&d, Zone::Utc);
+        let html = live(&d);
         let figure = server_figure(&html);
         assert!(figure.contains("<svg"), "{figure}");
         assert!(figure.contains("Not read yet: the server is read every 2 s."));
@@ -1301,16 +1596,17 @@ mod tests {
         let ahead = |eta: Option<f64>, horizon_secs| {
             let mut f = postgres(eta, false).forecast.unwrap();
             f.horizon_secs = horizon_secs;
-            Timeline::of(NOW_MS, Some(&f)).ahead_minutes()
+            Timeline::of(Span::recent(ChartRange::Minutes15, NOW_MS), Some(&f)).ahead_minutes()
         };
         assert_eq!(ahead(Some(30.0), 300), 5);
         assert_eq!(ahead(Some(400.0), 300), 8);
         assert_eq!(ahead(Some(5000.0), 300), 15);
         assert_eq!(ahead(None, 600), 10);
         assert_eq!(ahead(None, 3600), 15);
-        assert_eq!(Timeline::of(NOW_MS, None).ahead_minutes(), 5);
-        let t = Timeline::of(NOW_MS, None);
-        assert_eq!(t.x(NOW_MS - SPAN_MS), 0.0);
+        let recent = Span::recent(ChartRange::Minutes15, NOW_MS);
+        assert_eq!(Timeline::of(recent, None).ahead_minutes(), 5);
+        let t = Timeline::of(recent, None);
+        assert_eq!(t.x(NOW_MS - 15 * MINUTE_MS), 0.0);
         assert_eq!(t.x(NOW_MS), 75.0);
         assert_eq!(t.x(NOW_MS + 10 * 60_000), 100.0, "past the end clamps");
     }
@@ -1327,9 +1623,10 @@ mod tests {
 
     #[test]
     fn time_maps_left_to_right() {
-        assert_eq!(x_of(0, 0), 100.0);
-        assert_eq!(x_of(-15 * 60_000, 0), 0.0);
-        assert_eq!(x_of(-60 * 60_000, 0), 0.0, "older than the span clamps");
+        let span = Span::recent(ChartRange::Minutes15, 0);
+        assert_eq!(span.x(0), 100.0);
+        assert_eq!(span.x(-15 * 60_000), 0.0);
+        assert_eq!(span.x(-60 * 60_000), 0.0, "older than the span clamps");
     }
 
     #[test]
@@ -1339,5 +1636,136 @@ mod tests {
         assert_eq!(column(&xs, 1), (15.0, 30.0));
         assert_eq!(column(&xs, 2), (30.0, 50.0));
         assert_eq!(column(&[99.5], 0), (98.5, 100.0));
+    }
+
+    fn labels(span: Span) -> Vec<String> {
+        ticks(span).into_iter().map(|(_, label)| label).collect()
+    }
+
+    #[test]
+    fn the_time_axis_reads_in_minutes_hours_or_days_back_from_now() {
+        let recent = |range| labels(Span::recent(range, NOW_MS));
+        assert_eq!(
+            recent(ChartRange::Minutes15),
+            ["−15 min", "−10 min", "−5 min", "now"]
+        );
+        assert_eq!(
+            recent(ChartRange::Hour),
+            ["−60 min", "−45 min", "−30 min", "−15 min", "now"]
+        );
+        assert_eq!(
+            recent(ChartRange::Day),
+            ["−24 h", "−18 h", "−12 h", "−6 h", "now"]
+        );
+        assert_eq!(recent(ChartRange::Week), ["−6 d", "−4 d", "−2 d", "now"]);
+        // A span that ends before now ends at its time (or its date, over days).
+        let earlier = Span {
+            from_ms: NOW_MS - 3 * HOUR_MS,
+            to_ms: NOW_MS,
+            ends_now: false,
+            bucket_ms: 60_000,
+            stored: true,
+            zone: Zone::Utc,
+        };
+        assert_eq!(labels(earlier), ["−3 h", "−2 h", "−1 h", "22:13"]);
+        let days = Span {
+            from_ms: NOW_MS - 5 * DAY_MS,
+            ..earlier
+        };
+        assert_eq!(labels(days), ["−4 d", "−2 d", "2023-11-14"]);
+        // Oldest first, the edges anchored inside the plot.
+        let hour = Span::recent(ChartRange::Hour, NOW_MS);
+        assert_eq!(anchor(hour.x(ticks(hour)[0].0)), "start");
+        assert_eq!(anchor(hour.x(NOW_MS)), "end");
+    }
+
+    #[test]
+    fn a_span_from_the_database_says_so_and_draws_no_pool_maximum_or_forecast() {
+        let mut d = postgres(Some(85.0), true);
+        let samples = SpanSamples {
+            from_ms: NOW_MS - DAY_MS,
+            to_ms: NOW_MS,
+            ends_now: true,
+            bucket_ms: 480_000,
+            samples: vec![Sample {
+                at_ms: NOW_MS - 3 * HOUR_MS,
+                ..d.history[1]
+            }],
+        };
+        d.history.clear();
+        let html = markup(
+            &d,
+            Samples::Over(Span::stored(&samples), &samples.samples),
+            Zone::Utc,
+        );
+        assert!(
+            html.contains(r#"<figcaption>Connections, last 24 hours<span class="source" data-source="database"> · all instances, from the database, busiest sample per 8 min</span></figcaption>"#),
+            "{html}"
+        );
+        assert!(html.contains("busiest sample per 8 min"), "{html}");
+        // The point carries its date: the span is not the last few hours of today.
+        assert!(!html.contains("max 20"), "the pool's own maximum: {html}");
+        assert!(!html.contains(r#"class="forecast"#), "{html}");
+        assert!(!html.contains("+5 min"), "{html}");
+        assert_eq!(
+            server_figure(&html).matches(r#"<g class="point""#).count(),
+            1
+        );
+        // The runs chart stays on the last 15 minutes and offers the runs over the span.
+        assert!(
+            html.contains(r#"<a class="runs-link" href="/runs?from=2023-11-13T22:13:20.000Z">Runs over the last 24 hours</a>"#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn an_empty_span_says_so_and_an_unreadable_one_says_why() {
+        let d = dashboard();
+        let empty = Span {
+            from_ms: NOW_MS - 2 * DAY_MS,
+            to_ms: NOW_MS - DAY_MS,
+            ends_now: false,
+            bucket_ms: 480_000,
+            stored: true,
+            zone: Zone::Utc,
+        };
+        let html = markup(&d, Samples::Over(empty, &[]), Zone::Utc);
+        assert!(
+            html.contains(
+                "No samples in the span 2023-11-12 22:13:20 UTC to 2023-11-13 22:13:20 UTC."
+            ),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#"href="/runs?from=2023-11-12T22:13:20.000Z&amp;to=2023-11-13T22:13:20.000Z""#
+        ));
+        let html = markup(
+            &d,
+            Samples::Unreadable("The database cannot be read now."),
+            Zone::Utc,
+        );
+        assert!(html.contains(r#"data-banner="samples">The database cannot be read now.</p>"#));
+        assert!(
+            html.contains(r#"<figure class="chart runs">"#),
+            "the runs are in memory"
+        );
+    }
+
+    #[test]
+    fn the_last_hour_draws_its_points_at_their_times_and_says_how_they_are_taken() {
+        let d = dashboard();
+        let html = markup(
+            &d,
+            Samples::Over(Span::recent(ChartRange::Hour, NOW_MS), &d.history),
+            Zone::Utc,
+        );
+        assert!(html.contains("Connections, last hour"), "{html}");
+        assert!(
+            html.contains("this instance, busiest sample per 20 s"),
+            "{html}"
+        );
+        // Ten minutes ago is five sixths across an hour.
+        let x = Span::recent(ChartRange::Hour, NOW_MS).x(NOW_MS - 600_000);
+        assert!((x - 100.0 * 5.0 / 6.0).abs() < 1e-9);
     }
 }

@@ -7,6 +7,7 @@
 //! - [`api`]: the server functions the dashboard calls; their bodies, and the state they read,
 //!   exist only under `ssr`.
 //! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
+//! - [`pages`]: the runs, a run's and the audit log's pages, and which page a URL is.
 //! - [`charts`]: the SVG charts drawn from the history.
 //! - [`markup`]: the read-only parts written as HTML (charts, table rows).
 //! - [`prefs`]: the reader's time zone and theme, and how instants are written.
@@ -17,13 +18,15 @@ pub mod api;
 pub mod charts;
 pub mod markup;
 pub mod monitor;
+pub mod pages;
 pub mod prefs;
 pub mod wire;
 
-use leptos::prelude::*;
+use leptos::{either::EitherOf3, prelude::*};
 use leptos_meta::HashedStylesheet;
 
 pub use monitor::BackgroundTaskMonitor;
+use pages::{Here, HistoryPage, NotFoundPage, Page};
 use prefs::{Prefs, Theme};
 
 /// The HTML document around the app, rendered on the server, with the tab's title and icon
@@ -31,6 +34,7 @@ use prefs::{Prefs, Theme};
 /// request's cookie names.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let attention = current_attention();
+    let title = Page::current().title().unwrap_or_else(|| attention.title());
     view! {
         <!DOCTYPE html>
         <html lang="en" data-theme=Theme::of_page().attribute()>
@@ -39,7 +43,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HydrationScripts options/>
                 // Written here and by the page's own effect: a `leptos_meta` <Title/> would
                 // bring its client-side code into the WASM.
-                <title>{attention.title()}</title>
+                <title>{title}</title>
             </head>
             <body>
                 <App/>
@@ -132,13 +136,19 @@ pub fn login_shell(
     }
 }
 
-/// The root component: the dashboard, the app's only page.
+/// The root component: the page the URL names ([`Page`]).
 ///
-/// There is no client-side router: the server answers `/` with this page (rendered with its
-/// data before it is sent) and any other path with [`not_found_shell`], so the router's code
-/// stays out of the WASM.
+/// There is no client-side router: links and the filter forms load each page whole, the server
+/// renders it with its data before it is sent, and the browser hydrates the page its address
+/// names; any other path the server answers with [`not_found_shell`]. So a router's code stays
+/// out of the WASM, and so does the history pages' content (see [`pages`]).
 #[component]
 pub fn App() -> impl IntoView {
     Prefs::provide();
-    view! { <BackgroundTaskMonitor/> }
+    match Page::current() {
+        Page::Dashboard(charts) => EitherOf3::A(view! { <BackgroundTaskMonitor charts/> }),
+        Page::Runs(..) | Page::Run { .. } => EitherOf3::B(view! { <HistoryPage here=Here::Runs/> }),
+        Page::Audit(..) => EitherOf3::B(view! { <HistoryPage here=Here::Audit/> }),
+        Page::NotFound => EitherOf3::C(view! { <NotFoundPage/> }),
+    }
 }

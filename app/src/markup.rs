@@ -272,7 +272,7 @@ pub fn audit_rows(audit: &[AuditRow], zone: Zone, now_ms: i64) -> String {
 
 /// A value of at most [`AUDIT_VALUE_CHARS`] characters as it is; a longer one cut there, with
 /// the whole text a click (or Enter) away.
-fn clipped(value: &str) -> Markup {
+pub(crate) fn clipped(value: &str) -> Markup {
     match value.char_indices().nth(AUDIT_VALUE_CHARS) {
         None => html! { (value) },
         Some((cut, _)) => html! {
@@ -652,8 +652,8 @@ mod tests {
             audit_rows(&audit, Zone::Utc, 1_714_979_289_999 + 86_400_000),
             concat!(
                 r#"<tr data-outcome="ok" data-actor="operator"><td class="when">"#,
-                r#"<time datetime="2024-05-06T07:08:09.999Z" title="2024-05-06 07:08:09 UTC">"#,
-                r#"2024-05-06 07:08:09 UTC</time></td>"#,
+                r#"<time datetime="2024-05-06T07:08:09.999Z" title="2024-05-06 07:08:09 UTC" "#,
+                r#"data-zoned>2024-05-06 07:08:09 UTC</time></td>"#,
                 r#"<td>operator</td>"#,
                 r#"<td>emergency cleanup <code>{&quot;dry_run&quot;:false}</code></td>"#,
                 r#"<td>ok: revoked 1 lease &lt;held&gt;</td></tr>"#,

@@ -275,6 +275,12 @@ impl Prefs {
                 }
                 rewrite_relative_times(now as i64);
             });
+            // After the offset is known, and whenever the toggle changes.
+            Effect::new(move |_| {
+                if prefs.local_offset.get().is_some() {
+                    rewrite_zoned_times(prefs.zone.get());
+                }
+            });
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = set_now;
@@ -334,11 +340,11 @@ fn stored_zone() -> Option<Zone> {
     Zone::parse(&storage.get_item(Zone::STORAGE_KEY).ok().flatten()?)
 }
 
-/// Writes the words of every relative time in markup (`time[data-rel]`) as of `now_ms`.
+/// Calls `each` with every `<time>` element `selector` finds and its instant (Unix ms).
 #[cfg(feature = "hydrate")]
-fn rewrite_relative_times(now_ms: i64) {
+fn for_each_time(selector: &str, mut each: impl FnMut(&web_sys::Element, i64)) {
     use web_sys::wasm_bindgen::JsCast;
-    let Ok(times) = document().query_selector_all("time[data-rel]") else {
+    let Ok(times) = document().query_selector_all(selector) else {
         return;
     };
     for i in 0..times.length() {
@@ -348,21 +354,46 @@ fn rewrite_relative_times(now_ms: i64) {
         else {
             continue;
         };
-        let relative = time
-            .get_attribute("data-rel")
-            .and_then(|name| Relative::parse(&name));
         let at_ms = time
             .get_attribute("datetime")
             .map(|iso| js_sys::Date::parse(&iso))
             .filter(|ms| ms.is_finite());
-        if let (Some(relative), Some(at_ms)) = (relative, at_ms) {
-            let words = relative.words(at_ms as i64, now_ms);
-            // Only when they differ: the write is itself a change the observer sees.
-            if time.text_content().as_deref() != Some(words.as_str()) {
-                time.set_text_content(Some(&words));
-            }
+        if let Some(at_ms) = at_ms {
+            each(&time, at_ms as i64);
         }
     }
+}
+
+/// Sets an element's text, only when it differs: the write is itself a change the observer
+/// of markup sees.
+#[cfg(feature = "hydrate")]
+fn set_text(element: &web_sys::Element, text: &str) {
+    if element.text_content().as_deref() != Some(text) {
+        element.set_text_content(Some(text));
+    }
+}
+
+/// Writes the words of every relative time in markup (`time[data-rel]`) as of `now_ms`.
+#[cfg(feature = "hydrate")]
+fn rewrite_relative_times(now_ms: i64) {
+    for_each_time("time[data-rel]", |time, at_ms| {
+        let relative = time
+            .get_attribute("data-rel")
+            .and_then(|name| Relative::parse(&name));
+        if let Some(relative) = relative {
+            set_text(time, &relative.words(at_ms, now_ms));
+        }
+    });
+}
+
+/// Writes every date and time written in UTC (`time[data-zoned]`, see [`time_markup`]) on
+/// `zone`'s clock: the history pages' content is the server's markup, kept as sent.
+#[cfg(feature = "hydrate")]
+fn rewrite_zoned_times(zone: Zone) {
+    for_each_time("time[data-zoned]", |time, at_ms| {
+        set_text(time, &zone.text(at_ms, Shown::DateTime, at_ms));
+        let _ = time.set_attribute("title", &zone.title(at_ms));
+    });
 }
 
 /// Rewrites relative times whenever the page's markup changes (a poll replaced a table), in
@@ -389,7 +420,9 @@ fn rewrite_relative_times_on_change() {
 /// An instant in markup: `<time>` with the instant in ISO 8601 UTC and its date and time on
 /// hover ([`Zone::title`]). A relative one carries `data-rel` and, until the browser writes
 /// its words, reads as an absolute time: the date and time for [`Relative::Ago`], "at" and
-/// the time of day for [`Relative::Until`].
+/// the time of day for [`Relative::Until`]. A date and time in UTC carries `data-zoned`: the
+/// browser writes it on the reader's clock where the markup is the server's, kept as sent (the
+/// history pages, see [`crate::pages`]).
 pub fn time_markup(at_ms: i64, zone: Zone, shown: Shown) -> Markup {
     let (relative, text) = match shown {
         Shown::Relative(relative @ Relative::Ago) => {
@@ -401,9 +434,10 @@ pub fn time_markup(at_ms: i64, zone: Zone, shown: Shown) -> Markup {
         ),
         absolute => (None, zone.text(at_ms, absolute, 0)),
     };
+    let zoned = zone == Zone::Utc && shown == Shown::DateTime;
     html! {
         time datetime=(iso_utc(at_ms)) title=(zone.title(at_ms))
-            data-rel=[relative.map(Relative::as_str)] { (text) }
+            data-rel=[relative.map(Relative::as_str)] data-zoned[zoned] { (text) }
     }
 }
 

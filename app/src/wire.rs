@@ -524,6 +524,342 @@ pub struct ControlOutcome {
     pub message: String,
 }
 
+// The history: the charts' samples over a span (which cross to the browser), and what the runs,
+// a run's and the audit log's pages are written from (on the server only: see `pages`).
+
+pub use leasewatch_types::{AuditQuery, ChartRange, FailureKind, RunsQuery, SamplesQuery};
+
+/// How far apart the engine takes its pool samples, in milliseconds (the history ring's and
+/// the stored raw samples' spacing).
+pub const SAMPLE_EVERY_MS: i64 = 5_000;
+
+/// The most points a chart draws: as many as 15 minutes of samples, 5 s apart. Longer spans
+/// are read as the busiest sample per bucket, so a chart never costs more than the 15-minute
+/// one (each point is markup with its tooltip).
+pub const MAX_CHART_POINTS: i64 = 180;
+
+/// The bucket a chart over `span_ms` draws a point for: at most [`MAX_CHART_POINTS`] of them,
+/// each a whole number of `base_ms` (the samples' own spacing), so buckets of the samples
+/// merge whole.
+pub fn chart_bucket_ms(span_ms: i64, base_ms: i64) -> i64 {
+    let base = base_ms.max(1);
+    let per_point = (span_ms.max(0) + MAX_CHART_POINTS - 1) / MAX_CHART_POINTS;
+    ((per_point + base - 1) / base).max(1) * base
+}
+
+/// Which samples a dashboard poll brings with its data: the memory's last 15 minutes or hour,
+/// or none while the charts read a longer span from the history at their own pace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PollSamples {
+    /// The last 15 minutes, every sample.
+    #[default]
+    #[serde(rename = "15m")]
+    Minutes15,
+    /// The last hour, the busiest sample per 20 s.
+    #[serde(rename = "1h")]
+    Hour,
+    /// None.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl PollSamples {
+    /// The range these samples cover, if any.
+    pub fn range(self) -> Option<ChartRange> {
+        match self {
+            Self::Minutes15 => Some(ChartRange::Minutes15),
+            Self::Hour => Some(ChartRange::Hour),
+            Self::None => None,
+        }
+    }
+
+    /// What a poll brings for the charts' span `query`: the memory's samples when it holds the
+    /// span (no span given, `15m` or `1h`), none otherwise (a longer range, from and to, or a
+    /// range the server will refuse).
+    pub fn of(query: &SamplesQuery) -> Self {
+        if query.from.is_some() || query.to.is_some() {
+            return Self::None;
+        }
+        match query.range.as_deref().map(str::parse::<ChartRange>) {
+            None | Some(Ok(ChartRange::Minutes15)) => Self::Minutes15,
+            Some(Ok(ChartRange::Hour)) => Self::Hour,
+            Some(_) => Self::None,
+        }
+    }
+}
+
+/// What a read of the history gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Read<T> {
+    /// What was asked for.
+    Found(T),
+    /// A value the server refused (the page answers 400).
+    Refused(Refusal),
+    /// Not in the history (the page answers 404).
+    Missing,
+    /// The database cannot be read now (the page answers 503).
+    Unavailable,
+}
+
+/// A refused value of a search: which field, and why, with what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The query parameter.
+    pub field: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl Refusal {
+    /// `field` refused for `message`.
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// At most this many pairs of a query string are read.
+pub const MAX_QUERY_PAIRS: usize = 32;
+/// Each value of a query string is cut to this many bytes: longer ones are refused by the
+/// server anyway, and the form shows what it was given.
+pub const MAX_QUERY_VALUE: usize = 256;
+
+/// The pairs of a query string (without its `?`), decoded as a form submits them: `+` a space,
+/// `%XX` a byte (kept as it is when malformed). Bounded: [`MAX_QUERY_PAIRS`] pairs, each value
+/// cut to [`MAX_QUERY_VALUE`] bytes.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .take(MAX_QUERY_PAIRS)
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let mut value = form_decode(value);
+            if value.len() > MAX_QUERY_VALUE {
+                let mut cut = MAX_QUERY_VALUE;
+                while !value.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                value.truncate(cut);
+            }
+            (form_decode(name), value)
+        })
+        .collect()
+}
+
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| char::from(*b).to_digit(16));
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if hex(i + 1).is_some() && hex(i + 2).is_some() => {
+                let (high, low) = (hex(i + 1).unwrap_or(0), hex(i + 2).unwrap_or(0));
+                out.push((high * 16 + low) as u8);
+                i += 2;
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of `name` in `pairs`, the last given winning; empty ones count as not given.
+fn value_of(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// A number in `pairs`; one that is not a number is left out and refused in `refused` (the
+/// first such).
+fn number_of<T: std::str::FromStr>(
+    pairs: &[(String, String)],
+    name: &str,
+    refused: &mut Option<Refusal>,
+) -> Option<T> {
+    let text = value_of(pairs, name)?;
+    let number = text.trim().parse().ok();
+    if number.is_none() && refused.is_none() {
+        *refused = Some(Refusal::new(
+            name,
+            format!("{text:?} is not a whole number"),
+        ));
+    }
+    number
+}
+
+/// A runs search from a query string (`task=…&outcome=…`): each field as given, for the
+/// server to check; and a number in it that is not one (`limit`), refused here.
+pub fn runs_query(query: &str) -> (RunsQuery, Option<Refusal>) {
+    let pairs = query_pairs(query);
+    let text = |name| value_of(&pairs, name);
+    let mut refused = None;
+    let query = RunsQuery {
+        task: text("task"),
+        outcome: text("outcome"),
+        failure: text("failure"),
+        instance: text("instance"),
+        from: text("from"),
+        to: text("to"),
+        limit: number_of(&pairs, "limit", &mut refused),
+        before: text("before"),
+    };
+    (query, refused)
+}
+
+/// An audit search from a query string (`action=…&actor=…`), as [`runs_query`] reads one.
+pub fn audit_query(query: &str) -> (AuditQuery, Option<Refusal>) {
+    let pairs = query_pairs(query);
+    let text = |name| value_of(&pairs, name);
+    let mut refused = None;
+    let query = AuditQuery {
+        action: text("action"),
+        actor: text("actor"),
+        outcome: text("outcome"),
+        from: text("from"),
+        to: text("to"),
+        limit: number_of(&pairs, "limit", &mut refused),
+        before: number_of(&pairs, "before", &mut refused),
+    };
+    (query, refused)
+}
+
+/// The charts' span from a query string (`range=24h`, `from=…&to=…`).
+pub fn samples_query(query: &str) -> SamplesQuery {
+    let pairs = query_pairs(query);
+    SamplesQuery {
+        range: value_of(&pairs, "range"),
+        from: value_of(&pairs, "from"),
+        to: value_of(&pairs, "to"),
+    }
+}
+
+/// One finished run, as the runs page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRow {
+    /// The instance that ran it.
+    pub instance: String,
+    /// The host that instance ran on.
+    pub host: String,
+    /// The task.
+    pub task: String,
+    /// The run's number within its instance.
+    pub run_id: u64,
+    /// Started by an operator's "run now" rather than the schedule.
+    pub manual: bool,
+    /// When its start was due, in Unix milliseconds (none for a manual run).
+    pub scheduled_at_ms: Option<i64>,
+    /// When it started, in Unix milliseconds.
+    pub started_at_ms: i64,
+    /// How long it took, retries included, in milliseconds.
+    pub duration_ms: u64,
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// What kind of failure ended it, if it failed.
+    pub failure: Option<FailureKind>,
+    /// What was done, why it was skipped or cancelled, or its last error.
+    pub detail: String,
+    /// Rows changed.
+    pub rows: u64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The most leases it held at once.
+    pub leases: u32,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunsPage {
+    /// The runs.
+    pub runs: Vec<RunRow>,
+    /// The `before` of the next page, when older runs remain.
+    pub next: Option<String>,
+}
+
+/// The runs page: the engine's task names (for the filter) and what the search found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunsView {
+    /// The tasks this instance has, by name.
+    pub tasks: Vec<String>,
+    /// The runs, or why there are none to show.
+    pub found: Read<RunsPage>,
+}
+
+/// One run with each of its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDetail {
+    /// The run as listed.
+    pub run: RunRow,
+    /// How long its scheduled start waited for a deferral to end, in milliseconds.
+    pub deferred_ms: u64,
+    /// Each attempt, in order.
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// One attempt of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRow {
+    /// 1 for the first.
+    pub number: u32,
+    /// When it started, in Unix milliseconds.
+    pub started_at_ms: i64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// The error it ended with.
+    pub error: Option<String>,
+    /// What kind of failure that was.
+    pub failure: Option<FailureKind>,
+    /// The backoff waited after it before the next attempt, in milliseconds.
+    pub retry_delay_ms: Option<u64>,
+    /// The leases it was given.
+    pub leases: Vec<LeaseUseRow>,
+}
+
+/// A lease an attempt was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseUseRow {
+    /// The lease's number.
+    pub lease_id: u64,
+    /// The PostgreSQL backend that served it; none on SQLite.
+    pub backend_pid: Option<i32>,
+    /// How long the acquire waited for a connection, in milliseconds.
+    pub waited_ms: u64,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditRow>,
+    /// The `before` of the next page, when older entries remain.
+    pub next_before: Option<i64>,
+}
+
+/// Pool and server samples over a span, from the history: every instance writing to the
+/// database, added up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanSamples {
+    /// The span's start, in Unix milliseconds.
+    pub from_ms: i64,
+    /// Its end, in Unix milliseconds.
+    pub to_ms: i64,
+    /// Whether it ends now (a range, or a start without an end).
+    pub ends_now: bool,
+    /// How long each sample covers (its busiest moment), in milliseconds.
+    pub bucket_ms: i64,
+    /// Oldest first; buckets without samples are left out.
+    pub samples: Vec<Sample>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,5 +994,75 @@ mod tests {
                 "{ms}"
             );
         }
+    }
+
+    #[test]
+    fn chart_buckets_hold_whole_samples_and_at_most_the_points_allowed() {
+        assert_eq!(chart_bucket_ms(15 * 60_000, 5_000), 5_000);
+        assert_eq!(chart_bucket_ms(3_600_000, 5_000), 20_000);
+        // The history's own buckets for a day and a week (120 s, 840 s), four to a point.
+        assert_eq!(chart_bucket_ms(86_400_000, 120_000), 480_000);
+        assert_eq!(chart_bucket_ms(604_800_000, 840_000), 3_360_000);
+        assert_eq!(chart_bucket_ms(0, 5_000), 5_000);
+    }
+
+    #[test]
+    fn a_query_string_decodes_as_a_form_submits_it_and_stays_bounded() {
+        assert_eq!(
+            query_pairs("task=health_check&from=2026-12-01T00%3A00%3A00%2B01%3A00&x=a+b&bad=%zz"),
+            [
+                ("task".to_owned(), "health_check".to_owned()),
+                ("from".to_owned(), "2026-12-01T00:00:00+01:00".to_owned()),
+                ("x".to_owned(), "a b".to_owned()),
+                ("bad".to_owned(), "%zz".to_owned()),
+            ]
+        );
+        let long = format!("task={}", "é".repeat(1000));
+        assert!(query_pairs(&long)[0].1.len() <= MAX_QUERY_VALUE);
+        let many = "a=1&".repeat(1000);
+        assert_eq!(query_pairs(&many).len(), MAX_QUERY_PAIRS);
+        // Multi-byte characters, and a bare name.
+        assert_eq!(
+            query_pairs("q=%C3%A9&flag"),
+            [
+                ("q".to_owned(), "é".to_owned()),
+                ("flag".to_owned(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn searches_read_their_fields_and_leave_empty_ones_out() {
+        let (runs, refused) =
+            runs_query("task=health_check&outcome=failed&failure=&instance=&limit=20");
+        assert_eq!(runs.task.as_deref(), Some("health_check"));
+        assert_eq!(runs.outcome.as_deref(), Some("failed"));
+        assert_eq!(
+            (runs.failure, runs.instance, runs.limit),
+            (None, None, Some(20))
+        );
+        assert_eq!(refused, None);
+        let (runs, refused) = runs_query("task=x&limit=many");
+        assert_eq!((runs.task.as_deref(), runs.limit), (Some("x"), None));
+        assert_eq!(refused.unwrap().field, "limit");
+        let (audit, refused) = audit_query("actor=operator&before=42");
+        assert_eq!(
+            (audit.actor.as_deref(), audit.before),
+            (Some("operator"), Some(42))
+        );
+        assert_eq!(refused, None);
+        assert_eq!(audit_query("before=x").1.unwrap().field, "before");
+        let span = samples_query("range=24h&from=");
+        assert_eq!((span.range.as_deref(), span.from), (Some("24h"), None));
+        let poll = |query| PollSamples::of(&samples_query(query));
+        assert_eq!(poll(""), PollSamples::Minutes15);
+        assert_eq!(poll("range=1h"), PollSamples::Hour);
+        assert_eq!(poll("range=7d"), PollSamples::None);
+        assert_eq!(
+            poll("range=2d"),
+            PollSamples::None,
+            "the server names what is wrong"
+        );
+        assert_eq!(poll("from=2026-12-01T00:00:00Z"), PollSamples::None);
     }
 }

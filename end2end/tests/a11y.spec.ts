@@ -49,6 +49,28 @@ for (const theme of themes) {
       await check(page, `viewer, ${theme}`);
     });
 
+    test('the runs, a run\'s, the audit log\'s pages and a refused filter pass axe', async ({ page }) => {
+      await logIn(page, OPERATOR_TOKEN);
+      // The demo's runs reach the history within seconds (written every 5 s).
+      await expect(async () => {
+        await page.goto('/runs');
+        await expect(page.locator('tr[data-run] a').first()).toBeAttached({ timeout: 1_000 });
+      }).toPass({ timeout: 30_000 });
+      await expect(page.locator('main[data-hydrated="true"]')).toBeAttached();
+      await expect(page.locator('html')).toHaveAttribute('data-theme', theme);
+      await check(page, `runs, ${theme}`);
+      await page.locator('tr[data-run] a').first().click();
+      await expect(page.locator('li.attempt').first()).toBeVisible();
+      await check(page, `a run, ${theme}`);
+      await page.goto('/audit');
+      await expect(page.getByRole('heading', { level: 1 })).toHaveText('Audit log');
+      await check(page, `audit log, ${theme}`);
+      const refused = await page.goto('/runs?outcome=broken');
+      expect(refused?.status()).toBe(400);
+      await expect(page.locator('#filter-error')).toBeVisible();
+      await check(page, `runs with a refused filter, ${theme}`);
+    });
+
     test('the login page, with an error, passes axe', async ({ page }) => {
       await page.goto('/login');
       await expect(page.locator('html')).toHaveAttribute('data-theme', theme);

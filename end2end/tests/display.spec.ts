@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { logIn } from './login';
 import { contrast } from './measure';
+import { BROWSER_ZONE, clockIn, dateTimeIn } from './zone';
 
 // For the person at 3 a.m.: times in their own zone (UTC on hover, a toggle), a dark theme
 // that follows the system or their choice without a flash of the other, and every control
@@ -11,20 +12,6 @@ import { contrast } from './measure';
 
 const LIGHT_PAGE = 'rgb(245, 246, 248)';
 const DARK_PAGE = 'rgb(17, 19, 24)';
-
-/** "HH:MM:SS" of an ISO instant in a zone. */
-function clockIn(iso: string, timeZone: string): string {
-  return new Intl.DateTimeFormat('en-GB', { timeZone, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
-}
-
-/** "YYYY-MM-DD HH:MM:SS" of an ISO instant in a zone. */
-function dateTimeIn(iso: string, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-  }).formatToParts(new Date(iso));
-  const part = (type: string) => parts.find((p) => p.type === type)!.value;
-  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')}`;
-}
 
 /** The page's background colour. */
 const pageColour = (page: Page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor === 'rgba(0, 0, 0, 0)'
@@ -184,8 +171,8 @@ test('times show in the browser\'s zone with UTC on hover, and the choice of UTC
     expect(iso).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const utc = `${dateTimeIn(iso, 'UTC')} UTC`;
     if (zone === 'local') {
-      expect(text).toBe(clockIn(iso, 'Asia/Kolkata'));
-      expect(title).toBe(`${dateTimeIn(iso, 'Asia/Kolkata')} UTC+05:30 · ${utc}`);
+      expect(text).toBe(clockIn(iso, BROWSER_ZONE));
+      expect(title).toBe(`${dateTimeIn(iso, BROWSER_ZONE)} UTC+05:30 · ${utc}`);
     } else {
       expect(text).toBe(`${clockIn(iso, 'UTC')} UTC`);
       expect(title).toBe(utc);

@@ -16,7 +16,7 @@ test.describe('on a phone (390×844, touch)', () => {
     await loaded(page);
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth)).toBe(true);
     const all = await targets(page);
-    // Start, stop, two cleanups, log out, and run now and pause for each of the four tasks.
+    // Start, stop, two cleanups, log out, and run now and pause for each of the five tasks.
     expect(all.length).toBeGreaterThanOrEqual(13);
     for (const t of all) {
       expect(t.left, t.name).toBeGreaterThanOrEqual(0);

@@ -2,8 +2,6 @@
 //! error's type and (for database errors) its SQLSTATE — never from its message, so rewording
 //! a message cannot change which recommendation a failure raises.
 
-use serde::{Deserialize, Serialize};
-
 /// PostgreSQL's SQLSTATE when it refuses a connection for want of a free slot: "sorry, too
 /// many clients already" and "remaining connection slots are reserved for ..." alike. The
 /// rest of class 53 (disk full, out of memory, configuration limit) is not about slots.
@@ -13,106 +11,24 @@ pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
 /// up").
 pub(crate) const CANNOT_CONNECT_NOW: &str = "57P03";
 
-/// Why a run failed, as the recommendation rules read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// No connection within `DB_CONNECTION_TIMEOUT`: the pool is exhausted, or the server
-    /// does not let the pool open one.
-    AcquireTimeout,
-    /// The database could not be reached or a connection to it could not be opened (refused,
-    /// reset, TLS failure, a connection exception, a server starting up).
-    Unreachable,
-    /// PostgreSQL refused a new connection for want of a free slot
-    /// ([`TOO_MANY_CONNECTIONS`]).
-    SlotsExhausted,
-    /// The governor's lease limit stayed full for the whole acquire timeout (a tight budget).
-    OverLimit,
-    /// Cleanup took the run's lease back.
-    Revoked,
-    /// The work outlived the lease timeout.
-    TimedOut,
-    /// The pool is closed: the engine is shutting down.
-    Closed,
-    /// The database refused or failed a statement.
-    Database,
-    /// The task's own logic failed; retrying would fail the same way.
-    Logic,
-}
+/// Why a run failed: defined with the other names on the wire, so the dashboard reads it too.
+pub use leasewatch_types::FailureKind;
 
-impl FailureKind {
-    /// Classifies a driver error by its variant and SQLSTATE.
-    pub fn of_sqlx(err: &sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Self::Unreachable,
-            sqlx::Error::PoolTimedOut => Self::AcquireTimeout,
-            sqlx::Error::PoolClosed => Self::Closed,
-            sqlx::Error::Database(db) => match db.code().as_deref() {
-                Some(TOO_MANY_CONNECTIONS) => Self::SlotsExhausted,
-                // Class 08: connection exceptions.
-                Some(code) if code == CANNOT_CONNECT_NOW || code.starts_with("08") => {
-                    Self::Unreachable
-                }
-                _ => Self::Database,
-            },
-            _ => Self::Database,
-        }
-    }
-
-    /// Every kind, in declaration order.
-    pub const ALL: [Self; 9] = [
-        Self::AcquireTimeout,
-        Self::Unreachable,
-        Self::SlotsExhausted,
-        Self::OverLimit,
-        Self::Revoked,
-        Self::TimedOut,
-        Self::Closed,
-        Self::Database,
-        Self::Logic,
-    ];
-
-    /// Its name on the wire and in the database (its serde name).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::AcquireTimeout => "acquire_timeout",
-            Self::Unreachable => "unreachable",
-            Self::SlotsExhausted => "slots_exhausted",
-            Self::OverLimit => "over_limit",
-            Self::Revoked => "revoked",
-            Self::TimedOut => "timed_out",
-            Self::Closed => "closed",
-            Self::Database => "database",
-            Self::Logic => "logic",
-        }
-    }
-
-    /// Whether the run could not get a connection at all: what makes a failing health check
-    /// mean "the database is unreachable".
-    pub fn is_connection(self) -> bool {
-        matches!(self, Self::AcquireTimeout | Self::Unreachable)
-    }
-}
-
-impl std::fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is not a failure kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown failure kind {0:?}: the kinds are {kinds}", kinds = FailureKind::ALL.map(FailureKind::as_str).join(", "))]
-pub struct UnknownFailureKind(pub String);
-
-impl std::str::FromStr for FailureKind {
-    type Err = UnknownFailureKind;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
-            .ok_or_else(|| UnknownFailureKind(name.to_owned()))
+/// Classifies a driver error by its variant and SQLSTATE.
+pub fn classify(err: &sqlx::Error) -> FailureKind {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => FailureKind::Unreachable,
+        sqlx::Error::PoolTimedOut => FailureKind::AcquireTimeout,
+        sqlx::Error::PoolClosed => FailureKind::Closed,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(TOO_MANY_CONNECTIONS) => FailureKind::SlotsExhausted,
+            // Class 08: connection exceptions.
+            Some(code) if code == CANNOT_CONNECT_NOW || code.starts_with("08") => {
+                FailureKind::Unreachable
+            }
+            _ => FailureKind::Database,
+        },
+        _ => FailureKind::Database,
     }
 }
 
@@ -181,7 +97,7 @@ mod tests {
         for kind in FailureKind::ALL {
             let json = serde_json::to_value(kind).unwrap();
             assert_eq!(json, kind.as_str(), "as_str is the serde name");
-            assert_eq!(kind.as_str().parse::<FailureKind>(), Ok(kind));
+            assert_eq!(kind.as_str().parse::<FailureKind>(), Ok(*kind));
         }
         let err = "timeout".parse::<FailureKind>().unwrap_err().to_string();
         assert!(
@@ -206,23 +122,20 @@ mod tests {
         ];
         for (code, message, kind) in cases {
             assert_eq!(
-                FailureKind::of_sqlx(&Coded::error(code, message)),
+                classify(&Coded::error(code, message)),
                 kind,
                 "{code} {message:?}"
             );
         }
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(
-            FailureKind::of_sqlx(&sqlx::Error::Io(refused)),
+            classify(&sqlx::Error::Io(refused)),
             FailureKind::Unreachable
         );
         assert_eq!(
-            FailureKind::of_sqlx(&sqlx::Error::PoolTimedOut),
+            classify(&sqlx::Error::PoolTimedOut),
             FailureKind::AcquireTimeout
         );
-        assert_eq!(
-            FailureKind::of_sqlx(&sqlx::Error::RowNotFound),
-            FailureKind::Database
-        );
+        assert_eq!(classify(&sqlx::Error::RowNotFound), FailureKind::Database);
     }
 }

@@ -630,7 +630,7 @@ async fn postgres_slot_exhaustion_times_out_then_recovers() {
             Ok(conn) => hog.push(conn),
             Err(err) => {
                 assert_eq!(
-                    FailureKind::of_sqlx(&err),
+                    leasewatch_engine::failure::classify(&err),
                     FailureKind::SlotsExhausted,
                     "{err}"
                 );

@@ -13,10 +13,15 @@ use axum::{
     extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use leasewatch_app::{api::ssr::AppState, not_found_shell, shell};
+use leasewatch_app::{
+    api::ssr::AppState,
+    not_found_shell,
+    pages::{self, Page},
+    shell,
+};
 use leptos::{
     nonce::Nonce,
     prelude::{provide_context, use_context},
@@ -38,10 +43,20 @@ use crate::{
     openapi::{self, Document},
 };
 
+/// The history's pages (see `leasewatch_app::pages`): the runs, one run, the audit log.
+const HISTORY_PAGES: [&str; 3] = ["/runs", "/runs/{instance}/{run_id}", "/audit"];
+
 /// Paths that serve pages or forms to browsers rather than the JSON API: not in the OpenAPI
 /// document. (The dashboard's server functions, under `/api/`, are not either: they are the
 /// page's own calls, listed by Leptos.)
-pub const PAGE_PATHS: [&str; 3] = ["/", "/login", "/logout"];
+pub const PAGE_PATHS: [&str; 6] = [
+    "/",
+    HISTORY_PAGES[0],
+    HISTORY_PAGES[1],
+    HISTORY_PAGES[2],
+    "/login",
+    "/logout",
+];
 
 /// A request body must arrive within this.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,9 +100,10 @@ pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
         .route("/login", get(login::login_page).post(login::login_submit))
         .route("/logout", post(login::logout))
         .with_state(Arc::clone(&auth));
-    // The dashboard is the only page: `/`, rendered with its data before it is sent (Async),
-    // so it is readable without JavaScript. `leptos_routes` also mounts the server functions.
-    // Anything else is a static file or the not-found page.
+    // The dashboard: `/`, rendered with its data before it is sent (Async), so it is readable
+    // without JavaScript. `leptos_routes` also mounts the server functions. The history's pages
+    // read their content first (`history_page`). Anything else is a static file or the
+    // not-found page.
     let pages = vec![AxumRouteListing::new(
         "/".to_owned(),
         SsrMode::Async,
@@ -95,10 +111,13 @@ pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
         vec![],
     )];
     let options = state.leptos_options.clone();
-    api.leptos_routes_with_context(&state, pages, use_request_nonce, move || {
+    let mut app = api.leptos_routes_with_context(&state, pages, use_request_nonce, move || {
         shell(options.clone())
-    })
-    .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+    });
+    for path in HISTORY_PAGES {
+        app = app.route(path, get(history_page));
+    }
+    app.fallback(leptos_axum::file_and_error_handler::<AppState, _>(
         not_found_shell,
     ))
     .with_state(state)
@@ -117,6 +136,53 @@ pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
         edge::check_host,
     ))
     .layer(CompressionLayer::new())
+}
+
+/// A history page: its content read from the database and written as markup, then the app
+/// rendered around it (which places it), answered with the content's status (400 for a
+/// refused filter, 404 for a run not there, 503 while the database cannot be read).
+async fn history_page(State(state): State<AppState>, request: Request) -> Response {
+    let uri = request.uri();
+    // A GET form sends its empty fields too: the same page without them, so the URL says
+    // only what was asked (`/runs?task=health_check&outcome=failed`).
+    if let Some(tidy) = without_empty_fields(uri.path(), uri.query().unwrap_or("")) {
+        return Redirect::to(&tidy).into_response();
+    }
+    let page = Page::at(uri.path(), uri.query().unwrap_or(""));
+    let (content, status) = pages::ssr::content(&state, &page).await;
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_context(state.clone());
+            provide_context(content.clone());
+            use_request_nonce();
+        },
+        move || shell(options.clone()),
+    );
+    let mut response = render(request).await;
+    *response.status_mut() = status;
+    response
+}
+
+/// `path` with `query` less its empty fields (`name=` or a bare `name`), when it has any.
+fn without_empty_fields(path: &str, query: &str) -> Option<String> {
+    let pairs: Vec<&str> = query.split('&').collect();
+    let given: Vec<&str> = pairs
+        .iter()
+        .copied()
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(_, value)| !value.is_empty())
+        })
+        .collect();
+    if given.len() == pairs.len() || query.is_empty() {
+        return None;
+    }
+    Some(if given.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", given.join("&"))
+    })
 }
 
 /// Leptos's scripts carry the nonce the response's CSP names.
@@ -144,6 +210,19 @@ async fn cache_assets(State(hashed): State<bool>, request: Request, next: Next) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_s_empty_fields_are_left_out_of_the_url() {
+        let tidy = |query| without_empty_fields("/runs", query);
+        assert_eq!(
+            tidy("task=health_check&outcome=failed&failure=&instance=&from=&to="),
+            Some("/runs?task=health_check&outcome=failed".to_owned())
+        );
+        assert_eq!(tidy("task=&outcome="), Some("/runs".to_owned()));
+        assert_eq!(tidy("flag"), Some("/runs".to_owned()));
+        assert_eq!(tidy("task=health_check&limit=2"), None);
+        assert_eq!(tidy(""), None);
+    }
 
     #[test]
     fn every_reference_in_the_document_resolves() {

@@ -711,6 +711,8 @@ async fn every_page_is_rendered_in_the_theme_its_cookie_names() {
         let without = theme.trim_start_matches("; ");
         for (path, who, status) in [
             ("/", As::Cookie(&with_session, None), StatusCode::OK),
+            ("/runs", As::Cookie(&with_session, None), StatusCode::OK),
+            ("/audit", As::Cookie(&with_session, None), StatusCode::OK),
             (
                 "/nope",
                 As::Cookie(&with_session, None),
@@ -735,7 +737,7 @@ async fn every_page_is_rendered_in_the_theme_its_cookie_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_is_the_only_page_and_other_paths_are_files_or_not_found() {
+async fn the_pages_are_rendered_with_their_data_and_other_paths_are_files_or_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir(&site).unwrap();
@@ -763,7 +765,14 @@ async fn the_dashboard_is_the_only_page_and_other_paths_are_files_or_not_found()
     assert_eq!(file.status, StatusCode::OK);
     assert_eq!(file.text, "User-agent: *\n");
 
-    for path in ["/nope", "/api/nope", "/pkg/missing.wasm", "/index.html"] {
+    for path in [
+        "/nope",
+        "/api/nope",
+        "/pkg/missing.wasm",
+        "/index.html",
+        "/runs/",
+        "/audit/x",
+    ] {
         let missing = app.send(Method::GET, path, op, None).await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
         assert!(
@@ -773,6 +782,89 @@ async fn the_dashboard_is_the_only_page_and_other_paths_are_files_or_not_found()
         );
         // Nothing to hydrate: the not-found page loads no script.
         assert!(!missing.text.contains(".js"), "{path}: {}", missing.text);
+    }
+
+    // The history's pages, rendered with their data; a refused filter is a 400 naming the
+    // field, a run not there a 404.
+    let page = |path: &'static str| app.send(Method::GET, path, op, None);
+    let ran = app
+        .act(op, json!({"action": "run_now", "task": "health_check"}))
+        .await;
+    assert_eq!(ran.status, StatusCode::OK, "{}", ran.text);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        app.engine.history().flush(app.engine.database()).await;
+        let runs = page("/runs").await;
+        assert_eq!(runs.status, StatusCode::OK, "{}", runs.text);
+        if runs.text.contains("data-run=") || tokio::time::Instant::now() > deadline {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        runs.text.contains("<title>Runs · Leasewatch</title>"),
+        "{}",
+        runs.text
+    );
+    assert!(runs.text.contains(r#"action="/runs""#), "{}", runs.text);
+    assert!(
+        runs.text.contains(r#"<option value="health_check">"#),
+        "{}",
+        runs.text
+    );
+    let detail = runs
+        .text
+        .split(r#"<a href="/runs/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|rest| format!("/runs/{rest}"))
+        .unwrap_or_else(|| panic!("a run with its link: {}", runs.text));
+    let run = app.send(Method::GET, &detail, op, None).await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    assert!(run.text.contains("Attempt 1"), "{}", run.text);
+    for (path, status, says) in [
+        (
+            "/runs?outcome=broken",
+            StatusCode::BAD_REQUEST,
+            "succeeded, skipped, failed, cancelled",
+        ),
+        (
+            "/runs?limit=x",
+            StatusCode::BAD_REQUEST,
+            "is not a whole number",
+        ),
+        (
+            "/runs/nobody/1",
+            StatusCode::NOT_FOUND,
+            "No run 1 of instance nobody in the history.",
+        ),
+        ("/runs/nobody/x", StatusCode::NOT_FOUND, "Page not found."),
+        ("/audit", StatusCode::OK, r#"action="/audit""#),
+        (
+            "/audit?actor=root",
+            StatusCode::BAD_REQUEST,
+            "viewer, operator, system",
+        ),
+        ("/?range=1h", StatusCode::OK, "Connections, last hour"),
+        (
+            "/?range=24h",
+            StatusCode::OK,
+            "all instances, from the database",
+        ),
+        (
+            "/?range=2d",
+            StatusCode::BAD_REQUEST,
+            "range: &quot;2d&quot; is not one of",
+        ),
+        (
+            "/?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z",
+            StatusCode::OK,
+            "No samples in the span 2020-01-01 00:00:00 UTC to 2020-01-02 00:00:00 UTC.",
+        ),
+    ] {
+        let reply = page(path).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.text);
+        assert!(reply.text.contains(says), "{path}: {}", reply.text);
     }
 }
 

@@ -135,7 +135,20 @@ fn runs_samples_and_audit_entries_are_there_after_a_restart() {
         taken.iter().any(|at| *at < stopped_at.timestamp_millis()),
         "samples from before the restart: {samples:#}"
     );
-    // Audit: the dry run, filtered by action.
+    // The same on the pages: the first process's runs, one with its attempts.
+    let (status, page) = get(&second, &format!("/runs?instance={old_instance}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!(r#"data-run="{}""#, first_run["run_id"])),
+        "{page}"
+    );
+    let (status, page) = get(
+        &second,
+        &format!("/runs/{old_instance}/{}", first_run["run_id"]),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Attempt 1"), "{page}");
+    // Audit: the dry run, filtered by action (an entry's record is flattened into it).
     let audit = json(&second, "/api/admin/audit?action=cleanup&actor=operator");
     assert!(
         audit.as_array().unwrap().iter().any(|e| e["arguments"]
@@ -143,6 +156,9 @@ fn runs_samples_and_audit_entries_are_there_after_a_restart() {
             .is_some_and(|a| a.contains("dry_run"))),
         "{audit:#}"
     );
+    let (status, page) = get(&second, "/audit?action=cleanup&actor=operator");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"data-dry-run="true""#), "{page}");
     second.stop();
 }
 

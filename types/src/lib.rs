@@ -184,6 +184,42 @@ names! {
 }
 
 names! {
+    /// What kind of failure ended a task run, as the recommendation rules read it (decided by
+    /// the engine where the failure happens, from the error's type and SQLSTATE).
+    FailureKind {
+        /// No connection within `DB_CONNECTION_TIMEOUT`: the pool is exhausted, or the server
+        /// does not let the pool open one.
+        AcquireTimeout = "acquire_timeout",
+        /// The database could not be reached or a connection to it could not be opened
+        /// (refused, reset, TLS failure, a connection exception, a server starting up).
+        Unreachable = "unreachable",
+        /// PostgreSQL refused a new connection for want of a free slot (SQLSTATE 53300).
+        SlotsExhausted = "slots_exhausted",
+        /// The governor's lease limit stayed full for the whole acquire timeout (a tight
+        /// budget).
+        OverLimit = "over_limit",
+        /// Cleanup took the run's lease back.
+        Revoked = "revoked",
+        /// The work outlived the lease timeout.
+        TimedOut = "timed_out",
+        /// The pool is closed: the engine is shutting down.
+        Closed = "closed",
+        /// The database refused or failed a statement.
+        Database = "database",
+        /// The task's own logic failed; retrying would fail the same way.
+        Logic = "logic",
+    }
+}
+
+impl FailureKind {
+    /// Whether the run could not get a connection at all: what makes a failing health check
+    /// mean "the database is unreachable".
+    pub const fn is_connection(self) -> bool {
+        matches!(self, Self::AcquireTimeout | Self::Unreachable)
+    }
+}
+
+names! {
     /// How an audited action came out.
     AuditOutcome {
         /// Done.
@@ -377,6 +413,35 @@ fn query_string<const N: usize>(pairs: [(&str, Option<&str>); N]) -> String {
         .map(|(name, value)| format!("{name}={}", percent_encode(value)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// Which pool and server samples to chart, as the query string carries it (`/?range=24h`,
+/// `/?from=…&to=…`, `GET /api/admin/samples?…`): a range ending now, or from and to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SamplesQuery {
+    /// `15m`, `1h`, `24h` or `7d`, ending now.
+    pub range: Option<String>,
+    /// The start (RFC 3339), instead of a range.
+    pub from: Option<String>,
+    /// The end (RFC 3339); now when only `from` is given.
+    pub to: Option<String>,
+}
+
+impl SamplesQuery {
+    /// The query string that asks for this (empty fields left out), for links.
+    pub fn to_query_string(&self) -> String {
+        [
+            ("range", self.range.as_deref()),
+            ("from", self.from.as_deref()),
+            ("to", self.to.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .map(|(name, value)| format!("{name}={}", percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
 }
 
 /// `value` with everything but unreserved characters (RFC 3986) percent-encoded, for a query

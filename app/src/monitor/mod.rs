@@ -15,23 +15,33 @@ mod read;
 mod tables;
 
 use crate::{
-    api::{Control, get_dashboard},
-    charts, markup,
-    prefs::{DisplayPrefs, Prefs, Shown, time_view},
-    wire::{Advice, Dashboard, Relative},
+    api::{Control, get_dashboard, read_samples},
+    charts::{self, Samples, Span},
+    markup,
+    pages::{Here, Masthead},
+    prefs::{Prefs, Shown, time_view},
+    wire::{Advice, ChartRange, Dashboard, PollSamples, Read, Relative, SamplesQuery, SpanSamples},
 };
 use alerts::AlertsSection;
 use controls::{ControlPanel, Controls, Notice, Place, label};
 use read::{field, markup_from};
 use tables::{AuctionTable, AuditTable, LeaseTable, TaskTable};
 
-/// The dashboard page.
+/// The dashboard page, its charts over the span `charts` asks for (the last 15 minutes when it
+/// asks for none).
 #[component]
-pub fn BackgroundTaskMonitor() -> impl IntoView {
+pub fn BackgroundTaskMonitor(
+    /// The charts' span, as the URL gives it.
+    charts: SamplesQuery,
+) -> impl IntoView {
     // Bumped by the poller and after each action; the dashboard resource follows it.
     let polls = RwSignal::new(0u64);
-    let dashboard: Resource<_, JsonSliceCodec> =
-        Resource::new_with_options(move || polls.get(), |_| get_dashboard(), false);
+    let poll_samples = PollSamples::of(&charts);
+    let dashboard: Resource<_, JsonSliceCodec> = Resource::new_with_options(
+        move || polls.get(),
+        move |_| get_dashboard(Some(poll_samples)),
+        false,
+    );
     // The last good data stays on screen while the server is unreachable.
     let data = Memo::new(
         move |previous: Option<&Option<Dashboard>>| match dashboard.get() {
@@ -94,17 +104,9 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
         }
     });
 
+    let stored = stored_samples(&charts, poll_samples);
     view! {
-        // First on the page: past the header's controls to the figures.
-        <a class="skip-link" href="#content">"Skip to content"</a>
-        <header class="masthead">
-            <h1>"Leasewatch"</h1>
-            <p class="tagline">"Background tasks and the connections they hold"</p>
-            <DisplayPrefs/>
-            <form method="post" action="/logout">
-                <button type="submit" class="quiet">"Log out"</button>
-            </form>
-        </header>
+        <Masthead here=Here::Dashboard/>
         // The skip link's target. Not focusable (a click on its text would focus it and send the
         // next Tab back to its start): following the link moves where Tab goes on from.
         <main class="monitor" id="content" data-hydrated=move || hydrated.get().to_string()>
@@ -143,7 +145,7 @@ pub fn BackgroundTaskMonitor() -> impl IntoView {
                 {section(view! { <Recommendations data controls/> })}
                 {section(view! { <Cards data/> })}
                 {section(view! { <ControlPanel controls/> })}
-                {section(view! { <Charts data/> })}
+                {section(view! { <Charts data charts stored/> })}
                 {section(view! { <LeaseTable data/> })}
                 {section(view! { <TaskTable data controls now/> })}
                 {section(view! { <AlertsSection data controls/> })}
@@ -369,17 +371,134 @@ fn Cards(data: Memo<Option<Dashboard>>) -> impl IntoView {
     }
 }
 
+/// The history's samples over the charts' span, when the memory does not hold it: read on
+/// load and every [`STORED_EVERY_MS`] while the tab is visible, never with the poll; the last
+/// good read stays while a later one fails.
+type Stored = Option<StoredSamples>;
+
+/// The history's samples: the read, and its last good value.
+#[derive(Clone, Copy)]
+struct StoredSamples {
+    read: Resource<Result<Read<SpanSamples>, ServerFnError>, JsonSliceCodec>,
+    last: Memo<Option<Read<SpanSamples>>>,
+}
+
+/// How often the charts read a span from the history again: slower than the poll, as a
+/// point there covers minutes.
+const STORED_EVERY_MS: u32 = 30_000;
+
+fn stored_samples(charts: &SamplesQuery, poll: PollSamples) -> Stored {
+    if poll != PollSamples::None {
+        return None;
+    }
+    let refreshes = RwSignal::new(0u64);
+    let query = charts.clone();
+    let read: Resource<_, JsonSliceCodec> = Resource::new_with_options(
+        move || refreshes.get(),
+        move |_| read_samples(query.clone()),
+        false,
+    );
+    every_while_visible(refreshes, || STORED_EVERY_MS);
+    let last = Memo::new(
+        move |previous: Option<&Option<Read<SpanSamples>>>| match read.get() {
+            Some(Ok(fresh)) => Some(fresh),
+            _ => previous.cloned().flatten(),
+        },
+    );
+    Some(StoredSamples { read, last })
+}
+
 #[component]
-fn Charts(data: Memo<Option<Dashboard>>) -> impl IntoView {
+fn Charts(data: Memo<Option<Dashboard>>, charts: SamplesQuery, stored: Stored) -> impl IntoView {
+    let memory = PollSamples::of(&charts).range();
+    let custom = charts.from.is_some() || charts.to.is_some();
+    let asked = charts.range.clone().unwrap_or_else(|| "15m".to_owned());
     // Charts are drawn against the server's clock, so they agree with the data. They are
     // markup, set whole on each poll (see `charts`).
     let zone = Prefs::get().zone;
+    let draw = move |d: &Dashboard| match (memory, stored) {
+        (Some(range), _) => charts::markup(
+            d,
+            Samples::Over(Span::recent(range, d.taken_at_ms), &d.history),
+            zone.get(),
+        ),
+        (None, Some(stored)) => {
+            // Read the resource itself here, in a closure of the page's <Transition>: that is
+            // how the server learns to wait for it before rendering (the memo reads it
+            // elsewhere, and the component's body runs before the Transition listens).
+            stored.read.with_untracked(|_| ());
+            stored.last.with(|read| match read {
+                Some(Read::Found(samples)) => charts::markup(
+                    d,
+                    Samples::Over(Span::stored(samples), &samples.samples),
+                    zone.get(),
+                ),
+                Some(Read::Refused(refusal)) => {
+                    // A span the server refuses makes the page's status 400 (it is rendered whole
+                    // on the server before it is sent).
+                    #[cfg(feature = "ssr")]
+                    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                        response.set_status(axum::http::StatusCode::BAD_REQUEST);
+                    }
+                    let why = format!("{}: {}", refusal.field, refusal.message);
+                    charts::markup(d, Samples::Unreadable(&why), zone.get())
+                }
+                Some(Read::Unavailable | Read::Missing) => charts::markup(
+                    d,
+                    Samples::Unreadable(
+                        "The database cannot be read now: the charts over this span come from it. \
+                     They are read again every 30 s.",
+                    ),
+                    zone.get(),
+                ),
+                None => String::new(),
+            })
+        }
+        (None, None) => String::new(),
+    };
+    let stored_range = move || {
+        stored.and_then(|stored| {
+            stored.last.with(|read| match read {
+                Some(Read::Found(samples)) => Some(Span::stored(samples).in_zone(zone.get())),
+                _ => None,
+            })
+        })
+    };
     view! {
+        <nav class="ranges" aria-label="Chart range">
+            <span class="label">"Charts:"</span>
+            {ChartRange::ALL
+                .iter()
+                .map(|range| {
+                    let here = !custom && asked == range.as_str();
+                    view! {
+                        <a href=format!("/?range={range}") aria-current=here.then_some("true") data-range=range.as_str()>
+                            {range_label(*range)}
+                        </a>
+                    }
+                })
+                .collect_view()}
+            {custom.then(|| view! {
+                <span class="custom" aria-current="true" data-range="custom">
+                    {move || stored_range().map(|span| span.words())}
+                </span>
+            })}
+        </nav>
         <section
             class="charts"
             aria-label="Charts"
-            inner_html=charts::steady(move || markup_from(data, |d| charts::markup(d, zone.get())))
+            inner_html=charts::steady(move || markup_from(data, draw))
         ></section>
+    }
+}
+
+/// A range as its selector reads.
+fn range_label(range: ChartRange) -> &'static str {
+    match range {
+        ChartRange::Minutes15 => "15 min",
+        ChartRange::Hour => "1 h",
+        ChartRange::Day => "24 h",
+        ChartRange::Week => "7 days",
     }
 }
 
@@ -399,24 +518,31 @@ fn now_of(data: Memo<Option<Dashboard>>) -> Signal<i64> {
 
 /// Asks for fresh data every `poll_ms` while the tab is visible (hydrated pages only).
 fn poll_while_visible(polls: RwSignal<u64>, data: Memo<Option<Dashboard>>) {
+    every_while_visible(polls, move || {
+        let every = data
+            .with_untracked(|d| d.as_ref().map(|d| d.poll_ms))
+            .unwrap_or(2_000);
+        u32::try_from(every).unwrap_or(2_000)
+    });
+}
+
+/// Bumps `ticks` every `every()` milliseconds while the tab is visible (hydrated pages only).
+fn every_while_visible(ticks: RwSignal<u64>, every: impl Fn() -> u32 + Clone + 'static) {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
+        let every = every.clone();
         leptos::task::spawn_local(async move {
             loop {
-                let every = data
-                    .with_untracked(|d| d.as_ref().map(|d| d.poll_ms))
-                    .unwrap_or(2_000);
-                gloo_timers::future::TimeoutFuture::new(u32::try_from(every).unwrap_or(2_000))
-                    .await;
+                gloo_timers::future::TimeoutFuture::new(every()).await;
                 let visible = web_sys::window()
                     .and_then(|w| w.document())
                     .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
                 if visible {
-                    polls.update(|n| *n += 1);
+                    ticks.update(|n| *n += 1);
                 }
             }
         });
     });
     #[cfg(not(feature = "hydrate"))]
-    let _ = (polls, data);
+    let _ = (ticks, every);
 }

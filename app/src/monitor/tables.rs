@@ -105,9 +105,12 @@ fn TaskLine(
     let paused = move || task.get().is_some_and(|t| t.paused);
     let (run_name, pause_name) = (name.clone(), name.clone());
     let place = Place::Task(name.clone());
+    let runs = format!("/runs?task={}", leasewatch_types::percent_encode(&name));
     view! {
         <tr data-task=name.clone()>
-            <th scope="row">{name.clone()}</th>
+            <th scope="row">
+                <a class="task-runs" href=runs title=format!("The runs of {name} in the history")>{name.clone()}</a>
+            </th>
             <td data-label="Schedule">{move || task.get().map(|t| t.schedule)}</td>
             <td data-label="State" data-state=move || task.get().map(|t| t.state.as_str())>{move || task.get().map(|t| t.state.as_str())}</td>
             <td data-label="Next run">
@@ -225,6 +228,7 @@ pub(super) fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                 </thead>
                 <tbody inner_html=move || markup_from(data, |d| markup::audit_rows(&d.audit, zone.get(), d.taken_at_ms))></tbody>
             </table>
+            <p class="more"><a href="/audit">"Search the audit log"</a></p>
         </section>
     }
 }

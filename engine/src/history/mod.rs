@@ -26,8 +26,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use model::{
-    BadCursor, HistoryCounts, RunCursor, RunDetail, RunFilter, RunPage, RunSearch, StoredRun,
-    StoredSample,
+    BadCursor, HistoryCounts, RunCursor, RunDetail, RunFilter, RunPage, RunSearch, SampleSpan,
+    StoredRun, StoredSample,
 };
 pub use retention::{DOWNSAMPLE_AFTER, HISTORY_RETENTION_LOCK, HistoryRetention};
 use store::{RunRow, SampleRow};

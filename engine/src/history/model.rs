@@ -4,7 +4,7 @@
 use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
-use leasewatch_types::RunOutcome;
+use leasewatch_types::{ChartRange, RunOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -116,7 +116,7 @@ impl RunSearch {
         let from = query::instant("from", &query.from)?;
         let to = query::instant("to", &query.to)?;
         query::ordered(from, to)?;
-        let failure_names = FailureKind::ALL.map(FailureKind::as_str).join(", ");
+        let failure_names = FailureKind::names();
         Ok(Self {
             filter: RunFilter {
                 task: query::name("task", &query.task)?.map(str::to_owned),
@@ -221,6 +221,68 @@ pub struct StoredSample {
     pub server_usable: Option<i64>,
 }
 
+/// A checked samples span: from and to, at most [`MAX_RANGE`](super::MAX_RANGE) apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleSpan {
+    /// The start.
+    pub from: DateTime<Utc>,
+    /// The end.
+    pub to: DateTime<Utc>,
+    /// Whether it ends now (a range, or `from` without `to`) rather than at a given instant.
+    pub ends_now: bool,
+}
+
+impl SampleSpan {
+    /// Checks `query` as of `now`: a range ending now, or from and to (to defaulting to now);
+    /// the last hour when neither is given. A refused value names its field.
+    pub fn parse(
+        query: &leasewatch_types::SamplesQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Self, InvalidQuery> {
+        let from = query::instant("from", &query.from)?;
+        let to = query::instant("to", &query.to)?;
+        let range: Option<ChartRange> = query::one_of("range", &query.range, &ChartRange::names())?;
+        let span = match (range, from) {
+            (Some(_), Some(_)) => {
+                return Err(InvalidQuery::new(
+                    "range",
+                    "give a range or from and to, not both",
+                ));
+            }
+            (Some(range), None) => Self::ending_now(range, now),
+            (None, Some(from)) => Self {
+                from,
+                to: to.unwrap_or(now),
+                ends_now: to.is_none(),
+            },
+            (None, None) if to.is_some() => {
+                return Err(InvalidQuery::new("from", "must be given with to"));
+            }
+            (None, None) => Self::ending_now(ChartRange::Hour, now),
+        };
+        query::ordered(Some(span.from), Some(span.to))?;
+        if (span.to - span.from).to_std().unwrap_or_default() > super::MAX_RANGE {
+            return Err(InvalidQuery::new(
+                "from",
+                format!(
+                    "the span may be {} days at most",
+                    super::MAX_RANGE.as_secs() / 86_400
+                ),
+            ));
+        }
+        Ok(span)
+    }
+
+    /// `range` up to `now`.
+    pub fn ending_now(range: ChartRange, now: DateTime<Utc>) -> Self {
+        Self {
+            from: now - chrono::Duration::seconds(range.secs()),
+            to: now,
+            ends_now: true,
+        }
+    }
+}
+
 /// What the history writer has done since start.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
@@ -283,6 +345,55 @@ mod tests {
             ..RunsQuery::default()
         });
         assert_eq!(err.field, "before");
+    }
+
+    #[test]
+    fn a_samples_span_is_a_range_or_from_and_to_within_the_limit() {
+        use leasewatch_types::SamplesQuery;
+        let now = DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ask = |range: Option<&str>, from: Option<&str>, to: Option<&str>| {
+            SampleSpan::parse(
+                &SamplesQuery {
+                    range: range.map(str::to_owned),
+                    from: from.map(str::to_owned),
+                    to: to.map(str::to_owned),
+                },
+                now,
+            )
+        };
+        let day = ask(Some("24h"), None, None).unwrap();
+        assert_eq!((day.to - day.from).num_hours(), 24);
+        assert!(day.ends_now);
+        let default = ask(None, None, None).unwrap();
+        assert_eq!((default.to - default.from).num_hours(), 1);
+        let open = ask(None, Some("2026-12-01T12:00:00Z"), None).unwrap();
+        assert_eq!((open.to, open.ends_now), (now, true));
+        let closed = ask(
+            None,
+            Some("2026-11-01T00:00:00Z"),
+            Some("2026-11-02T00:00:00+01:00"),
+        )
+        .unwrap();
+        assert_eq!((closed.to - closed.from).num_hours(), 23);
+        assert!(!closed.ends_now);
+        let refused = |range, from, to| ask(range, from, to).unwrap_err().field;
+        assert_eq!(refused(Some("2d"), None, None), "range");
+        assert_eq!(
+            refused(Some("1h"), Some("2026-12-01T00:00:00Z"), None),
+            "range"
+        );
+        assert_eq!(refused(None, None, Some("2026-12-01T00:00:00Z")), "from");
+        assert_eq!(refused(None, Some("2026-10-01T00:00:00Z"), None), "from");
+        assert_eq!(
+            refused(
+                None,
+                Some("2026-12-02T00:00:00Z"),
+                Some("2026-12-01T00:00:00Z")
+            ),
+            "to"
+        );
     }
 
     #[test]

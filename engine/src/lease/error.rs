@@ -99,7 +99,7 @@ impl LeaseError {
     /// otherwise an unreachable database.
     pub(super) fn connect(task: &str, err: &sqlx::Error) -> Self {
         let (task, reason) = (task.to_owned(), err.to_string());
-        match FailureKind::of_sqlx(err) {
+        match crate::failure::classify(err) {
             FailureKind::SlotsExhausted => Self::SlotsExhausted { task, reason },
             _ => Self::Connect { task, reason },
         }

@@ -31,7 +31,7 @@ impl TaskError {
     pub fn kind(&self) -> FailureKind {
         match self {
             Self::Lease(err) => err.kind(),
-            Self::Database(err) => FailureKind::of_sqlx(err),
+            Self::Database(err) => crate::failure::classify(err),
             Self::Logic(_) => FailureKind::Logic,
         }
     }

@@ -14,10 +14,10 @@ use axum::{
 use chrono::{DateTime, Utc};
 use leasewatch_engine::{
     Engine,
-    history::{HistoryError, MAX_RANGE, RunDetail, RunSearch, StoredRun, StoredSample},
+    history::{HistoryError, RunDetail, RunSearch, SampleSpan, StoredRun, StoredSample},
     query::{self, InvalidQuery, MAX_PAGE},
 };
-use leasewatch_types::{ChartRange, RunsQuery};
+use leasewatch_types::{RunsQuery, SamplesQuery};
 use serde::{Deserialize, Serialize};
 
 use super::{RUNS_PATH, audit::NEXT_BEFORE};
@@ -141,17 +141,6 @@ pub fn detail_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
         .response_with::<503, ApiError, _>(|r| r.description("The database cannot be read now"))
 }
 
-/// Which samples: a `range` ending now, or `from` and `to`.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-pub struct SamplesQuery {
-    /// `15m`, `1h`, `24h` or `7d`, ending now.
-    pub range: Option<String>,
-    /// The start (RFC 3339), with `to`, instead of a range.
-    pub from: Option<String>,
-    /// The end (RFC 3339); now when only `from` is given.
-    pub to: Option<String>,
-}
-
 /// The samples over a span, as read from the database.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Samples {
@@ -165,41 +154,6 @@ pub struct Samples {
     pub samples: Vec<StoredSample>,
 }
 
-/// The span a samples query asks for, checked: at most [`MAX_RANGE`].
-pub fn span(
-    query: &SamplesQuery,
-    now: DateTime<Utc>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), InvalidQuery> {
-    let from = query::instant("from", &query.from)?;
-    let to = query::instant("to", &query.to)?;
-    let range: Option<ChartRange> = query::one_of("range", &query.range, &ChartRange::names())?;
-    let (from, to) = match (range, from) {
-        (Some(_), Some(_)) => {
-            return Err(InvalidQuery::new(
-                "range",
-                "give a range or from and to, not both",
-            ));
-        }
-        (Some(range), None) => (now - chrono::Duration::seconds(range.secs()), now),
-        (None, Some(from)) => (from, to.unwrap_or(now)),
-        (None, None) => (
-            now - chrono::Duration::seconds(ChartRange::Hour.secs()),
-            now,
-        ),
-    };
-    query::ordered(Some(from), Some(to))?;
-    if (to - from).to_std().unwrap_or_default() > MAX_RANGE {
-        return Err(InvalidQuery::new(
-            "from",
-            format!(
-                "the span may be {} days at most",
-                MAX_RANGE.as_secs() / 86_400
-            ),
-        ));
-    }
-    Ok((from, to))
-}
-
 /// Pool and server samples over a span, from the database, bucketed to at most 720 points.
 pub async fn samples(
     State(engine): State<Arc<Engine>>,
@@ -211,7 +165,7 @@ pub async fn samples(
             "range (15m, 1h, 24h, 7d), or from and to (RFC 3339)",
         )
     })?;
-    let (from, to) = span(&query, Utc::now())?;
+    let SampleSpan { from, to, .. } = SampleSpan::parse(&query, Utc::now())?;
     let samples = engine
         .history()
         .samples(engine.database(), from, to)
