@@ -384,7 +384,9 @@ test('the audit log filters by action and who, and pages back and forth', async 
   // Two a page: every older one follows, with the same filters; the newest come back.
   await open(page, '/audit?action=pause&actor=operator&limit=2');
   await expect(rows).toHaveCount(2);
-  const first = await rows.evaluateAll((r) => r.map((row) => row.outerHTML));
+  // The entries as written, less the words of their times (relative ones change as time passes).
+  const entries = () => rows.evaluateAll((r) => r.map((row) => row.outerHTML.replace(/>[^<]*<\/time>/, '></time>')));
+  const first = await entries();
   let seen = 0;
   for (let pages = 1; ; pages++) {
     expect(pages).toBeLessThan(10);
@@ -401,7 +403,7 @@ test('the audit log filters by action and who, and pages back and forth', async 
   expect(seen).toBe(pauses);
   await page.getByRole('link', { name: 'Newest' }).click();
   await expect(page).toHaveURL(`${BASE}/audit?action=pause&actor=operator&limit=2`);
-  expect(await rows.evaluateAll((r) => r.map((row) => row.outerHTML))).toEqual(first);
+  expect(await entries()).toEqual(first);
   // The form keeps the page size.
   await page.getByLabel('Who').selectOption('');
   await page.getByRole('button', { name: 'Show entries' }).click();
