@@ -20,7 +20,11 @@ use crate::{
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
-    tasks::{self, RetryPolicy, Schedule, SchedulePreview, TaskManager, jobs::LeakyReport},
+    tasks::{
+        self, RetryPolicy, Schedule, SchedulePreview, TaskManager,
+        declared::{DeclaredJob, DeclaredTasks},
+        jobs::LeakyReport,
+    },
 };
 
 /// Everything the engine needs to start.
@@ -53,6 +57,11 @@ pub struct EngineConfig {
     pub alerts: AlertSettings,
     /// How long run history and pool samples are kept (`HISTORY_RETENTION`).
     pub history_retention: Duration,
+    /// The operator's own SQL tasks (`LEASEWATCH_TASKS`).
+    pub declared: DeclaredTasks,
+    /// Whether the built-in auction tasks (status transitions, auction monitor, health check)
+    /// run; `history_retention` always does.
+    pub builtin_tasks: bool,
 }
 
 impl EngineConfig {
@@ -74,6 +83,8 @@ impl EngineConfig {
             schedules: BTreeMap::new(),
             alerts: AlertSettings::default(),
             history_retention: HISTORY_RETENTION,
+            declared: DeclaredTasks::default(),
+            builtin_tasks: true,
         }
     }
 }
@@ -216,7 +227,11 @@ impl Engine {
             governor,
         );
         let shutdown = CancellationToken::new();
-        let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
+        let mut jobs = if config.builtin_tasks {
+            tasks::jobs::standard_jobs(&config.intervals)
+        } else {
+            Vec::new()
+        };
         jobs.push((
             leasewatch_types::task::HISTORY_RETENTION.to_owned(),
             HISTORY_RETENTION_EVERY,
@@ -235,6 +250,11 @@ impl Engine {
                 every,
                 Arc::new(LeakyReport { hold, pile_up }),
             ));
+        }
+        for task in config.declared.iter() {
+            // A cron task's interval is a placeholder: its schedule is set below.
+            let every = task.schedule.period().unwrap_or(HISTORY_RETENTION_EVERY);
+            jobs.push((task.name.clone(), every, Arc::new(DeclaredJob::new(task))));
         }
         let tasks = TaskManager::with_jobs(
             leases.clone(),
@@ -256,8 +276,18 @@ impl Engine {
         let history = History::new(instance.clone(), host.as_deref().unwrap_or("unknown"));
         tasks.record_runs_to(history.clone());
         for (task, schedule) in &config.schedules {
-            // Likewise: only tasks that exist are named.
+            // Likewise: only tasks that exist are named (the built-ins may be off).
             let _ = tasks.set_schedule(task, schedule.clone());
+        }
+        for task in config.declared.iter() {
+            // Every declared task is among the jobs above, so none of these can miss.
+            if task.schedule.period().is_none() {
+                let _ = tasks.set_schedule(&task.name, task.schedule.clone());
+            }
+            let _ = tasks.set_limits(&task.name, task.limits);
+            if let Some(retry) = task.retry {
+                let _ = tasks.set_retry(&task.name, retry);
+            }
         }
         tasks.start();
         let predictor = Arc::new(Mutex::new(Predictor::new(config.predict)));
