@@ -22,7 +22,7 @@ use crate::{
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
     tasks::{
         self, RetryPolicy, Schedule, SchedulePreview, TaskManager,
-        declared::{DeclaredJob, DeclaredTasks},
+        declared::DeclaredTasks,
         jobs::LeakyReport,
     },
 };
@@ -251,11 +251,7 @@ impl Engine {
                 Arc::new(LeakyReport { hold, pile_up }),
             ));
         }
-        for task in config.declared.iter() {
-            // A cron task's interval is a placeholder: its schedule is set below.
-            let every = task.schedule.period().unwrap_or(HISTORY_RETENTION_EVERY);
-            jobs.push((task.name.clone(), every, Arc::new(DeclaredJob::new(task))));
-        }
+        jobs.extend(config.declared.jobs());
         let tasks = TaskManager::with_jobs(
             leases.clone(),
             jobs,
@@ -279,15 +275,9 @@ impl Engine {
             // Likewise: only tasks that exist are named (the built-ins may be off).
             let _ = tasks.set_schedule(task, schedule.clone());
         }
-        for task in config.declared.iter() {
-            // Every declared task is among the jobs above, so none of these can miss.
-            if task.schedule.period().is_none() {
-                let _ = tasks.set_schedule(&task.name, task.schedule.clone());
-            }
-            let _ = tasks.set_limits(&task.name, task.limits);
-            if let Some(retry) = task.retry {
-                let _ = tasks.set_retry(&task.name, retry);
-            }
+        if let Err(err) = config.declared.configure(&tasks) {
+            // Cannot happen: every declared task is among the jobs above.
+            tracing::error!(%err, "a declared task could not be configured");
         }
         tasks.start();
         let predictor = Arc::new(Mutex::new(Predictor::new(config.predict)));

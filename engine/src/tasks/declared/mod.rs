@@ -26,7 +26,10 @@ use sqlx::{
 
 pub use sql::{Parameter, Rendered, SqlError, Statement};
 
-use super::{Job, JobContext, JobFuture, JobOutput, RetryPolicy, Schedule, TaskError};
+use super::{
+    CommandError, Job, JobContext, JobFuture, JobOutput, JobSpec, RetryPolicy, Schedule, TaskError,
+    TaskManager,
+};
 use crate::{
     db::{Backend, SCHEMA},
     lease::RunLimits,
@@ -177,6 +180,34 @@ impl DeclaredTasks {
     /// How many are declared.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Their jobs, as [`TaskManager::with_jobs`] takes them (with the others).
+    pub fn jobs(&self) -> Vec<JobSpec> {
+        self.0
+            .iter()
+            .map(|task| {
+                // A cron task's interval is a placeholder until `configure` sets its schedule.
+                let every = task.schedule.period().unwrap_or(Duration::from_secs(3600));
+                let job: Arc<dyn Job> = Arc::new(DeclaredJob::new(task));
+                (task.name.clone(), every, job)
+            })
+            .collect()
+    }
+
+    /// Gives each task in `tasks` (made with [`DeclaredTasks::jobs`]) its cron schedule, its
+    /// limits and its own retry policy.
+    pub fn configure(&self, tasks: &TaskManager) -> Result<(), CommandError> {
+        for task in &self.0 {
+            if task.schedule.period().is_none() {
+                tasks.set_schedule(&task.name, task.schedule.clone())?;
+            }
+            tasks.set_limits(&task.name, task.limits)?;
+            if let Some(retry) = task.retry {
+                tasks.set_retry(&task.name, retry)?;
+            }
+        }
+        Ok(())
     }
 }
 
