@@ -21,8 +21,7 @@ use crate::{
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
     tasks::{
-        self, RetryPolicy, Schedule, SchedulePreview, TaskManager,
-        declared::DeclaredTasks,
+        self, RetryPolicy, Schedule, SchedulePreview, TaskManager, declared::DeclaredTasks,
         jobs::LeakyReport,
     },
 };

@@ -101,7 +101,10 @@ async fn notes_run(url: &DatabaseUrl, pool: &AnyPool, at_type: &str) {
     let Outcome::Succeeded { rows, detail } = &record.outcome else {
         panic!("{record:?}");
     };
-    assert_eq!(*rows, 2, "one row inserted, one updated; the read is not counted");
+    assert_eq!(
+        *rows, 2,
+        "one row inserted, one updated; the read is not counted"
+    );
     assert_eq!(
         detail,
         &format!("2 rows affected; statement 3 returned notes=1, last={QUOTED:?}")
@@ -161,7 +164,11 @@ async fn a_runaway_declared_task_is_cut_off_its_backend_ended_and_retried() {
         return;
     };
     let url = DatabaseUrl::parse(test_db.url()).unwrap();
-    let mut runaway = task("runaway", Duration::from_secs(3600), &["SELECT pg_sleep(30)"]);
+    let mut runaway = task(
+        "runaway",
+        Duration::from_secs(3600),
+        &["SELECT pg_sleep(30)"],
+    );
     runaway.limits.timeout = Some(Duration::from_secs(1));
     runaway.retry = Some(RetryPolicy {
         max_retries: 1,
@@ -185,7 +192,10 @@ async fn a_runaway_declared_task_is_cut_off_its_backend_ended_and_retried() {
     assert_eq!(record.backoff_ms.len(), 1, "the retry's delay is listed");
     assert!(record.backoff_ms[0] <= 200);
     assert_eq!(record.attempt_log.len(), 2);
-    assert_eq!(record.attempt_log[0].retry_delay_ms, Some(record.backoff_ms[0]));
+    assert_eq!(
+        record.attempt_log[0].retry_delay_ms,
+        Some(record.backoff_ms[0])
+    );
     let pids: Vec<i32> = record
         .attempt_log
         .iter()
@@ -198,13 +208,12 @@ async fn a_runaway_declared_task_is_cut_off_its_backend_ended_and_retried() {
     for _ in 0..50 {
         let mut count = 0;
         for pid in &pids {
-            let found: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
-            )
-            .bind(*pid)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+            let found: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                    .bind(*pid)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
             count += usize::from(found);
         }
         alive = count;
@@ -251,7 +260,10 @@ async fn two_instances_run_each_scheduled_start_of_a_declared_task_once() {
             .await
             .unwrap();
     let every_ms = i64::try_from(every.as_millis()).unwrap();
-    let mut periods: Vec<i64> = ticks.iter().map(|(_, at)| at.div_euclid(every_ms)).collect();
+    let mut periods: Vec<i64> = ticks
+        .iter()
+        .map(|(_, at)| at.div_euclid(every_ms))
+        .collect();
     let rows = periods.len();
     periods.dedup();
     assert!(rows >= 3, "{ticks:?}");
@@ -265,7 +277,11 @@ async fn two_instances_run_each_scheduled_start_of_a_declared_task_once() {
         .collect();
     let mut succeeded: Vec<i64> = Vec::new();
     for run in &runs {
-        let slot = run.scheduled_at.unwrap().timestamp_millis().div_euclid(every_ms);
+        let slot = run
+            .scheduled_at
+            .unwrap()
+            .timestamp_millis()
+            .div_euclid(every_ms);
         match &run.outcome {
             Outcome::Succeeded { rows, .. } => {
                 assert_eq!(*rows, 1);
@@ -319,19 +335,20 @@ async fn the_engine_treats_a_declared_task_like_a_built_in_one() {
 
     let act = |name, task: &str| Action::new(name, Some(task.to_owned()), None).unwrap();
     let done = engine
-        .perform(&act(ActionName::RunNow, "count_auctions"), Role::Operator, "test")
+        .perform(
+            &act(ActionName::RunNow, "count_auctions"),
+            Role::Operator,
+            "test",
+        )
         .await
         .unwrap();
     let leasewatch_engine::control::Details::RunStarted { run_id } = done.details else {
         panic!("{done:?}");
     };
-    let record = tokio::time::timeout(
-        RUN_BOUND,
-        engine.tasks().wait_for("count_auctions", run_id),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let record = tokio::time::timeout(RUN_BOUND, engine.tasks().wait_for("count_auctions", run_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         record.outcome,
         Outcome::Succeeded {
@@ -340,17 +357,29 @@ async fn the_engine_treats_a_declared_task_like_a_built_in_one() {
         }
     );
     engine
-        .perform(&act(ActionName::Pause, "count_auctions"), Role::Operator, "test")
+        .perform(
+            &act(ActionName::Pause, "count_auctions"),
+            Role::Operator,
+            "test",
+        )
         .await
         .unwrap();
     assert!(engine.tasks().tasks()[1].paused);
     engine
-        .perform(&act(ActionName::Resume, "count_auctions"), Role::Operator, "test")
+        .perform(
+            &act(ActionName::Resume, "count_auctions"),
+            Role::Operator,
+            "test",
+        )
         .await
         .unwrap();
     assert!(!engine.tasks().tasks()[1].paused);
     let refused = engine
-        .perform(&act(ActionName::RunNow, "health_check"), Role::Operator, "test")
+        .perform(
+            &act(ActionName::RunNow, "health_check"),
+            Role::Operator,
+            "test",
+        )
         .await
         .unwrap_err();
     assert!(

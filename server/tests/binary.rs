@@ -105,7 +105,10 @@ fn a_bad_task_file_stops_start_up_with_one_line_and_exit_2() {
     assert_eq!(output.status.code(), Some(2), "{lines:?}");
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
-        lines[0].contains(&format!("LEASEWATCH_TASKS={:?}", file.display().to_string())),
+        lines[0].contains(&format!(
+            "LEASEWATCH_TASKS={:?}",
+            file.display().to_string()
+        )),
         "{lines:?}"
     );
     assert!(

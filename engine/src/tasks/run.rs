@@ -161,7 +161,11 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
         let (limits, retry, scheduled_at) = {
             let state = slot.state.lock();
             let scheduled_at = state.current.as_ref().and_then(|c| c.scheduled_at);
-            (state.limits, state.retry.unwrap_or(inner.retry), scheduled_at)
+            (
+                state.limits,
+                state.retry.unwrap_or(inner.retry),
+                scheduled_at,
+            )
         };
         let ctx = JobContext {
             leases: inner.leases.clone(),

@@ -28,8 +28,8 @@ use leasewatch_engine::{
 };
 
 pub use self::env::ConfigError;
-pub use self::tasks_file::{TaskFile, TaskFileError, load as load_task_file};
 use self::env::{Env, format_duration};
+pub use self::tasks_file::{TaskFile, TaskFileError, load as load_task_file};
 use crate::auth::secret::Secret;
 
 /// The SQLite file used when `DATABASE_URL` is not set.

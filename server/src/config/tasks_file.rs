@@ -116,7 +116,10 @@ impl<'de> Deserialize<'de> for RawSql {
                 Ok(RawSql::One(text.to_owned()))
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawSql, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawSql, A::Error> {
                 let mut list = Vec::new();
                 // Bounded: a list longer than allowed is refused as soon as it is.
                 while let Some(item) = seq.next_element::<Spanned<String>>()? {
@@ -136,8 +139,7 @@ impl<'de> Deserialize<'de> for RawSql {
 }
 
 /// What `sql` must be.
-const SQL_SHAPE: &str =
-    "a string (one statement) or a list of strings (statements run in order)";
+const SQL_SHAPE: &str = "a string (one statement) or a list of strings (statements run in order)";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,7 +262,11 @@ impl Source<'_> {
             .filter(|key| !key.is_empty() && !key.starts_with('['))
             .map(|key| format!("field {key}"))
             .unwrap_or_default();
-        let message = err.message().replace('\n', " ");
+        // serde names Rust's integer type; the reader wants the kind of value.
+        let message = err
+            .message()
+            .replace('\n', " ")
+            .replace("expected i64", "expected a whole number");
         TaskFileError {
             file: self.file.to_owned(),
             line: err.span().map(|_| line),
@@ -461,9 +467,9 @@ impl Source<'_> {
         let opened = &self.text[span.start.min(self.text.len())..];
         let skips_break = (opened.starts_with("'''") || opened.starts_with("\"\"\""))
             && (opened[3..].starts_with('\n') || opened[3..].starts_with("\r\n"));
-        let within = err
-            .offset()
-            .map_or(0, |offset| text[..offset.min(text.len())].matches('\n').count());
+        let within = err.offset().map_or(0, |offset| {
+            text[..offset.min(text.len())].matches('\n').count()
+        });
         self.line(span.start) + usize::from(skips_break) + within
     }
 
@@ -526,8 +532,14 @@ impl Source<'_> {
             .attempts
             .as_ref()
             .map(|a| {
-                self.whole(a, task, "retry.attempts", 1..102, "attempts in all, the first included")
-                    .map(|n| n - 1)
+                self.whole(
+                    a,
+                    task,
+                    "retry.attempts",
+                    1..102,
+                    "attempts in all, the first included",
+                )
+                .map(|n| n - 1)
             })
             .transpose()?
             .unwrap_or(defaults.max_retries);
@@ -541,7 +553,13 @@ impl Source<'_> {
             .base_delay
             .as_ref()
             .map(|d| {
-                self.duration(d, task, "retry.base_delay", Duration::from_millis(10), secs(3600))
+                self.duration(
+                    d,
+                    task,
+                    "retry.base_delay",
+                    Duration::from_millis(10),
+                    secs(3600),
+                )
             })
             .transpose()?
             .unwrap_or(defaults.base_delay);

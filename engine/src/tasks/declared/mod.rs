@@ -318,8 +318,9 @@ impl Job for DeclaredJob {
                 .run(move |conn| {
                     Box::pin(async move {
                         let mut tx = conn.begin().await?;
-                        if let Some(skipped) =
-                            plan.prepare(&mut tx, backend, timeout, claim, &values).await?
+                        if let Some(skipped) = plan
+                            .prepare(&mut tx, backend, timeout, claim, &values)
+                            .await?
                         {
                             // Ended here, so the connection goes back with no transaction open.
                             tx.rollback().await?;
@@ -449,9 +450,9 @@ fn render_row(row: &AnyRow) -> String {
             Ok(raw) if raw.is_null() => "NULL".to_owned(),
             Ok(raw) => match raw.type_info().kind() {
                 AnyTypeInfoKind::Bool => row.try_get::<bool, _>(i).map(|v| v.to_string()),
-                AnyTypeInfoKind::SmallInt
-                | AnyTypeInfoKind::Integer
-                | AnyTypeInfoKind::BigInt => row.try_get::<i64, _>(i).map(|v| v.to_string()),
+                AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
+                    row.try_get::<i64, _>(i).map(|v| v.to_string())
+                }
                 AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => {
                     row.try_get::<f64, _>(i).map(|v| v.to_string())
                 }
@@ -535,8 +536,14 @@ mod tests {
         let job = DeclaredJob::new(&task("t")).0;
         let at = |ms| DateTime::from_timestamp_millis(ms).unwrap();
         // Two phases within the same 60 s period.
-        assert_eq!(job.slot_ms(at(120_000 + 5_000)), job.slot_ms(at(120_000 + 47_000)));
-        assert_ne!(job.slot_ms(at(120_000 + 5_000)), job.slot_ms(at(180_000 + 5_000)));
+        assert_eq!(
+            job.slot_ms(at(120_000 + 5_000)),
+            job.slot_ms(at(120_000 + 47_000))
+        );
+        assert_ne!(
+            job.slot_ms(at(120_000 + 5_000)),
+            job.slot_ms(at(180_000 + 5_000))
+        );
     }
 
     #[test]

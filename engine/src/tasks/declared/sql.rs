@@ -464,7 +464,10 @@ mod tests {
         assert_eq!(r.sql, "INSERT INTO t (a, b, c) VALUES ($1, $2, $1)");
         assert_eq!(r.binds, [Parameter::Task, Parameter::NowMs]);
         let r = pg("DELETE FROM s WHERE expires_at < :now");
-        assert_eq!(r.sql, "DELETE FROM s WHERE expires_at < CAST($1 AS timestamptz)");
+        assert_eq!(
+            r.sql,
+            "DELETE FROM s WHERE expires_at < CAST($1 AS timestamptz)"
+        );
         let sqlite = Statement::parse("DELETE FROM s WHERE at < :now")
             .unwrap()
             .render(Backend::Sqlite);
@@ -531,9 +534,11 @@ mod tests {
     fn reading_statements_are_told_from_writing_ones() {
         assert!(Statement::parse("  (SELECT 1)").unwrap().reads());
         assert!(Statement::parse("-- c\nvalues (1)").unwrap().reads());
-        assert!(!Statement::parse("WITH d AS (DELETE FROM t RETURNING 1) SELECT 1")
-            .unwrap()
-            .reads());
+        assert!(
+            !Statement::parse("WITH d AS (DELETE FROM t RETURNING 1) SELECT 1")
+                .unwrap()
+                .reads()
+        );
         assert!(!Statement::parse("update t set a = 1").unwrap().reads());
     }
 }
