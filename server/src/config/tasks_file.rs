@@ -216,7 +216,7 @@ pub fn parse(file: &str, text: &str, retry: RetryPolicy) -> Result<TaskFile, Tas
     })?;
     Ok(TaskFile {
         tasks,
-        builtin_tasks: raw.builtin_tasks.map_or(true, |b| *b.get_ref()),
+        builtin_tasks: raw.builtin_tasks.is_none_or(|b| *b.get_ref()),
     })
 }
 
