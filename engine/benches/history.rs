@@ -259,6 +259,7 @@ async fn retention(db: &Database, now_ms: i64) -> String {
         run: RunContext::new(task::HISTORY_RETENTION, 1),
         now_ms,
         instance: "bench".into(),
+        scheduled_at: None,
     };
     let job = HistoryRetention {
         retention: HISTORY_RETENTION,

@@ -21,14 +21,13 @@ use crate::{
 /// A second emergency cleanup within this long of the last is refused.
 pub const EMERGENCY_COOLDOWN: Duration = Duration::from_secs(10);
 
-/// The built-in tasks, as an error message lists them.
-fn built_in_tasks() -> String {
+/// What a task argument names, as an error message says it: the tasks are the built-in ones
+/// and any the operator declared, so the message points at where they are listed.
+fn task_names() -> String {
     use leasewatch_types::task;
     format!(
-        "{}, {} or {}",
-        task::STATUS_TRANSITIONS,
-        task::AUCTION_MONITOR,
-        task::HEALTH_CHECK
+        "a task's name as the status lists it, such as {} or a declared task's",
+        task::STATUS_TRANSITIONS
     )
 }
 
@@ -36,7 +35,7 @@ fn built_in_tasks() -> String {
 pub const MAX_TASK_NAME: usize = 64;
 
 /// Whether `name` is a plausible task name: 1 to [`MAX_TASK_NAME`] bytes of `[a-z0-9_]`.
-fn is_task_name(name: &str) -> bool {
+pub(crate) fn is_task_name(name: &str) -> bool {
     (1..=MAX_TASK_NAME).contains(&name.len())
         && name
             .bytes()
@@ -124,7 +123,7 @@ impl Action {
             (true, None) => {
                 return Err(invalid(
                     "missing_task",
-                    format!("{name} needs \"task\": {}", built_in_tasks()),
+                    format!("{name} needs \"task\": {}", task_names()),
                 ));
             }
             (false, Some(_)) => {
@@ -142,7 +141,7 @@ impl Action {
                 format!(
                     "\"task\" must be a task name, 1 to {MAX_TASK_NAME} characters of a-z, 0-9 \
                      and _ ({}); got {} bytes",
-                    built_in_tasks(),
+                    task_names(),
                     task.len()
                 ),
             ));

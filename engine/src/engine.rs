@@ -20,7 +20,10 @@ use crate::{
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
-    tasks::{self, RetryPolicy, Schedule, SchedulePreview, TaskManager, jobs::LeakyReport},
+    tasks::{
+        self, RetryPolicy, Schedule, SchedulePreview, TaskManager, declared::DeclaredTasks,
+        jobs::LeakyReport,
+    },
 };
 
 /// Everything the engine needs to start.
@@ -53,6 +56,11 @@ pub struct EngineConfig {
     pub alerts: AlertSettings,
     /// How long run history and pool samples are kept (`HISTORY_RETENTION`).
     pub history_retention: Duration,
+    /// The operator's own SQL tasks (`LEASEWATCH_TASKS`).
+    pub declared: DeclaredTasks,
+    /// Whether the built-in auction tasks (status transitions, auction monitor, health check)
+    /// run; `history_retention` always does.
+    pub builtin_tasks: bool,
 }
 
 impl EngineConfig {
@@ -74,6 +82,8 @@ impl EngineConfig {
             schedules: BTreeMap::new(),
             alerts: AlertSettings::default(),
             history_retention: HISTORY_RETENTION,
+            declared: DeclaredTasks::default(),
+            builtin_tasks: true,
         }
     }
 }
@@ -216,7 +226,11 @@ impl Engine {
             governor,
         );
         let shutdown = CancellationToken::new();
-        let mut jobs = tasks::jobs::standard_jobs(&config.intervals);
+        let mut jobs = if config.builtin_tasks {
+            tasks::jobs::standard_jobs(&config.intervals)
+        } else {
+            Vec::new()
+        };
         jobs.push((
             leasewatch_types::task::HISTORY_RETENTION.to_owned(),
             HISTORY_RETENTION_EVERY,
@@ -236,6 +250,7 @@ impl Engine {
                 Arc::new(LeakyReport { hold, pile_up }),
             ));
         }
+        jobs.extend(config.declared.jobs());
         let tasks = TaskManager::with_jobs(
             leases.clone(),
             jobs,
@@ -256,8 +271,12 @@ impl Engine {
         let history = History::new(instance.clone(), host.as_deref().unwrap_or("unknown"));
         tasks.record_runs_to(history.clone());
         for (task, schedule) in &config.schedules {
-            // Likewise: only tasks that exist are named.
+            // Likewise: only tasks that exist are named (the built-ins may be off).
             let _ = tasks.set_schedule(task, schedule.clone());
+        }
+        if let Err(err) = config.declared.configure(&tasks) {
+            // Cannot happen: every declared task is among the jobs above.
+            tracing::error!(%err, "a declared task could not be configured");
         }
         tasks.start();
         let predictor = Arc::new(Mutex::new(Predictor::new(config.predict)));

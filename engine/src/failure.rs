@@ -11,6 +11,10 @@ pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
 /// up").
 pub(crate) const CANNOT_CONNECT_NOW: &str = "57P03";
 
+/// PostgreSQL's SQLSTATE when a statement is cancelled: by its `statement_timeout` (every
+/// lease sets it to the lease's timeout) or by `pg_cancel_backend`.
+pub(crate) const QUERY_CANCELED: &str = "57014";
+
 /// Why a run failed: defined with the other names on the wire, so the dashboard reads it too.
 pub use leasewatch_types::FailureKind;
 
@@ -22,6 +26,9 @@ pub fn classify(err: &sqlx::Error) -> FailureKind {
         sqlx::Error::PoolClosed => FailureKind::Closed,
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some(TOO_MANY_CONNECTIONS) => FailureKind::SlotsExhausted,
+            // The server cut the statement off at its timeout: the run timed out, whether the
+            // deadline fired in the server or in the lease.
+            Some(QUERY_CANCELED) => FailureKind::TimedOut,
             // Class 08: connection exceptions.
             Some(code) if code == CANNOT_CONNECT_NOW || code.starts_with("08") => {
                 FailureKind::Unreachable
@@ -119,6 +126,7 @@ mod tests {
                 FailureKind::Database,
             ),
             ("40001", "no connection within", FailureKind::Database),
+            ("57014", "", FailureKind::TimedOut),
         ];
         for (code, message, kind) in cases {
             assert_eq!(

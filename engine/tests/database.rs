@@ -226,7 +226,8 @@ async fn postgres_an_install_in_public_moves_into_its_schema_on_start() {
             "pool_samples",
             "revoked_sessions",
             "run_history",
-            "session_secret"
+            "session_secret",
+            "task_slots"
         ]
     );
     let titles: Vec<String> =

@@ -265,6 +265,7 @@ async fn retention_downsamples_and_prunes(db: Database) {
         run: RunContext::new("history_retention", 1),
         now_ms: now,
         instance: "test".into(),
+        scheduled_at: None,
     };
     let output = retention.run(&ctx).await.unwrap();
     assert_eq!(output.rows, 2 + 24, "2 deleted, 24 raw samples downsampled");

@@ -99,7 +99,8 @@ pub struct ActionRequest {
     #[serde(default)]
     #[schemars(with = "ActionName")]
     pub action: Option<String>,
-    /// For run_now, pause and resume: status_transitions, auction_monitor or health_check.
+    /// For run_now, pause and resume: a task's name as the status lists it (a built-in task
+    /// such as status_transitions, or one declared in LEASEWATCH_TASKS).
     #[serde(default)]
     pub task: Option<String>,
     /// For cleanup and emergency_cleanup: report what would be done, do nothing.

@@ -1218,3 +1218,89 @@ async fn polling_the_status_never_takes_a_connection() {
     assert_eq!(after.0.total, before.0.total, "the pool did not grow");
     assert_eq!(after.1, before.1, "no new session on the server");
 }
+
+/// A declared task gets the built-in tasks' treatment with no special case: it is in the
+/// status, run now, pause and resume take its name (an unknown name is still refused), and
+/// `/metrics` counts its runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_task_is_listed_acted_on_and_measured_like_a_built_in_one() {
+    use leasewatch_engine::{
+        lease::RunLimits,
+        tasks::{
+            Schedule,
+            declared::{DeclaredTask, DeclaredTasks, Statement},
+        },
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let declared = DeclaredTasks::new(vec![DeclaredTask {
+        name: "count_auctions".into(),
+        schedule: Schedule::every(Duration::from_secs(3600)),
+        statements: vec![Statement::parse("SELECT COUNT(*) AS auctions FROM auctions").unwrap()],
+        limits: RunLimits::default(),
+        retry: None,
+        overlap: false,
+    }])
+    .unwrap();
+    let config = EngineConfig {
+        declared,
+        ..engine_config(DatabaseUrl::Sqlite(dir.path().join("declared.db")))
+    };
+    let app = app_with(config, Some(dir), leptos_options()).await;
+    let op = As::Bearer(OPERATOR);
+
+    let status = app.status().await;
+    let names: Vec<&str> = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"count_auctions") && names.contains(&"health_check"),
+        "{names:?}"
+    );
+
+    let reply = app
+        .act(op, json!({"action": "run_now", "task": "count_auctions"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let run_id = reply.body["details"]["run_id"].as_u64().unwrap();
+    let record = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.engine.tasks().wait_for("count_auctions", run_id),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        matches!(&record.outcome, leasewatch_engine::tasks::Outcome::Succeeded { detail, .. }
+            if detail.starts_with("0 rows affected; statement 1 returned auctions=")),
+        "{record:?}"
+    );
+    for action in ["pause", "resume"] {
+        let reply = app
+            .act(op, json!({"action": action, "task": "count_auctions"}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{action}: {}", reply.text);
+    }
+    let refused = app
+        .act(op, json!({"action": "run_now", "task": "count_auction"}))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(error_code(&refused), "unknown_task");
+    assert!(
+        refused.text.contains("count_auctions"),
+        "the known tasks are listed"
+    );
+
+    let scrape = app
+        .send(Method::GET, "/metrics", As::Bearer(VIEWER), None)
+        .await;
+    assert!(
+        scrape.text.contains(
+            "leasewatch_task_runs_total{task=\"count_auctions\",outcome=\"succeeded\"} 1"
+        ),
+        "{}",
+        scrape.text
+    );
+}

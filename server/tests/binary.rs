@@ -92,6 +92,33 @@ fn each_bad_value_stops_start_up_with_one_line_and_exit_2() {
 }
 
 #[test]
+fn a_bad_task_file_stops_start_up_with_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tasks.toml");
+    std::fs::write(
+        &file,
+        "[[task]]\nname = \"purge\"\nevery = \"often\"\nsql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+    let output = run(leasewatch(dir.path()).env("LEASEWATCH_TASKS", &file));
+    let lines = stderr_lines(&output);
+    assert_eq!(output.status.code(), Some(2), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&format!(
+            "LEASEWATCH_TASKS={:?}",
+            file.display().to_string()
+        )),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("line 3, task \"purge\", field every: \"often\" is not allowed"),
+        "{lines:?}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+#[test]
 fn an_unreachable_database_stops_start_up_after_the_connect_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();

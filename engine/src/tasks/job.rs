@@ -3,6 +3,8 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
+
 use super::TaskError;
 use crate::{
     auctions::StatusCounts,
@@ -28,6 +30,8 @@ pub struct JobContext {
     pub now_ms: i64,
     /// This process's name in the audit of auction events.
     pub instance: String,
+    /// When the run's start was due; `None` for a manual run.
+    pub scheduled_at: Option<DateTime<Utc>>,
 }
 
 /// What a successful attempt reports.

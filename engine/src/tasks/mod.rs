@@ -13,9 +13,10 @@
 //! Layout: `model` is what the dashboard and the API read (runs, outcomes, states), `job` what
 //! a task implements, `scheduler` the [`TaskManager`] and its tickers, `schedule` when a task
 //! runs, `preview` the expected peak of connections from the schedules, `run` one run's
-//! attempts and record, `retry` the backoff, `error` why a run failed, and `jobs` the real
-//! tasks. The state they share is here.
+//! attempts and record, `retry` the backoff, `error` why a run failed, `jobs` the real
+//! tasks and `declared` the operator's own SQL tasks. The state they share is here.
 
+pub mod declared;
 mod error;
 mod job;
 pub mod jobs;
@@ -102,6 +103,8 @@ struct SlotState {
     history: VecDeque<RunRecord>,
     /// What its leases may take.
     limits: RunLimits,
+    /// Its own retry policy; `None`: the manager's.
+    retry: Option<RetryPolicy>,
     /// Ticks skipped because a run was still going, newest first, at most [`HISTORY_LEN`].
     overlap_skips: VecDeque<DateTime<Utc>>,
     last_success_at: Option<DateTime<Utc>>,

@@ -158,11 +158,21 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
             };
         });
         // A fresh run context per attempt: a revoked attempt can be retried.
+        let (limits, retry, scheduled_at) = {
+            let state = slot.state.lock();
+            let scheduled_at = state.current.as_ref().and_then(|c| c.scheduled_at);
+            (
+                state.limits,
+                state.retry.unwrap_or(inner.retry),
+                scheduled_at,
+            )
+        };
         let ctx = JobContext {
             leases: inner.leases.clone(),
-            run: RunContext::limited(slot.name.clone(), run_id, slot.state.lock().limits),
+            run: RunContext::limited(slot.name.clone(), run_id, limits),
             now_ms: Utc::now().timestamp_millis(),
             instance: inner.instance.clone(),
+            scheduled_at,
         };
         let attempt_started = Utc::now();
         inner.set_state(index, run_id, |current| {
@@ -210,8 +220,8 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                     cause: SkipCause::OverLimit,
                 };
             }
-            Err(err) if err.is_retryable() && attempt <= inner.retry.max_retries => {
-                let delay = inner.retry.delay(attempt, &mut rand::rng());
+            Err(err) if err.is_retryable() && attempt <= retry.max_retries => {
+                let delay = retry.delay(attempt, &mut rand::rng());
                 let until = Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
                 tracing::info!(task = %slot.name, run_id, attempt, %err, delay_ms = delay.as_millis() as u64, "retrying");
@@ -226,7 +236,7 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                     current.state = TaskState::Backoff {
                         run_id,
                         next_attempt: attempt + 1,
-                        max_attempts: inner.retry.max_retries + 1,
+                        max_attempts: retry.max_retries + 1,
                         until,
                         error: err.to_string(),
                     };

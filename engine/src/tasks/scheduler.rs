@@ -280,6 +280,14 @@ impl TaskManager {
         Ok(())
     }
 
+    /// Gives `task` a retry policy of its own, for its next runs (the others keep the
+    /// manager's).
+    pub fn set_retry(&self, task: &str, retry: RetryPolicy) -> Result<(), CommandError> {
+        let index = self.index(task)?;
+        self.inner.slots[index].state.lock().retry = Some(retry);
+        Ok(())
+    }
+
     /// Pauses `task`: its ticks start no runs until [`TaskManager::resume`].
     pub fn pause(&self, task: &str) -> Result<(), CommandError> {
         let index = self.index(task)?;

@@ -3,9 +3,17 @@
 
 mod env;
 #[cfg(test)]
+mod task_file_tests;
+mod tasks_file;
+#[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use leasewatch_engine::{
     DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
@@ -16,11 +24,12 @@ use leasewatch_engine::{
     predict::PredictSettings,
     recommend::Thresholds,
     settings::{GovernorConfig, default_task_limits},
-    tasks::{Schedule, ScheduleError},
+    tasks::{Schedule, ScheduleError, declared::DeclaredTasks},
 };
 
 pub use self::env::ConfigError;
 use self::env::{Env, format_duration};
+pub use self::tasks_file::{TaskFile, TaskFileError, load as load_task_file};
 use crate::auth::secret::Secret;
 
 /// The SQLite file used when `DATABASE_URL` is not set.
@@ -178,6 +187,20 @@ impl Config {
             max_delay,
         };
 
+        let task_file = match env.get("LEASEWATCH_TASKS") {
+            None => TaskFile {
+                tasks: DeclaredTasks::default(),
+                builtin_tasks: true,
+            },
+            Some(raw) => {
+                tasks_file::load(Path::new(raw.trim()), retry).map_err(|err| ConfigError {
+                    var: "LEASEWATCH_TASKS",
+                    value: err.file.clone(),
+                    allowed: err.located(),
+                })?
+            }
+        };
+
         let bind = env
             .get("BIND_ADDR")
             .map(|raw| {
@@ -312,6 +335,8 @@ impl Config {
                 schedules,
                 alerts,
                 history_retention,
+                declared: task_file.tasks,
+                builtin_tasks: task_file.builtin_tasks,
             },
         })
     }
