@@ -135,6 +135,23 @@ fn runs_samples_and_audit_entries_are_there_after_a_restart() {
         taken.iter().any(|at| *at < stopped_at.timestamp_millis()),
         "samples from before the restart: {samples:#}"
     );
+    // On the dashboard too: its charts over a span that ends at the stop, read from the
+    // database, hold the first process's samples.
+    let span = format!(
+        "/?from={}&to={}",
+        (stopped_at - chrono::Duration::minutes(10))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        stopped_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let (status, page) = get(&second, &span);
+    assert_eq!(status, 200, "{page}");
+    let pool = page
+        .split(r#"<figure class="chart pool">"#)
+        .nth(1)
+        .and_then(|chart| chart.split("</figure>").next())
+        .unwrap_or_else(|| panic!("no pool chart: {page}"));
+    assert!(pool.contains(r#"data-source="database""#), "{pool}");
+    assert!(pool.contains(r#"<g class="point""#), "{pool}");
     // The same on the pages: the first process's runs, one with its attempts.
     let (status, page) = get(&second, &format!("/runs?instance={old_instance}"));
     assert_eq!(status, 200, "{page}");
