@@ -6,7 +6,7 @@ use leasewatch_types::{DeliveryStatus, NotificationKind};
 use sqlx::Row;
 
 use super::{model::Fingerprint, policy::Group};
-use crate::db::Database;
+use crate::db::{Database, time_of_ms};
 
 /// One notification as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,10 +23,6 @@ pub(super) struct StoredNote {
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// The group of `instance` as last written, if any.
@@ -87,12 +83,14 @@ pub(super) async fn load_notes(
             body: row.try_get("body")?,
             fingerprints: serde_json::from_str(&fingerprints).unwrap_or_default(),
             alerts: u32::try_from(row.try_get::<i32, _>("alerts")?).unwrap_or(0),
-            created_at: time(row.try_get("created_at_ms")?),
+            created_at: time_of_ms(row.try_get("created_at_ms")?),
             status,
             attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
-            next_attempt_at: time(row.try_get("next_attempt_ms")?),
+            next_attempt_at: time_of_ms(row.try_get("next_attempt_ms")?),
             last_error: row.try_get("last_error")?,
-            delivered_at: row.try_get::<Option<i64>, _>("delivered_at_ms")?.map(time),
+            delivered_at: row
+                .try_get::<Option<i64>, _>("delivered_at_ms")?
+                .map(time_of_ms),
         });
     }
     notes.sort_by_key(|n| n.row);

@@ -44,6 +44,12 @@ pub(crate) const PROBE_APPLICATION_NAME: &str = "leasewatch:probe";
 /// backends) stay unqualified and never reach a host application's tables in `public`.
 pub(crate) const SCHEMA: &str = "leasewatch";
 
+/// An instant read back from a time column, which stores Unix milliseconds (a value outside
+/// chrono's range, which none written is, reads as the epoch).
+pub(crate) fn time_of_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
 /// Where sqlx records applied migrations on PostgreSQL: in [`SCHEMA`], not the host
 /// database's shared `public._sqlx_migrations`.
 pub(crate) const POSTGRES_MIGRATIONS_TABLE: &str = "leasewatch._sqlx_migrations";

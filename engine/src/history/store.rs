@@ -8,7 +8,10 @@ use sqlx::{AnyConnection, AnyPool, Row, any::AnyRow};
 
 use super::model::{RunCursor, RunDetail, RunFilter, StoredRun, StoredSample};
 use crate::{
-    db::filter::{Bind, Filter},
+    db::{
+        filter::{Bind, Filter},
+        time_of_ms,
+    },
     tasks::RunRecord,
 };
 
@@ -33,10 +36,6 @@ pub(super) const DOWNSAMPLED_SPAN_SECS: i64 = 60;
 
 fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 fn signed(n: u64) -> i64 {
@@ -68,7 +67,7 @@ pub(super) async fn write(
         .bind(signed(run.run_id))
         .bind(&run.host)
         .bind(&run.task)
-        .bind(trigger_name(run.trigger))
+        .bind(run.trigger.as_str())
         .bind(run.scheduled_at.map(ms))
         .bind(ms(run.started_at))
         .bind(ms(run.ended_at))
@@ -108,13 +107,6 @@ pub(super) async fn write(
         .await?;
     }
     tx.commit().await
-}
-
-fn trigger_name(trigger: crate::tasks::Trigger) -> &'static str {
-    match trigger {
-        crate::tasks::Trigger::Schedule => "schedule",
-        crate::tasks::Trigger::Manual => "manual",
-    }
 }
 
 const RUN_COLUMNS: &str = "instance, run_id, host, task, trigger, scheduled_at_ms, started_at_ms, \
@@ -200,14 +192,13 @@ fn stored_run(row: &AnyRow) -> Result<StoredRun, sqlx::Error> {
         host: row.try_get("host")?,
         task: row.try_get("task")?,
         run_id: u64::try_from(row.try_get::<i64, _>("run_id")?).unwrap_or(0),
-        trigger: match trigger.as_str() {
-            "schedule" => crate::tasks::Trigger::Schedule,
-            "manual" => crate::tasks::Trigger::Manual,
-            _ => return Err(decode("trigger", trigger)),
-        },
-        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at_ms")?.map(time),
-        started_at: time(row.try_get("started_at_ms")?),
-        ended_at: time(row.try_get("ended_at_ms")?),
+        trigger: crate::tasks::Trigger::parse(&trigger)
+            .ok_or_else(|| decode("trigger", trigger))?,
+        scheduled_at: row
+            .try_get::<Option<i64>, _>("scheduled_at_ms")?
+            .map(time_of_ms),
+        started_at: time_of_ms(row.try_get("started_at_ms")?),
+        ended_at: time_of_ms(row.try_get("ended_at_ms")?),
         duration_ms: u64::try_from(row.try_get::<i64, _>("duration_ms")?).unwrap_or(0),
         outcome: outcome
             .parse::<RunOutcome>()

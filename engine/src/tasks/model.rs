@@ -88,6 +88,23 @@ pub enum Trigger {
     Manual,
 }
 
+impl Trigger {
+    /// Its name, as serde writes it (and the history stores it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Manual => "manual",
+        }
+    }
+
+    /// Reads a name written by [`Trigger::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Schedule, Self::Manual]
+            .into_iter()
+            .find(|t| t.as_str() == name)
+    }
+}
+
 /// One finished run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
@@ -285,4 +302,21 @@ pub struct StopReport {
     pub finished: Vec<u64>,
     /// Runs cancelled at the deadline.
     pub cancelled: Vec<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Trigger;
+
+    #[test]
+    fn a_trigger_is_stored_under_its_serde_name_and_read_back() {
+        for trigger in [Trigger::Schedule, Trigger::Manual] {
+            assert_eq!(
+                serde_json::to_value(trigger).unwrap(),
+                serde_json::json!(trigger.as_str())
+            );
+            assert_eq!(Trigger::parse(trigger.as_str()), Some(trigger));
+        }
+        assert_eq!(Trigger::parse("cron"), None);
+    }
 }
