@@ -36,7 +36,7 @@ fn built_in_tasks() -> String {
 pub const MAX_TASK_NAME: usize = 64;
 
 /// Whether `name` is a plausible task name: 1 to [`MAX_TASK_NAME`] bytes of `[a-z0-9_]`.
-fn is_task_name(name: &str) -> bool {
+pub(crate) fn is_task_name(name: &str) -> bool {
     (1..=MAX_TASK_NAME).contains(&name.len())
         && name
             .bytes()

@@ -20,7 +20,9 @@ use crate::{
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
-    tasks::{self, RetryPolicy, Schedule, SchedulePreview, TaskManager, jobs::LeakyReport},
+    tasks::{
+        self, JobSpec, RetryPolicy, Schedule, SchedulePreview, TaskManager, jobs::LeakyReport,
+    },
 };
 
 /// Everything the engine needs to start.
@@ -167,7 +169,17 @@ pub struct Engine {
 
 impl Engine {
     /// Connects, migrates, seeds demo data when asked, and reads the first auction counts.
-    pub async fn start(mut config: EngineConfig) -> Result<Self, DbError> {
+    /// With jobs of your own, start through [`Engine::builder`].
+    pub async fn start(config: EngineConfig) -> Result<Self, DbError> {
+        Self::start_with(config, Vec::new()).await
+    }
+
+    /// [`Engine::start`] with `custom` jobs beside the built-in ones (checked by
+    /// [`crate::builder::EngineBuilder`]: valid names, no clash).
+    pub(crate) async fn start_with(
+        mut config: EngineConfig,
+        custom: Vec<JobSpec>,
+    ) -> Result<Self, DbError> {
         // Unique among the instances sharing a database over the history's retention: it keys
         // their run history.
         let instance = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
@@ -236,6 +248,7 @@ impl Engine {
                 Arc::new(LeakyReport { hold, pile_up }),
             ));
         }
+        jobs.extend(custom);
         let tasks = TaskManager::with_jobs(
             leases.clone(),
             jobs,

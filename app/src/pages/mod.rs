@@ -21,6 +21,7 @@ mod write;
 use leptos::{either::Either, prelude::*};
 
 use crate::{
+    base::href,
     prefs::DisplayPrefs,
     wire::{SamplesQuery, samples_query},
 };
@@ -82,7 +83,7 @@ impl Page {
             let location = window().location();
             let search = location.search().unwrap_or_default();
             return Self::at(
-                &location.pathname().unwrap_or_default(),
+                crate::base::strip(&location.pathname().unwrap_or_default()),
                 search.trim_start_matches('?'),
             );
         }
@@ -123,11 +124,11 @@ pub fn SiteNav(
     let current = move |page: Here| (here == page).then_some("page");
     view! {
         <nav class="site-nav" aria-label="Pages">
-            <a href="/" aria-current=current(Here::Dashboard)>"Dashboard"</a>
+            <a href=href("/") aria-current=current(Here::Dashboard)>"Dashboard"</a>
             <span aria-hidden="true">" · "</span>
-            <a href="/runs" aria-current=current(Here::Runs)>"Runs"</a>
+            <a href=href("/runs") aria-current=current(Here::Runs)>"Runs"</a>
             <span aria-hidden="true">" · "</span>
-            <a href="/audit" aria-current=current(Here::Audit)>"Audit log"</a>
+            <a href=href("/audit") aria-current=current(Here::Audit)>"Audit log"</a>
         </nav>
     }
 }
@@ -154,7 +155,7 @@ pub fn Masthead(
             {name}
             <SiteNav here/>
             <DisplayPrefs/>
-            <form method="post" action="/logout">
+            <form method="post" action=href("/logout")>
                 <button type="submit" class="quiet">"Log out"</button>
             </form>
         </header>
@@ -191,7 +192,7 @@ pub fn NotFoundPage() -> impl IntoView {
     view! {
         <main class="not-found">
             <p>"Page not found."</p>
-            <p><a href="/">"Go to the dashboard"</a></p>
+            <p><a href=href("/")>"Go to the dashboard"</a></p>
         </main>
     }
 }
