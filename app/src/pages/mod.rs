@@ -205,6 +205,7 @@ pub mod ssr {
     use super::{Content, Page, audit::audit_body, runs};
     use crate::{
         api::ssr::{AppState, audit, run, runs, task_names},
+        base::{Base, with_base},
         wire::{Read, RunsView, audit_query, runs_query},
     };
 
@@ -212,7 +213,9 @@ pub mod ssr {
     /// written as markup, with the status the page answers with: 400 for a refused filter,
     /// 404 for a run not there (or a path that is no page), 503 while the database cannot be
     /// read.
-    pub async fn content(state: &AppState, page: &Page) -> (Content, StatusCode) {
+    ///
+    /// Its links carry `base`, the prefix the site is mounted under.
+    pub async fn content(state: &AppState, page: &Page, base: &Base) -> (Content, StatusCode) {
         match page {
             Page::Runs(query) => {
                 let (query, refused) = runs_query(query);
@@ -224,12 +227,15 @@ pub mod ssr {
                     None => runs(state, &query).await,
                 };
                 let status = status(&view.found);
-                (Content(runs::runs_body(&query, &view)), status)
+                (Content(with_base(base, || runs::runs_body(&query, &view))), status)
             }
             Page::Run { instance, run_id } => {
                 let found = run(state, instance, *run_id).await;
                 let status = status(&found);
-                (Content(runs::run_body(instance, *run_id, &found)), status)
+                (
+                    Content(with_base(base, || runs::run_body(instance, *run_id, &found))),
+                    status,
+                )
             }
             Page::Audit(query) => {
                 let (query, refused) = audit_query(query);
@@ -239,7 +245,10 @@ pub mod ssr {
                 };
                 let status = status(&found);
                 let now_ms = chrono::Utc::now().timestamp_millis();
-                (Content(audit_body(&query, &found, now_ms)), status)
+                (
+                    Content(with_base(base, || audit_body(&query, &found, now_ms))),
+                    status,
+                )
             }
             Page::Dashboard(_) => (Content::default(), StatusCode::OK),
             Page::NotFound => (Content::default(), StatusCode::NOT_FOUND),
