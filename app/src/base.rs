@@ -50,7 +50,11 @@ pub fn href(path: &str) -> String {
 /// The path cookies are scoped to: the prefix, or the whole site at the root.
 pub fn cookie_path() -> String {
     let base = base();
-    if base.is_empty() { "/".to_owned() } else { base }
+    if base.is_empty() {
+        "/".to_owned()
+    } else {
+        base
+    }
 }
 
 /// The `<meta>` that tells the browser the prefix; nothing at the site's root, so the page is

@@ -320,10 +320,7 @@ impl Prefs {
             let path = crate::base::cookie_path();
             let cookie = match theme {
                 // Auto is what no cookie means.
-                Theme::Auto => format!(
-                    "{}=; Path={path}; Max-Age=0; SameSite=Lax",
-                    Theme::COOKIE
-                ),
+                Theme::Auto => format!("{}=; Path={path}; Max-Age=0; SameSite=Lax", Theme::COOKIE),
                 chosen => format!(
                     "{}={}; Path={path}; Max-Age=31536000; SameSite=Lax{}",
                     Theme::COOKIE,

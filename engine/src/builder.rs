@@ -146,7 +146,12 @@ impl EngineBuilder {
     /// Adds `job` as the task `name`, run on `schedule`: a [`Duration`] (an interval) or a
     /// [`Schedule`] (such as [`Schedule::cron`]). Its leases take the engine's lease timeout
     /// and priority 0; see [`EngineBuilder::job_with_limits`].
-    pub fn job(self, name: impl Into<String>, schedule: impl Into<Schedule>, job: impl Job) -> Self {
+    pub fn job(
+        self,
+        name: impl Into<String>,
+        schedule: impl Into<Schedule>,
+        job: impl Job,
+    ) -> Self {
         self.add(name.into(), schedule.into(), None, Arc::new(job))
     }
 
@@ -257,7 +262,13 @@ mod tests {
     fn names_follow_the_task_name_rules_and_never_clash() {
         let minute = Duration::from_secs(60);
         assert_eq!(check(&[added("nightly_report", minute)]), Ok(()));
-        for bad in ["", "Nightly", "nightly-report", "a b", &"a".repeat(MAX_TASK_NAME + 1)] {
+        for bad in [
+            "",
+            "Nightly",
+            "nightly-report",
+            "a b",
+            &"a".repeat(MAX_TASK_NAME + 1),
+        ] {
             assert_eq!(
                 check(&[added(bad, minute)]),
                 Err(JobError::InvalidName {

@@ -54,6 +54,8 @@ pub use builder::{BuildError, EngineBuilder, JobError};
 pub use db::{Backend, Database, DatabaseUrl, DbError, NotReady, PoolStatus};
 pub use engine::{AuctionsView, DemoLeak, Engine, EngineConfig};
 pub use failure::FailureKind;
+pub use governor::Priority;
+pub use lease::RunLimits;
 pub use lease::{
     BackendIdentity, CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager,
     PoolSnapshot, RunContext,
@@ -63,5 +65,3 @@ pub use settings::{PoolSettings, TaskIntervals};
 pub use tasks::{
     Job, JobContext, JobFuture, JobOutput, RetryPolicy, Schedule, TaskError, TaskManager, TaskView,
 };
-pub use lease::RunLimits;
-pub use governor::Priority;

@@ -202,11 +202,7 @@ where
 
 /// `<prefix>` itself goes to `<prefix>/`, the dashboard's one address (its links and
 /// redirects name that one).
-async fn with_slash(
-    State(prefix): State<String>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn with_slash(State(prefix): State<String>, request: Request, next: Next) -> Response {
     if let Some(OriginalUri(uri)) = request.extensions().get::<OriginalUri>()
         && uri.path() == prefix
     {

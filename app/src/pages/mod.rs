@@ -227,13 +227,18 @@ pub mod ssr {
                     None => runs(state, &query).await,
                 };
                 let status = status(&view.found);
-                (Content(with_base(base, || runs::runs_body(&query, &view))), status)
+                (
+                    Content(with_base(base, || runs::runs_body(&query, &view))),
+                    status,
+                )
             }
             Page::Run { instance, run_id } => {
                 let found = run(state, instance, *run_id).await;
                 let status = status(&found);
                 (
-                    Content(with_base(base, || runs::run_body(instance, *run_id, &found))),
+                    Content(with_base(base, || {
+                        runs::run_body(instance, *run_id, &found)
+                    })),
                     status,
                 )
             }

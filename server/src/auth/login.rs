@@ -26,23 +26,26 @@ use super::{Auth, client_ip, cross_origin};
 /// Longest `next` accepted, in bytes: a path on this site, not a payload.
 pub(crate) const MAX_NEXT: usize = 512;
 
-/// `next` when it is a path on this site, else `None` (the login then goes to the dashboard).
-///
-/// Accepted: one leading `/` followed by anything but a second `/` or a `\` (browsers read
-/// `//host` and `/\host` as another site), no backslash, control character or space
-/// anywhere, at most [`MAX_NEXT`] bytes, and resolving against this site to this site. The
-/// login pages themselves are refused, so a login never lands on a form again.
+/// [`safe_next_under`] at the site's root.
 #[cfg(test)]
 pub(crate) fn safe_next(next: &str) -> Option<&str> {
     safe_next_under("", next)
 }
 
-/// [`safe_next`] for a site mounted under the path prefix `prefix` (empty at the root):
-/// `next` must also stay under it, before and after `..` is resolved, and the login pages are
-/// the ones under it.
+/// `next` when it is a path on this site under `prefix` (the path prefix the site is mounted
+/// under, empty at the root), else `None` (the login then goes to the dashboard).
+///
+/// Accepted: one leading `/` followed by anything but a second `/` or a `\` (browsers read
+/// `//host` and `/\host` as another site), no backslash, control character or space
+/// anywhere, at most [`MAX_NEXT`] bytes, and resolving against this site to this site, under
+/// `prefix` (before and after `..` is resolved). The login pages themselves are refused, so a
+/// login never lands on a form again.
 pub(crate) fn safe_next_under<'a>(prefix: &str, next: &'a str) -> Option<&'a str> {
     let base = url::Url::parse("http://site.invalid/").expect("a valid URL");
-    let Some(inner) = next.strip_prefix(prefix).filter(|rest| rest.starts_with('/')) else {
+    let Some(inner) = next
+        .strip_prefix(prefix)
+        .filter(|rest| rest.starts_with('/'))
+    else {
         return None;
     };
     let valid = next.len() <= MAX_NEXT
@@ -58,15 +61,15 @@ pub(crate) fn safe_next_under<'a>(prefix: &str, next: &'a str) -> Option<&'a str
     valid.then_some(next)
 }
 
-/// `/login?next=…` for a page the browser asked for without a session (`path_and_query`);
-/// plain `/login` for the dashboard itself, where a login goes anyway.
+/// [`login_location_under`] at the site's root.
 #[cfg(test)]
 pub(crate) fn login_location(path_and_query: &str) -> String {
     login_location_under("", path_and_query)
 }
 
-/// [`login_location`] for a site mounted under `prefix`: `path_and_query` is the path the
-/// site's routes saw (without the prefix); the login page and `next` carry the prefix.
+/// `<prefix>/login?next=…` for a page the browser asked for without a session
+/// (`path_and_query`, as the site's routes saw it: without the prefix); plain
+/// `<prefix>/login` for the dashboard itself, where a login goes anyway.
 pub(crate) fn login_location_under(prefix: &str, path_and_query: &str) -> String {
     let asked = format!("{prefix}{path_and_query}");
     match safe_next_under(prefix, &asked) {
@@ -289,5 +292,40 @@ mod tests {
         );
         assert_eq!(login_location("//evil.example"), "/login");
         assert_eq!(login_location("/\\evil.example"), "/login");
+    }
+
+    #[test]
+    fn under_a_prefix_next_stays_under_it() {
+        let prefix = "/admin/leasewatch";
+        for ok in [
+            "/admin/leasewatch/",
+            "/admin/leasewatch/runs?task=x",
+            "/admin/leasewatch/audit#x",
+        ] {
+            assert_eq!(safe_next_under(prefix, ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "/",
+            "/admin",
+            "/admin/leasewatch",
+            "/admin/leasewatchx/",
+            "/admin/leasewatch/../x",
+            "/admin/leasewatch/%2e%2e/x",
+            "/admin/leasewatch/login",
+            "/admin/leasewatch/logout?x",
+            "//admin/leasewatch/",
+            "https://evil.example/admin/leasewatch/",
+        ] {
+            assert_eq!(safe_next_under(prefix, bad), None, "{bad:?}");
+        }
+        assert_eq!(login_location_under(prefix, "/"), "/admin/leasewatch/login");
+        assert_eq!(
+            login_location_under(prefix, "/runs?a=1"),
+            "/admin/leasewatch/login?next=%2Fadmin%2Fleasewatch%2Fruns%3Fa%3D1"
+        );
+        assert_eq!(
+            login_location_under(prefix, "//evil.example"),
+            "/admin/leasewatch/login"
+        );
     }
 }

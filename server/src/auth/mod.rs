@@ -133,7 +133,14 @@ impl Auth {
         site: SiteOrigin,
         site_options: LeptosOptions,
     ) -> Arc<Self> {
-        Self::new_at(operator, viewer, sessions, site, site_options, String::new())
+        Self::new_at(
+            operator,
+            viewer,
+            sessions,
+            site,
+            site_options,
+            String::new(),
+        )
     }
 
     /// [`Auth::new`] for a site mounted under the path prefix `base` (`/admin/leasewatch`):
