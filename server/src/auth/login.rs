@@ -36,10 +36,10 @@ pub(crate) fn safe_next(next: &str) -> Option<&str> {
 /// under, empty at the root), else `None` (the login then goes to the dashboard).
 ///
 /// Accepted: one leading `/` followed by anything but a second `/` or a `\` (browsers read
-/// `//host` and `/\host` as another site), no backslash, control character or space
-/// anywhere, at most [`MAX_NEXT`] bytes, and resolving against this site to this site, under
-/// `prefix` (before and after `..` is resolved). The login pages themselves are refused, so a
-/// login never lands on a form again.
+/// `//host` and `/\host` as another site), the same right after `prefix`, no backslash,
+/// control character or space anywhere, at most [`MAX_NEXT`] bytes, and resolving against
+/// this site to this site, under `prefix` (before and after `..` is resolved). The login pages
+/// themselves are refused, so a login never lands on a form again.
 pub(crate) fn safe_next_under<'a>(prefix: &str, next: &'a str) -> Option<&'a str> {
     let base = url::Url::parse("http://site.invalid/").expect("a valid URL");
     let Some(inner) = next
@@ -51,6 +51,8 @@ pub(crate) fn safe_next_under<'a>(prefix: &str, next: &'a str) -> Option<&'a str
     let valid = next.len() <= MAX_NEXT
         && next.starts_with('/')
         && !next.starts_with("//")
+        // Nor right after the prefix: what follows it reads as this site's own path.
+        && !inner.starts_with("//")
         && !next
             .chars()
             .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
