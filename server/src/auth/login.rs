@@ -42,12 +42,9 @@ pub(crate) fn safe_next(next: &str) -> Option<&str> {
 /// themselves are refused, so a login never lands on a form again.
 pub(crate) fn safe_next_under<'a>(prefix: &str, next: &'a str) -> Option<&'a str> {
     let base = url::Url::parse("http://site.invalid/").expect("a valid URL");
-    let Some(inner) = next
+    let inner = next
         .strip_prefix(prefix)
-        .filter(|rest| rest.starts_with('/'))
-    else {
-        return None;
-    };
+        .filter(|rest| rest.starts_with('/'))?;
     let valid = next.len() <= MAX_NEXT
         && next.starts_with('/')
         && !next.starts_with("//")
