@@ -4,9 +4,9 @@
 //!
 //! The routes themselves never see the prefix (the host app strips it before they match), so
 //! [`crate::pages::Page::at`] reads paths without it. On the server the prefix comes from the
-//! request ([`Base`] in its extensions, put there by the embedding router) or the context;
-//! in the browser from the `<meta name="leasewatch-base">` the server writes into the page
-//! when there is a prefix.
+//! request being rendered ([`Base`] in its extensions, put there by the router), or from
+//! [`with_base`] for markup written outside a render; in the browser from the
+//! `<meta name="leasewatch-base">` the server writes into the page when there is a prefix.
 
 use leptos::prelude::*;
 
@@ -23,9 +23,6 @@ pub fn base() -> String {
     #[cfg(feature = "ssr")]
     {
         if let Some(Base(base)) = SCOPED.with(|scoped| scoped.borrow().clone()) {
-            return base;
-        }
-        if let Some(Base(base)) = use_context::<Base>() {
             return base;
         }
         if let Some(parts) = use_context::<axum::http::request::Parts>()
@@ -95,17 +92,12 @@ thread_local! {
 /// The path the dashboard's routes see for the browser's `pathname`: without the prefix.
 pub fn strip(pathname: &str) -> &str {
     #[cfg(feature = "hydrate")]
-    {
-        let stripped = FROM_PAGE.with(|base| {
-            pathname
-                .strip_prefix(base.as_str())
-                .map(|rest| rest.len())
-                .filter(|_| !base.is_empty())
-        });
-        if let Some(rest) = stripped {
-            let rest = &pathname[pathname.len() - rest..];
-            return if rest.is_empty() { "/" } else { rest };
-        }
+    if let Some(rest) = FROM_PAGE.with(|base| {
+        (!base.is_empty())
+            .then(|| pathname.strip_prefix(base.as_str()))
+            .flatten()
+    }) {
+        return if rest.is_empty() { "/" } else { rest };
     }
     pathname
 }

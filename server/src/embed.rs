@@ -10,7 +10,8 @@
 //! use leasewatch_engine::{DatabaseUrl, Engine, EngineConfig};
 //!
 //! # async fn app(token: leasewatch::auth::Secret) -> anyhow::Result<Router> {
-//! let engine = Arc::new(Engine::builder(EngineConfig::new(DatabaseUrl::parse("postgres://localhost/app")?)).start().await?);
+//! let database = DatabaseUrl::parse("postgres://localhost/app")?;
+//! let engine = Arc::new(Engine::builder(EngineConfig::new(database)).start().await?);
 //! let options = EmbedOptions::new("/admin/leasewatch", token, embed::site_options()?);
 //! let app = Router::new()
 //!     .route("/", get(|| async { "my app" }))
