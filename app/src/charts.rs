@@ -199,7 +199,11 @@ impl Span {
 
     /// The runs page over the same span (`from`, and `to` unless it ends now).
     fn runs_link(self) -> String {
-        let mut href = format!("/runs?from={}", iso_utc(self.from_ms));
+        let mut href = format!(
+            "{}/runs?from={}",
+            crate::base::base(),
+            iso_utc(self.from_ms)
+        );
         if !self.ends_now {
             href.push_str("&to=");
             href.push_str(&iso_utc(self.to_ms));

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`wire`]: the types that cross between server and browser (serde only, so they compile to
 //!   WASM).
+//! - [`base`]: where the dashboard sits in its site (`/`, or a prefix when embedded).
 //! - [`api`]: the server functions the dashboard calls; their bodies, and the state they read,
 //!   exist only under `ssr`.
 //! - [`monitor`]: the `<BackgroundTaskMonitor/>` page and its parts.
@@ -15,6 +16,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod base;
 pub mod charts;
 pub mod markup;
 pub mod monitor;
@@ -24,6 +26,8 @@ pub mod wire;
 
 use leptos::{either::EitherOf3, prelude::*};
 use leptos_meta::HashedStylesheet;
+
+use base::{BaseMeta, base, href};
 
 pub use monitor::BackgroundTaskMonitor;
 use pages::{Here, HistoryPage, NotFoundPage, Page};
@@ -40,7 +44,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         <html lang="en" data-theme=Theme::of_page().attribute()>
             <head>
                 {common_head(options.clone(), attention.icon())}
-                <HydrationScripts options/>
+                <BaseMeta/>
+                <HydrationScripts options root=base()/>
                 // Written here and by the page's own effect: a `leptos_meta` <Title/> would
                 // bring its client-side code into the WASM.
                 <title>{title}</title>
@@ -67,8 +72,8 @@ fn common_head(options: LeptosOptions, icon: &'static str) -> impl IntoView {
     view! {
         <meta charset="utf-8"/>
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
-        <link rel="icon" href=icon type="image/svg+xml"/>
-        <HashedStylesheet options id="leptos"/>
+        <link rel="icon" href=href(icon) type="image/svg+xml"/>
+        <HashedStylesheet options id="leptos" root=base()/>
     }
 }
 
@@ -85,7 +90,7 @@ pub fn not_found_shell(options: LeptosOptions) -> impl IntoView {
             <body>
                 <main class="monitor not-found">
                     <h1>"Page not found"</h1>
-                    <p><a href="/">"Go to the dashboard"</a></p>
+                    <p><a href=href("/")>"Go to the dashboard"</a></p>
                 </main>
             </body>
         </html>
@@ -113,7 +118,7 @@ pub fn login_shell(
                 <main class="monitor login">
                     <h1>"Leasewatch"</h1>
                     {error.map(|e| view! { <p class="banner error" role="alert">{e}</p> })}
-                    <form method="post" action="/login">
+                    <form method="post" action=href("/login")>
                         {next.map(|next| view! { <input type="hidden" name="next" value=next/> })}
                         <label for="token">"Access token"</label>
                         <input

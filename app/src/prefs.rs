@@ -316,11 +316,13 @@ impl Prefs {
                 };
             }
             let secure = window().location().protocol().is_ok_and(|p| p == "https:");
+            // Scoped to the dashboard: embedded in another app, it is not that app's cookie.
+            let path = crate::base::cookie_path();
             let cookie = match theme {
                 // Auto is what no cookie means.
-                Theme::Auto => format!("{}=; Path=/; Max-Age=0; SameSite=Lax", Theme::COOKIE),
+                Theme::Auto => format!("{}=; Path={path}; Max-Age=0; SameSite=Lax", Theme::COOKIE),
                 chosen => format!(
-                    "{}={}; Path=/; Max-Age=31536000; SameSite=Lax{}",
+                    "{}={}; Path={path}; Max-Age=31536000; SameSite=Lax{}",
                     Theme::COOKIE,
                     chosen.as_str(),
                     if secure { "; Secure" } else { "" }

@@ -21,8 +21,8 @@ use crate::{
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
     tasks::{
-        self, RetryPolicy, Schedule, SchedulePreview, TaskManager, declared::DeclaredTasks,
-        jobs::LeakyReport,
+        self, JobSpec, RetryPolicy, Schedule, SchedulePreview, TaskManager,
+        declared::DeclaredTasks, jobs::LeakyReport,
     },
 };
 
@@ -177,7 +177,17 @@ pub struct Engine {
 
 impl Engine {
     /// Connects, migrates, seeds demo data when asked, and reads the first auction counts.
-    pub async fn start(mut config: EngineConfig) -> Result<Self, DbError> {
+    /// With jobs of your own, start through [`Engine::builder`].
+    pub async fn start(config: EngineConfig) -> Result<Self, DbError> {
+        Self::start_with(config, Vec::new()).await
+    }
+
+    /// [`Engine::start`] with `custom` jobs beside the built-in ones (checked by
+    /// [`crate::builder::EngineBuilder`]: valid names, no clash).
+    pub(crate) async fn start_with(
+        mut config: EngineConfig,
+        custom: Vec<JobSpec>,
+    ) -> Result<Self, DbError> {
         // Unique among the instances sharing a database over the history's retention: it keys
         // their run history.
         let instance = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
@@ -251,6 +261,7 @@ impl Engine {
             ));
         }
         jobs.extend(config.declared.jobs());
+        jobs.extend(custom);
         let tasks = TaskManager::with_jobs(
             leases.clone(),
             jobs,

@@ -5,6 +5,8 @@
 //!   settings, and the migrations for both backends.
 //! - [`auctions`]: the auction workload the background tasks act on (schema model, demo data,
 //!   status counts).
+//! - [`builder`]: starting the engine with jobs of your own beside the built-in tasks
+//!   ([`Engine::builder`]).
 //! - [`engine`]: the running engine that owns the database and the in-process state the
 //!   dashboard reads.
 //! - [`lease`]: the connection lease manager — every connection a task holds is a tracked,
@@ -32,6 +34,7 @@
 pub mod alert;
 pub mod auctions;
 pub mod audit;
+pub mod builder;
 pub mod control;
 pub mod db;
 pub mod engine;
@@ -47,13 +50,18 @@ pub mod server_view;
 pub mod settings;
 pub mod tasks;
 
+pub use builder::{BuildError, EngineBuilder, JobError};
 pub use db::{Backend, Database, DatabaseUrl, DbError, NotReady, PoolStatus};
 pub use engine::{AuctionsView, DemoLeak, Engine, EngineConfig};
 pub use failure::FailureKind;
+pub use governor::Priority;
+pub use lease::RunLimits;
 pub use lease::{
     BackendIdentity, CleanupKind, CleanupReport, Lease, LeaseError, LeaseInfo, LeaseManager,
     PoolSnapshot, RunContext,
 };
 pub use server_view::ServerView;
 pub use settings::{PoolSettings, TaskIntervals};
-pub use tasks::{RetryPolicy, TaskManager, TaskView};
+pub use tasks::{
+    Job, JobContext, JobFuture, JobOutput, RetryPolicy, Schedule, TaskError, TaskManager, TaskView,
+};

@@ -18,6 +18,8 @@
 //!   descriptions) behind the layers.
 //! - `serve`: the listener, with header timeouts and a connection cap.
 //! - `startup`: builds the engine and the router, serves until Ctrl-C or SIGTERM.
+//! - `embed`: the same router under a path prefix of another axum app, over an engine that
+//!   app starts (with jobs of its own); beside `startup`, it imports the same modules.
 //! - `cli`: the command line's subcommands, a client of the API over HTTP; beside the
 //!   server rather than above it, it imports only `auth::secret`, `error`, `dto` and `api`'s
 //!   paths and header names (the shapes it reads), never the router or start-up.
@@ -35,7 +37,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod embed;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 
 pub(crate) mod api;
@@ -43,7 +47,6 @@ pub(crate) mod dto;
 pub(crate) mod error;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
-pub(crate) mod serve;
 
 pub use config::{Config, ConfigError};
 pub use startup::{Application, StartupError};

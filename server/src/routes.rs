@@ -18,6 +18,7 @@ use axum::{
 };
 use leasewatch_app::{
     api::ssr::AppState,
+    base::Base,
     not_found_shell,
     pages::{self, Page},
     shell,
@@ -93,6 +94,13 @@ pub(crate) fn api_with_document() -> (Router<AppState>, OpenApi) {
 /// Everything the server answers: the API, the dashboard (SSR + server functions), the login
 /// page and static files, behind the edge checks and the authentication middleware.
 pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
+    router_at(state, auth, hosts, Base::default())
+}
+
+/// [`router`] for a site mounted under the path prefix `base` (see [`crate::embed`]): the
+/// routes match paths without it, as the host app passes them on; the pages, redirects and
+/// cookies carry it (`auth` must have been made with the same prefix).
+pub(crate) fn router_at(state: AppState, auth: Arc<Auth>, hosts: Hosts, base: Base) -> Router {
     let hashed_assets = state.leptos_options.hash_files;
     let (api, document) = api_with_document();
     let api = api.layer(Extension(Document::new(&document)));
@@ -136,6 +144,8 @@ pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
         edge::check_host,
     ))
     .layer(CompressionLayer::new())
+    // Read by the pages as they render (`leasewatch_app::base`) and by `history_page`.
+    .layer(Extension(base))
 }
 
 /// A history page: its content read from the database and written as markup, then the app
@@ -143,13 +153,18 @@ pub fn router(state: AppState, auth: Arc<Auth>, hosts: Hosts) -> Router {
 /// refused filter, 404 for a run not there, 503 while the database cannot be read).
 async fn history_page(State(state): State<AppState>, request: Request) -> Response {
     let uri = request.uri();
+    let base = request
+        .extensions()
+        .get::<Base>()
+        .cloned()
+        .unwrap_or_default();
     // A GET form sends its empty fields too: the same page without them, so the URL says
     // only what was asked (`/runs?task=health_check&outcome=failed`).
     if let Some(tidy) = without_empty_fields(uri.path(), uri.query().unwrap_or("")) {
-        return Redirect::to(&tidy).into_response();
+        return Redirect::to(&format!("{}{tidy}", base.0)).into_response();
     }
     let page = Page::at(uri.path(), uri.query().unwrap_or(""));
-    let (content, status) = pages::ssr::content(&state, &page).await;
+    let (content, status) = pages::ssr::content(&state, &page, &base).await;
     let options = state.leptos_options.clone();
     let render = leptos_axum::render_app_async_with_context(
         move || {

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Leptos's site options file, read from the working directory.
-const LEPTOS_CONFIG: &str = "Leptos.toml";
+pub(crate) const LEPTOS_CONFIG: &str = "Leptos.toml";
 
 /// Why the server could not start. Each message names what to change.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +192,7 @@ impl Application {
 }
 
 /// How often sessions ended on other instances (and a replaced secret) are picked up.
-const SESSION_REFRESH: Duration = Duration::from_secs(5);
+pub(crate) const SESSION_REFRESH: Duration = Duration::from_secs(5);
 
 async fn refresh_sessions(auth: Arc<Auth>) {
     // `Sessions::load` has just read them: the first refresh is one period away.
@@ -234,7 +234,7 @@ fn write_token_file(path: &Path, token: &Secret) -> Result<PathBuf, String> {
 
 /// Hashed asset names come from `hash.txt` beside the binary (`cargo xtask build`
 /// writes it). Without it, serve plain names rather than fail every page.
-fn check_hash_file(options: &mut LeptosOptions) {
+pub(crate) fn check_hash_file(options: &mut LeptosOptions) {
     if !options.hash_files {
         return;
     }
@@ -251,7 +251,9 @@ fn check_hash_file(options: &mut LeptosOptions) {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes at Ctrl-C or SIGTERM: what the binary serves until, and what an embedding app
+/// may pass to [`crate::serve::serve`].
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::error!(%err, "cannot listen for Ctrl-C");

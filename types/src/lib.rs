@@ -470,6 +470,15 @@ pub mod task {
     pub const LEAKY_REPORT: &str = "leaky_report";
     /// Downsamples and prunes the persisted history.
     pub const HISTORY_RETENTION: &str = "history_retention";
+    /// The names of Leasewatch's own tasks, the demo's among them, whether or not they run:
+    /// no declared task or job of an embedding application may take one.
+    pub const RESERVED: [&str; 5] = [
+        STATUS_TRANSITIONS,
+        AUCTION_MONITOR,
+        HEALTH_CHECK,
+        HISTORY_RETENTION,
+        LEAKY_REPORT,
+    ];
 }
 
 /// "85 s", "4 min", "2 h": an approximate span in the unit an operator reads it in, rounded:

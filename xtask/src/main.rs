@@ -3,8 +3,9 @@
 //! - `cargo xtask build`: the release site and server, as `cargo leptos build --release` makes
 //!   them (the WASM for `wasm32-unknown-unknown`, wasm-bindgen, wasm-opt, the JS glue minified,
 //!   the stylesheet and static files, hashed names and the hash file beside the server binary).
-//! - `cargo xtask e2e [ARGS]`: the same build, then the Playwright tests in `end2end/` (their
-//!   configuration starts the release server). ARGS go to `playwright test`.
+//! - `cargo xtask e2e [ARGS]`: the same build and the embedding example (`examples/embed`),
+//!   then the Playwright tests in `end2end/` (their configuration starts the release server;
+//!   the embedding test starts the example). ARGS go to `playwright test`.
 //! - `cargo xtask monitoring`: the Prometheus rules, their unit tests, the example scrape
 //!   configuration and the Grafana dashboard's queries in `deploy/`, checked with promtool.
 //!
@@ -30,7 +31,8 @@ usage: cargo xtask <command>
 
 commands:
   build        build the release site (target/site) and server binary
-  e2e [ARGS]   build, then run the Playwright tests in end2end/ (ARGS go to `playwright test`)
+  e2e [ARGS]   build (and the embedding example), then run the Playwright tests in end2end/
+               (ARGS go to `playwright test`)
   monitoring   check the Prometheus rules and Grafana dashboard in deploy/ with promtool
 ";
 
@@ -40,7 +42,10 @@ fn main() -> ExitCode {
     let rest: Vec<OsString> = args.collect();
     let outcome = match command.as_ref().and_then(|c| c.to_str()) {
         Some("build") if rest.is_empty() => build().map(|_| ()),
-        Some("e2e") => build().and_then(|project| e2e(&project, &rest)),
+        Some("e2e") => build().and_then(|project| {
+            example(&project)?;
+            e2e(&project, &rest)
+        }),
         Some("monitoring") if rest.is_empty() => {
             Project::load().and_then(|project| monitoring::check(&project))
         }
@@ -188,6 +193,29 @@ fn frontend_args(project: &Project) -> Vec<String> {
     feature_args(&mut args, &lib.features, lib.default_features);
     args.push(format!("--profile={}", project.lib_profile));
     args
+}
+
+/// The embedding example's package (`examples/embed`), which the end-to-end tests start.
+const EMBED_EXAMPLE: &str = "leasewatch-example-embed";
+
+/// The embedding example, built like the server (its profile and compile-time variables, and
+/// no dependency features the server lacks), so beside the server only the example itself
+/// compiles, into the folder of the server and its hash file.
+fn example(project: &Project) -> Result<()> {
+    let slots = jobserver::Client::new(jobs()).context("cannot make the job slots")?;
+    let _slot = slots.acquire()?;
+    let args = vec![
+        "build".to_owned(),
+        format!("--package={EMBED_EXAMPLE}"),
+        format!("--bin={EMBED_EXAMPLE}"),
+        format!("--profile={}", project.bin_profile),
+    ];
+    step("compile the embedding example", || {
+        wait_cargo(
+            spawn_cargo(project, &args, &slots)?,
+            "the embedding example",
+        )
+    })
 }
 
 /// The same cargo command line cargo-leptos uses for the server.

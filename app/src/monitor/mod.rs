@@ -183,7 +183,7 @@ fn to_login() {
             .map(|part| part.unwrap_or_default())
             .collect::<String>();
         let next = String::from(js_sys::encode_uri_component(&here));
-        let _ = location.assign(&format!("/login?next={next}"));
+        let _ = location.assign(&format!("{}/login?next={next}", crate::base::base()));
     }
 }
 
@@ -207,7 +207,7 @@ fn show_attention_in_tab(data: Memo<Option<Dashboard>>) {
             let document = document();
             document.set_title(&title);
             if let Ok(Some(link)) = document.query_selector(r#"link[rel="icon"]"#) {
-                let _ = link.set_attribute("href", icon);
+                let _ = link.set_attribute("href", &crate::base::href(icon));
             }
         });
     }
@@ -472,7 +472,7 @@ fn Charts(data: Memo<Option<Dashboard>>, charts: SamplesQuery, stored: Stored) -
                 .map(|range| {
                     let here = !custom && asked == range.as_str();
                     view! {
-                        <a href=format!("/?range={range}") aria-current=here.then_some("true") data-range=range.as_str()>
+                        <a href=format!("{}/?range={range}", crate::base::base()) aria-current=here.then_some("true") data-range=range.as_str()>
                             {range_label(*range)}
                         </a>
                     }

@@ -105,7 +105,11 @@ fn TaskLine(
     let paused = move || task.get().is_some_and(|t| t.paused);
     let (run_name, pause_name) = (name.clone(), name.clone());
     let place = Place::Task(name.clone());
-    let runs = format!("/runs?task={}", leasewatch_types::percent_encode(&name));
+    let runs = format!(
+        "{}/runs?task={}",
+        crate::base::base(),
+        leasewatch_types::percent_encode(&name)
+    );
     view! {
         <tr data-task=name.clone()>
             <th scope="row">
@@ -228,7 +232,7 @@ pub(super) fn AuditTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
                 </thead>
                 <tbody inner_html=move || markup_from(data, |d| markup::audit_rows(&d.audit, zone.get(), d.taken_at_ms))></tbody>
             </table>
-            <p class="more"><a href="/audit">"Search the audit log"</a></p>
+            <p class="more"><a href=crate::base::href("/audit")>"Search the audit log"</a></p>
         </section>
     }
 }

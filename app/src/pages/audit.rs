@@ -5,6 +5,7 @@ use maud::html;
 
 use super::write::{link, pager, refusal_note, select_field, span_fields, text_field, unavailable};
 use crate::{
+    base::href,
     markup::audit_rows,
     prefs::Zone,
     wire::{ActionName, Actor, AuditOutcome, AuditPage, AuditQuery, Read},
@@ -40,7 +41,7 @@ pub(super) fn audit_body(query: &AuditQuery, found: &Read<AuditPage>, now_ms: i6
     } != AuditQuery::default();
     html! {
         h1 { "Audit log" }
-        form.filters method="get" action="/audit" aria-label="Filter the audit log" {
+        form.filters method="get" action=(href("/audit")) aria-label="Filter the audit log" {
             (text_field("action", "Action", query.action.as_deref(), (Some("action-names"), None), refused))
             datalist #action-names { @for action in actions { option value=(action) {} } }
             (select_field("actor", "Who", query.actor.as_deref(), &actors, refused))
@@ -49,7 +50,7 @@ pub(super) fn audit_body(query: &AuditQuery, found: &Read<AuditPage>, now_ms: i6
             @if let Some(limit) = query.limit { input type="hidden" name="limit" value=(limit); }
             div.buttons {
                 button type="submit" { "Show entries" }
-                a href="/audit" { "Clear filters" }
+                a href=(href("/audit")) { "Clear filters" }
             }
         }
         @match found {

@@ -21,6 +21,7 @@ mod write;
 use leptos::{either::Either, prelude::*};
 
 use crate::{
+    base::href,
     prefs::DisplayPrefs,
     wire::{SamplesQuery, samples_query},
 };
@@ -82,7 +83,7 @@ impl Page {
             let location = window().location();
             let search = location.search().unwrap_or_default();
             return Self::at(
-                &location.pathname().unwrap_or_default(),
+                crate::base::strip(&location.pathname().unwrap_or_default()),
                 search.trim_start_matches('?'),
             );
         }
@@ -123,11 +124,11 @@ pub fn SiteNav(
     let current = move |page: Here| (here == page).then_some("page");
     view! {
         <nav class="site-nav" aria-label="Pages">
-            <a href="/" aria-current=current(Here::Dashboard)>"Dashboard"</a>
+            <a href=href("/") aria-current=current(Here::Dashboard)>"Dashboard"</a>
             <span aria-hidden="true">" · "</span>
-            <a href="/runs" aria-current=current(Here::Runs)>"Runs"</a>
+            <a href=href("/runs") aria-current=current(Here::Runs)>"Runs"</a>
             <span aria-hidden="true">" · "</span>
-            <a href="/audit" aria-current=current(Here::Audit)>"Audit log"</a>
+            <a href=href("/audit") aria-current=current(Here::Audit)>"Audit log"</a>
         </nav>
     }
 }
@@ -154,7 +155,7 @@ pub fn Masthead(
             {name}
             <SiteNav here/>
             <DisplayPrefs/>
-            <form method="post" action="/logout">
+            <form method="post" action=href("/logout")>
                 <button type="submit" class="quiet">"Log out"</button>
             </form>
         </header>
@@ -191,7 +192,7 @@ pub fn NotFoundPage() -> impl IntoView {
     view! {
         <main class="not-found">
             <p>"Page not found."</p>
-            <p><a href="/">"Go to the dashboard"</a></p>
+            <p><a href=href("/")>"Go to the dashboard"</a></p>
         </main>
     }
 }
@@ -204,6 +205,7 @@ pub mod ssr {
     use super::{Content, Page, audit::audit_body, runs};
     use crate::{
         api::ssr::{AppState, audit, run, runs, task_names},
+        base::{Base, with_base},
         wire::{Read, RunsView, audit_query, runs_query},
     };
 
@@ -211,7 +213,9 @@ pub mod ssr {
     /// written as markup, with the status the page answers with: 400 for a refused filter,
     /// 404 for a run not there (or a path that is no page), 503 while the database cannot be
     /// read.
-    pub async fn content(state: &AppState, page: &Page) -> (Content, StatusCode) {
+    ///
+    /// Its links carry `base`, the prefix the site is mounted under.
+    pub async fn content(state: &AppState, page: &Page, base: &Base) -> (Content, StatusCode) {
         match page {
             Page::Runs(query) => {
                 let (query, refused) = runs_query(query);
@@ -223,12 +227,20 @@ pub mod ssr {
                     None => runs(state, &query).await,
                 };
                 let status = status(&view.found);
-                (Content(runs::runs_body(&query, &view)), status)
+                (
+                    Content(with_base(base, || runs::runs_body(&query, &view))),
+                    status,
+                )
             }
             Page::Run { instance, run_id } => {
                 let found = run(state, instance, *run_id).await;
                 let status = status(&found);
-                (Content(runs::run_body(instance, *run_id, &found)), status)
+                (
+                    Content(with_base(base, || {
+                        runs::run_body(instance, *run_id, &found)
+                    })),
+                    status,
+                )
             }
             Page::Audit(query) => {
                 let (query, refused) = audit_query(query);
@@ -238,7 +250,10 @@ pub mod ssr {
                 };
                 let status = status(&found);
                 let now_ms = chrono::Utc::now().timestamp_millis();
-                (Content(audit_body(&query, &found, now_ms)), status)
+                (
+                    Content(with_base(base, || audit_body(&query, &found, now_ms))),
+                    status,
+                )
             }
             Page::Dashboard(_) => (Content::default(), StatusCode::OK),
             Page::NotFound => (Content::default(), StatusCode::NOT_FOUND),

@@ -8,6 +8,7 @@ use super::write::{
     link, pager, refusal_note, select_field, span_fields, text_field, took, unavailable, when,
 };
 use crate::{
+    base::href,
     markup::clipped,
     wire::{
         AttemptRow, FailureKind, Read, RunDetail, RunOutcome, RunRow, RunsPage, RunsQuery, RunsView,
@@ -25,7 +26,7 @@ pub(super) fn runs_body(query: &RunsQuery, view: &RunsView) -> String {
     let failures: Vec<&str> = FailureKind::ALL.iter().map(|f| f.as_str()).collect();
     html! {
         h1 { "Runs" }
-        form.filters method="get" action="/runs" aria-label="Filter runs" {
+        form.filters method="get" action=(href("/runs")) aria-label="Filter runs" {
             (text_field("task", "Task", query.task.as_deref(), (Some("task-names"), None), refused))
             datalist #task-names { @for task in &view.tasks { option value=(task) {} } }
             (select_field("outcome", "Outcome", query.outcome.as_deref(), &outcomes, refused))
@@ -35,7 +36,7 @@ pub(super) fn runs_body(query: &RunsQuery, view: &RunsView) -> String {
             @if let Some(limit) = query.limit { input type="hidden" name="limit" value=(limit); }
             div.buttons {
                 button type="submit" { "Show runs" }
-                a href="/runs" { "Clear filters" }
+                a href=(href("/runs")) { "Clear filters" }
             }
         }
         @match &view.found {
@@ -102,7 +103,8 @@ fn runs_list(query: &RunsQuery, page: &RunsPage) -> Markup {
 /// Where a run's own page is.
 fn run_href(run: &RunRow) -> String {
     format!(
-        "/runs/{}/{}",
+        "{}/runs/{}/{}",
+        crate::base::base(),
         leasewatch_types::percent_encode(&run.instance),
         run.run_id
     )
@@ -149,7 +151,7 @@ pub(super) fn run_body(instance: &str, run_id: u64, found: &Read<RunDetail>) -> 
                     " Runs are kept for " code { "HISTORY_RETENTION" } "; a run still going is on "
                     "the dashboard."
                 }
-                p { a href="/runs" { "All runs" } }
+                p { a href=(href("/runs")) { "All runs" } }
             }
             Read::Refused(refusal) => { h1 { "Run " (run_id) } (refusal_note(refusal)) }
             Read::Unavailable => { h1 { "Run " (run_id) } (unavailable("Runs")) }

@@ -120,10 +120,11 @@ pub(super) fn pager(label: &str, newest: Option<String>, older: Option<(String, 
     }
 }
 
-/// `path` with `query` (a query string, possibly empty).
+/// `path` (under the dashboard's prefix) with `query` (a query string, possibly empty).
 pub(super) fn link(path: &str, query: String) -> String {
+    let path = crate::base::href(path);
     if query.is_empty() {
-        path.to_owned()
+        path
     } else {
         format!("{path}?{query}")
     }

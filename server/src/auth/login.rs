@@ -14,45 +14,69 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use leasewatch_app::prefs::Theme;
+use leasewatch_app::{
+    base::{Base, with_base},
+    prefs::Theme,
+};
 use leasewatch_engine::control::Role;
 use serde::Deserialize;
 
-use super::{Auth, Sessions, client_ip, cross_origin};
+use super::{Auth, client_ip, cross_origin};
 
 /// Longest `next` accepted, in bytes: a path on this site, not a payload.
 pub(crate) const MAX_NEXT: usize = 512;
 
-/// `next` when it is a path on this site, else `None` (the login then goes to the dashboard).
+/// [`safe_next_under`] at the site's root.
+#[cfg(test)]
+pub(crate) fn safe_next(next: &str) -> Option<&str> {
+    safe_next_under("", next)
+}
+
+/// `next` when it is a path on this site under `prefix` (the path prefix the site is mounted
+/// under, empty at the root), else `None` (the login then goes to the dashboard).
 ///
 /// Accepted: one leading `/` followed by anything but a second `/` or a `\` (browsers read
-/// `//host` and `/\host` as another site), no backslash, control character or space
-/// anywhere, at most [`MAX_NEXT`] bytes, and resolving against this site to this site. The
-/// login pages themselves are refused, so a login never lands on a form again.
-pub(crate) fn safe_next(next: &str) -> Option<&str> {
+/// `//host` and `/\host` as another site), the same right after `prefix`, no backslash,
+/// control character or space anywhere, at most [`MAX_NEXT`] bytes, and resolving against
+/// this site to this site, under `prefix` (before and after `..` is resolved). The login pages
+/// themselves are refused, so a login never lands on a form again.
+pub(crate) fn safe_next_under<'a>(prefix: &str, next: &'a str) -> Option<&'a str> {
     let base = url::Url::parse("http://site.invalid/").expect("a valid URL");
+    let inner = next
+        .strip_prefix(prefix)
+        .filter(|rest| rest.starts_with('/'))?;
     let valid = next.len() <= MAX_NEXT
         && next.starts_with('/')
         && !next.starts_with("//")
+        // Nor right after the prefix: what follows it reads as this site's own path.
+        && !inner.starts_with("//")
         && !next
             .chars()
             .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
-        && base
-            .join(next)
-            .is_ok_and(|url| url.origin() == base.origin())
-        && !matches!(next.split(['?', '#']).next(), Some("/login" | "/logout"));
+        && base.join(next).is_ok_and(|url| {
+            url.origin() == base.origin() && url.path().starts_with(&format!("{prefix}/"))
+        })
+        && !matches!(inner.split(['?', '#']).next(), Some("/login" | "/logout"));
     valid.then_some(next)
 }
 
-/// `/login?next=…` for a page the browser asked for without a session (`path_and_query`);
-/// plain `/login` for the dashboard itself, where a login goes anyway.
+/// [`login_location_under`] at the site's root.
+#[cfg(test)]
 pub(crate) fn login_location(path_and_query: &str) -> String {
-    match safe_next(path_and_query) {
-        Some(next) if next != "/" => {
+    login_location_under("", path_and_query)
+}
+
+/// `<prefix>/login?next=…` for a page the browser asked for without a session
+/// (`path_and_query`, as the site's routes saw it: without the prefix); plain
+/// `<prefix>/login` for the dashboard itself, where a login goes anyway.
+pub(crate) fn login_location_under(prefix: &str, path_and_query: &str) -> String {
+    let asked = format!("{prefix}{path_and_query}");
+    match safe_next_under(prefix, &asked) {
+        Some(next) if next != format!("{prefix}/") => {
             let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-            format!("/login?next={encoded}")
+            format!("{prefix}/login?next={encoded}")
         }
-        _ => "/login".to_owned(),
+        _ => format!("{prefix}/login"),
     }
 }
 
@@ -76,7 +100,10 @@ pub async fn login_page(
     Query(query): Query<LoginQuery>,
     request: Request,
 ) -> Response {
-    let next = query.next.as_deref().and_then(safe_next);
+    let next = query
+        .next
+        .as_deref()
+        .and_then(|next| safe_next_under(&auth.base, next));
     let theme = Theme::of_headers(request.headers());
     let Some(code) = query.code else {
         return login_form(&auth, theme, None, next, StatusCode::OK);
@@ -116,7 +143,9 @@ pub async fn login_submit(State(auth): State<Arc<Auth>>, request: Request) -> Re
         );
     };
     let LoginForm { token, next } = form;
-    let next = next.as_deref().and_then(safe_next);
+    let next = next
+        .as_deref()
+        .and_then(|next| safe_next_under(&auth.base, next));
     match auth.role_of_token(token.trim(), client) {
         Err(locked) => locked.into_response(),
         Ok(Some(role)) => start_session(&auth, theme, role, next),
@@ -151,7 +180,11 @@ pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Respon
         )
             .into_response();
     }
-    (Sessions::cleared(), Redirect::to("/login")).into_response()
+    (
+        auth.sessions.cleared_here(),
+        Redirect::to(&format!("{}/login", auth.base)),
+    )
+        .into_response()
 }
 
 /// Logs `role` in and sends the browser on to `next` (checked by [`safe_next`]) or the
@@ -160,7 +193,8 @@ fn start_session(auth: &Auth, theme: Theme, role: Role, next: Option<&str>) -> R
     match auth.sessions.start(role, auth.site.secure()) {
         Some(jar) => {
             tracing::info!(role = role.as_str(), "logged in");
-            (jar, Redirect::to(next.unwrap_or("/"))).into_response()
+            let dashboard = format!("{}/", auth.base);
+            (jar, Redirect::to(next.unwrap_or(&dashboard))).into_response()
         }
         None => login_form(
             auth,
@@ -189,13 +223,16 @@ fn login_page_html(
     error: Option<&'static str>,
     next: Option<&str>,
 ) -> Html<String> {
-    let page = leasewatch_app::login_shell(
-        auth.site_options.clone(),
-        theme,
-        error,
-        next.map(str::to_owned),
-    );
-    Html(leptos::prelude::RenderHtml::to_html(page))
+    // Written outside a request's render: the prefix is given for the length of the call.
+    Html(with_base(&Base(auth.base.clone()), || {
+        let page = leasewatch_app::login_shell(
+            auth.site_options.clone(),
+            theme,
+            error,
+            next.map(str::to_owned),
+        );
+        leptos::prelude::RenderHtml::to_html(page)
+    }))
 }
 
 #[cfg(test)]
@@ -254,5 +291,40 @@ mod tests {
         );
         assert_eq!(login_location("//evil.example"), "/login");
         assert_eq!(login_location("/\\evil.example"), "/login");
+    }
+
+    #[test]
+    fn under_a_prefix_next_stays_under_it() {
+        let prefix = "/admin/leasewatch";
+        for ok in [
+            "/admin/leasewatch/",
+            "/admin/leasewatch/runs?task=x",
+            "/admin/leasewatch/audit#x",
+        ] {
+            assert_eq!(safe_next_under(prefix, ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "/",
+            "/admin",
+            "/admin/leasewatch",
+            "/admin/leasewatchx/",
+            "/admin/leasewatch/../x",
+            "/admin/leasewatch/%2e%2e/x",
+            "/admin/leasewatch/login",
+            "/admin/leasewatch/logout?x",
+            "//admin/leasewatch/",
+            "https://evil.example/admin/leasewatch/",
+        ] {
+            assert_eq!(safe_next_under(prefix, bad), None, "{bad:?}");
+        }
+        assert_eq!(login_location_under(prefix, "/"), "/admin/leasewatch/login");
+        assert_eq!(
+            login_location_under(prefix, "/runs?a=1"),
+            "/admin/leasewatch/login?next=%2Fadmin%2Fleasewatch%2Fruns%3Fa%3D1"
+        );
+        assert_eq!(
+            login_location_under(prefix, "//evil.example"),
+            "/admin/leasewatch/login"
+        );
     }
 }

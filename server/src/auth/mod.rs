@@ -99,6 +99,9 @@ pub struct Auth {
     links: links::LoginLinks,
     /// Site options, for the login page's head (the hashed stylesheet).
     site_options: LeptosOptions,
+    /// The path prefix the site is mounted under (empty at the root): where redirects go and
+    /// what `next` must stay under.
+    base: String,
 }
 
 /// A client locked out by the brute-force limit, for this much longer.
@@ -130,6 +133,27 @@ impl Auth {
         site: SiteOrigin,
         site_options: LeptosOptions,
     ) -> Arc<Self> {
+        Self::new_at(
+            operator,
+            viewer,
+            sessions,
+            site,
+            site_options,
+            String::new(),
+        )
+    }
+
+    /// [`Auth::new`] for a site mounted under the path prefix `base` (`/admin/leasewatch`):
+    /// its redirects and `next` stay under it, and its session cookie is scoped to it.
+    pub fn new_at(
+        operator: Secret,
+        viewer: Option<Secret>,
+        mut sessions: Sessions,
+        site: SiteOrigin,
+        site_options: LeptosOptions,
+        base: String,
+    ) -> Arc<Self> {
+        sessions.scope_cookie_to(&base);
         Arc::new(Self {
             operator,
             viewer,
@@ -138,6 +162,7 @@ impl Auth {
             site,
             links: links::LoginLinks::default(),
             site_options,
+            base,
         })
     }
 
@@ -253,12 +278,15 @@ pub(crate) async fn authenticate(
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
-                "log in at /login, or send Authorization: Bearer <token>",
+                format!(
+                    "log in at {}/login, or send Authorization: Bearer <token>",
+                    auth.base
+                ),
             )
             .into_response();
         }
         let asked = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        return Redirect::to(&login::login_location(asked)).into_response();
+        return Redirect::to(&login::login_location_under(&auth.base, asked)).into_response();
     };
     let changes_state = !matches!(
         *request.method(),

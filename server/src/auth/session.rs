@@ -51,6 +51,8 @@ pub struct Sessions {
     revoked: Mutex<HashMap<String, i64>>,
     /// [`MAX_REVOKED`], lower in tests.
     max_revoked: usize,
+    /// The cookie's `Path`: the whole site, or the prefix it is mounted under.
+    cookie_path: String,
 }
 
 /// Why the session store could not be read or written.
@@ -73,6 +75,7 @@ impl Sessions {
             ttl,
             revoked: Mutex::new(HashMap::new()),
             max_revoked: MAX_REVOKED,
+            cookie_path: "/".to_owned(),
         };
         sessions.refresh().await?;
         Ok(sessions)
@@ -86,13 +89,34 @@ impl Sessions {
         let id = format!("{:032x}", rand::random::<u128>());
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let expires = unix_now() + ttl;
-        let cookie = session_cookie(format!("{id}.{expires}"), ttl).secure(secure);
+        let cookie = session_cookie(format!("{id}.{expires}"), ttl)
+            .path(self.cookie_path.clone())
+            .secure(secure);
         Some(SignedCookieJar::new(key.clone()).add(cookie.build()))
     }
 
     /// A jar that clears the browser's session cookie (sent at logout).
     pub fn cleared() -> CookieJar {
         CookieJar::new().add(session_cookie(String::new(), 0).build())
+    }
+
+    /// [`Sessions::cleared`] for the path this store's cookies are scoped to.
+    pub(crate) fn cleared_here(&self) -> CookieJar {
+        CookieJar::new().add(
+            session_cookie(String::new(), 0)
+                .path(self.cookie_path.clone())
+                .build(),
+        )
+    }
+
+    /// Scopes the session cookie to the path prefix `base` the site is mounted under (the
+    /// whole site when it is empty), so a host app's other pages never receive it.
+    pub(crate) fn scope_cookie_to(&mut self, base: &str) {
+        self.cookie_path = if base.is_empty() {
+            "/".to_owned()
+        } else {
+            base.to_owned()
+        };
     }
 
     /// The session a request's cookie proves, if it is signed by a current key, unexpired and
@@ -205,7 +229,7 @@ async fn load_secret(control: &AnyPool) -> Result<String, StoreError> {
 }
 
 /// The session cookie's attributes, set and cleared alike: HttpOnly, SameSite=Strict, the
-/// whole site, for `max_age_secs`.
+/// whole site (a store mounted under a prefix narrows it), for `max_age_secs`.
 fn session_cookie(value: String, max_age_secs: i64) -> CookieBuilder<'static> {
     Cookie::build((SESSION_COOKIE, value))
         .path("/")

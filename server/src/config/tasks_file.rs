@@ -13,7 +13,7 @@ use leasewatch_engine::{
         Schedule, ScheduleError,
         declared::{
             DeclaredError, DeclaredTask, DeclaredTasks, MAX_STATEMENT_LEN, MAX_STATEMENTS,
-            MAX_TASKS, RESERVED_NAMES, SqlError, Statement,
+            MAX_TASKS, SqlError, Statement,
         },
     },
 };
@@ -300,13 +300,13 @@ impl Source<'_> {
                 ),
             ));
         }
-        if RESERVED_NAMES.contains(&name.as_str()) {
+        if leasewatch_types::task::RESERVED.contains(&name.as_str()) {
             return Err(at(
                 raw.name.span(),
                 "name",
                 format!(
                     "is a built-in task's name; a declared task takes another (reserved are {})",
-                    RESERVED_NAMES.join(", ")
+                    leasewatch_types::task::RESERVED.join(", ")
                 ),
             ));
         }

@@ -53,15 +53,6 @@ pub const MAX_DETAIL: usize = 240;
 /// What a run reports when another instance already ran its scheduled start.
 pub const ALREADY_RAN: &str = "this start already ran on another instance";
 
-/// The names declared tasks may not take: the built-in tasks', whether or not they run.
-pub const RESERVED_NAMES: [&str; 5] = [
-    leasewatch_types::task::STATUS_TRANSITIONS,
-    leasewatch_types::task::AUCTION_MONITOR,
-    leasewatch_types::task::HEALTH_CHECK,
-    leasewatch_types::task::HISTORY_RETENTION,
-    leasewatch_types::task::LEAKY_REPORT,
-];
-
 /// How much later than its lease's deadline a declared statement's server-side timeout
 /// fires: the lease's deadline cuts a runaway statement first, and its backend is ended
 /// (a statement timeout would only cancel it), while the server still bounds a statement
@@ -100,7 +91,7 @@ pub enum DeclaredError {
     #[error("task name {0:?} must be 1 to 64 characters of a-z, 0-9 and _")]
     InvalidName(String),
     /// A built-in task's name.
-    #[error("task name {0:?} is a built-in task's; reserved are {reserved}", reserved = RESERVED_NAMES.join(", "))]
+    #[error("task name {0:?} is a built-in task's; reserved are {reserved}", reserved = leasewatch_types::task::RESERVED.join(", "))]
     Reserved(String),
     /// Declared twice.
     #[error("task name {0:?} is declared twice")]
@@ -139,7 +130,7 @@ impl DeclaredTasks {
             if !crate::control::is_task_name(&task.name) {
                 return Err(DeclaredError::InvalidName(task.name.clone()));
             }
-            if RESERVED_NAMES.contains(&task.name.as_str()) {
+            if leasewatch_types::task::RESERVED.contains(&task.name.as_str()) {
                 return Err(DeclaredError::Reserved(task.name.clone()));
             }
             if task.statements.is_empty() {
