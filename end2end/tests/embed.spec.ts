@@ -111,7 +111,8 @@ test('the custom job runs through a lease from its mounted dashboard', async ({ 
   await expect(row).toBeVisible();
   await row.getByRole('button', { name: `Run ${JOB} now` }).click();
   await expect(row.locator('.last-run')).toHaveAttribute('data-outcome', 'succeeded');
-  await expect(row.locator('.last-run .detail')).toHaveText('heartbeat 1 written');
+  // Its own scheduled run (every minute) may have come first.
+  await expect(row.locator('.last-run .detail')).toHaveText(/^heartbeat \d+ written$/);
   // The dashboard's server functions went to the prefix, and were answered there.
   expect(calls.length).toBeGreaterThan(0);
   for (const call of calls) expect(call).toMatch(new RegExp(`^200 ${ORIGIN}${PREFIX}/api/`));
@@ -120,7 +121,8 @@ test('the custom job runs through a lease from its mounted dashboard', async ({ 
   // with the lease its attempt held.
   await row.getByRole('link', { name: JOB }).click();
   await expect(page).toHaveURL(`${ORIGIN}${PREFIX}/runs?task=${JOB}`);
-  const run = page.locator(`tr[data-task="${JOB}"][data-outcome="succeeded"]`);
+  // The run started from the dashboard (a scheduled one may be listed beside it).
+  const run = page.locator(`tr[data-task="${JOB}"][data-outcome="succeeded"]`).filter({ hasText: 'run now' });
   await expect(async () => {
     await page.reload();
     await expect(run).toHaveCount(1, { timeout: 1_000 });
