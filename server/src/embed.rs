@@ -31,7 +31,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr},
-    sync::{Arc, Weak},
+    sync::Arc,
     time::Duration,
 };
 
@@ -51,7 +51,7 @@ use crate::{
     config::Config,
     edge::Hosts,
     routes::router_at,
-    startup::{LEPTOS_CONFIG, SESSION_REFRESH, check_hash_file},
+    startup::{LEPTOS_CONFIG, check_hash_file, refresh_sessions},
 };
 
 /// Why the embedded dashboard could not be set up.
@@ -227,24 +227,6 @@ fn is_prefix(prefix: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
         })
-}
-
-/// Picks up sessions ended on other instances until the router (and its `Auth`) is dropped.
-async fn refresh_sessions(auth: Weak<Auth>) {
-    let mut every = tokio::time::interval_at(
-        tokio::time::Instant::now() + SESSION_REFRESH,
-        SESSION_REFRESH,
-    );
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let Some(auth) = auth.upgrade() else {
-            return;
-        };
-        if let Err(err) = auth.sessions().refresh().await {
-            tracing::debug!(%err, "cannot refresh ended sessions from the database");
-        }
-    }
 }
 
 #[cfg(test)]

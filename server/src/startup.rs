@@ -3,7 +3,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Weak},
     time::Duration,
 };
 
@@ -182,7 +182,7 @@ impl Application {
     /// Serves until Ctrl-C or SIGTERM, then drains requests and closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let engine = self.engine;
-        let refresh = tokio::spawn(refresh_sessions(self.auth));
+        let refresh = tokio::spawn(refresh_sessions(Arc::downgrade(&self.auth)));
         serve::serve(self.listener, self.router, shutdown_signal()).await?;
         refresh.abort();
         tracing::info!("shutting down: closing database connections");
@@ -194,7 +194,9 @@ impl Application {
 /// How often sessions ended on other instances (and a replaced secret) are picked up.
 pub(crate) const SESSION_REFRESH: Duration = Duration::from_secs(5);
 
-async fn refresh_sessions(auth: Arc<Auth>) {
+/// Picks up sessions ended on other instances every [`SESSION_REFRESH`], until the router
+/// that holds `auth` is dropped.
+pub(crate) async fn refresh_sessions(auth: Weak<Auth>) {
     // `Sessions::load` has just read them: the first refresh is one period away.
     let mut every = tokio::time::interval_at(
         tokio::time::Instant::now() + SESSION_REFRESH,
@@ -203,6 +205,9 @@ async fn refresh_sessions(auth: Arc<Auth>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        let Some(auth) = auth.upgrade() else {
+            return;
+        };
         if let Err(err) = auth.sessions().refresh().await {
             tracing::debug!(%err, "cannot refresh ended sessions from the database");
         }

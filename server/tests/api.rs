@@ -28,6 +28,9 @@ use leasewatch_types::AuditOutcome;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod support;
+use support::leptos_options;
+
 const OPERATOR: &str = "operator-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789ab";
 const STATUS: &str = "/api/admin/background-jobs/status";
@@ -49,18 +52,6 @@ fn engine_config(database: DatabaseUrl) -> EngineConfig {
         demo: true,
         ..EngineConfig::new(database)
     }
-}
-
-fn leptos_options() -> leptos::config::LeptosOptions {
-    let mut options = leptos::config::get_configuration(Some(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../Leptos.toml"
-    )))
-    .unwrap()
-    .leptos_options;
-    // A test binary has no hash.txt beside it (the server turns hashing off the same way).
-    options.hash_files = false;
-    options
 }
 
 async fn app_on(database: DatabaseUrl, dir: Option<tempfile::TempDir>) -> TestApp {

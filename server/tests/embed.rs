@@ -20,6 +20,9 @@ use leasewatch_engine::{
 };
 use tower::ServiceExt;
 
+mod support;
+use support::leptos_options;
+
 const OPERATOR: &str = "operator-token-0123456789";
 const PREFIX: &str = "/admin/leasewatch";
 const JOB: &str = "probe";
@@ -43,18 +46,6 @@ impl Job for Probe {
     }
 }
 
-fn site() -> leptos::config::LeptosOptions {
-    let mut options = leptos::config::get_configuration(Some(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../Leptos.toml"
-    )))
-    .unwrap()
-    .leptos_options;
-    // A test binary has no hash.txt beside it.
-    options.hash_files = false;
-    options
-}
-
 fn config(dir: &tempfile::TempDir) -> EngineConfig {
     EngineConfig::new(DatabaseUrl::Sqlite(dir.path().join("embed.db")))
 }
@@ -67,7 +58,7 @@ async fn host_app(dir: &tempfile::TempDir) -> (Router, Arc<Engine>) {
             .await
             .unwrap(),
     );
-    let options = EmbedOptions::new(PREFIX, Secret::new(OPERATOR), site());
+    let options = EmbedOptions::new(PREFIX, Secret::new(OPERATOR), leptos_options());
     let app = Router::new()
         .route("/", get(|| async { "my app" }))
         .merge(embed::router(Arc::clone(&engine), options).await.unwrap());
@@ -325,7 +316,7 @@ async fn a_job_or_a_prefix_that_cannot_work_is_refused_before_anything_starts() 
 
     let engine = Arc::new(Engine::start(config(&dir)).await.unwrap());
     for prefix in ["admin", "/admin/", "/{x}"] {
-        let options = EmbedOptions::new(prefix, Secret::new(OPERATOR), site());
+        let options = EmbedOptions::new(prefix, Secret::new(OPERATOR), leptos_options());
         let refused = embed::router::<()>(Arc::clone(&engine), options).await;
         assert!(matches!(refused, Err(EmbedError::Prefix(_))), "{prefix}");
     }

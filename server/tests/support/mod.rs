@@ -14,6 +14,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The site options of `Leptos.toml`, for tests that build the router in process: hashed
+/// names off, since a test binary has no `hash.txt` beside it (the server turns hashing off
+/// the same way).
+pub fn leptos_options() -> leptos::config::LeptosOptions {
+    let mut options = leptos::config::get_configuration(Some(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../Leptos.toml"
+    )))
+    .unwrap()
+    .leptos_options;
+    options.hash_files = false;
+    options
+}
+
 /// The operator token every test server is started with.
 pub const OPERATOR: &str = "operator-token-for-tests-0001";
 
