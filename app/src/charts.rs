@@ -1131,7 +1131,7 @@ fn runs_chart(tasks: &[TaskRow], span: Span, elsewhere: Option<Span>) -> Markup 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::clock_utc;
+    use crate::wire::clock_at;
 
     #[test]
     fn axes_round_up_to_readable_numbers() {
@@ -1264,7 +1264,7 @@ mod tests {
             4,
             "{html}"
         );
-        assert_eq!(clock_utc(NOW_MS - 5_000), "22:13:15");
+        assert_eq!(clock_at(NOW_MS - 5_000, 0), "22:13:15");
         assert!(
             html.contains(r#"aria-label="22:13:15 UTC: 3 in use, 2 idle, 0 waiting""#),
             "{html}"
@@ -1515,7 +1515,7 @@ mod tests {
             figure.contains(r#"aria-label="22:13:15 UTC: 60 client connections, 97 usable""#),
             "{figure}"
         );
-        assert_eq!(clock_utc(NOW_MS + 83_000), "22:14:43");
+        assert_eq!(clock_at(NOW_MS + 83_000, 0), "22:14:43");
         assert!(
             figure.contains(
                 "aria-label=\"22:14:43 UTC: forecast: all 97 usable slots in use, exhaustion in \

@@ -2,10 +2,10 @@
 //! for `wasm32` without the engine.
 //!
 //! Instants travel as Unix milliseconds (`i64`), not chrono types: chrono's formatting and
-//! parsing would add tens of kilobytes to the WASM for one "HH:MM:SS" ([`clock_utc`]). The
-//! few formats the page shows are written out here instead: at UTC or at an offset from it
-//! (the browser's zone, [`clock_at`], [`date_time_at`]), in ISO 8601 ([`iso_utc`]), and
-//! relative to now ([`Relative`]).
+//! parsing would add tens of kilobytes to the WASM for one "HH:MM:SS". The few formats the
+//! page shows are written out here instead: at UTC or at an offset from it (the browser's
+//! zone, [`clock_at`], [`date_time_at`]; [`crate::prefs::Zone`] adds the words around them),
+//! in ISO 8601 ([`iso_utc`]), and relative to now ([`Relative`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,20 +13,6 @@ pub use leasewatch_types::{
     ActionName, Actor, AuctionStatus, AuditOutcome, DeliveryStatus, NotificationKind, ReceiverKind,
     Role, RunOutcome, Severity, TaskStatus,
 };
-
-/// "HH:MM:SS", the UTC time of day of an instant given in Unix milliseconds (what chrono's
-/// `format("%H:%M:%S")` gives for the same instant, before 1970 too).
-pub fn clock_utc(at_ms: i64) -> String {
-    clock_at(at_ms, 0)
-}
-
-/// "YYYY-MM-DD HH:MM:SS UTC", the UTC date and time of an instant given in Unix milliseconds
-/// (what chrono's `format("%Y-%m-%d %H:%M:%S UTC")` gives for years 1 to 9999), for entries
-/// that outlive a day and a restart. Written out here, as [`clock_utc`] is, so the WASM
-/// needs no chrono.
-pub fn date_time_utc(at_ms: i64) -> String {
-    format!("{} UTC", date_time_at(at_ms, 0))
-}
 
 /// The seconds since 1970-01-01 00:00 of the wall clock `offset_min` minutes east of UTC at
 /// an instant given in Unix milliseconds (whole seconds, rounded down).
@@ -863,6 +849,18 @@ pub struct SpanSamples {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prefs::{Shown, Zone};
+
+    /// "HH:MM:SS" in UTC (what chrono's `format("%H:%M:%S")` gives, before 1970 too).
+    fn clock_utc(at_ms: i64) -> String {
+        clock_at(at_ms, 0)
+    }
+
+    /// A date and time as the page writes it in UTC (what chrono's
+    /// `format("%Y-%m-%d %H:%M:%S UTC")` gives for years 1 to 9999).
+    fn date_time_utc(at_ms: i64) -> String {
+        Zone::Utc.text(at_ms, Shown::DateTime, 0)
+    }
 
     #[test]
     fn clock_reads_the_utc_time_of_day() {
