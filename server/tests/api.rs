@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 mod support;
-use support::leptos_options;
+use support::{leptos_options, task_names};
 
 const OPERATOR: &str = "operator-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789ab";
@@ -1240,12 +1240,7 @@ async fn a_declared_task_is_listed_acted_on_and_measured_like_a_built_in_one() {
     let op = As::Bearer(OPERATOR);
 
     let status = app.status().await;
-    let names: Vec<&str> = status["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = task_names(&status);
     assert!(
         names.contains(&"count_auctions") && names.contains(&"health_check"),
         "{names:?}"

@@ -21,7 +21,7 @@ use leasewatch_engine::{
 use tower::ServiceExt;
 
 mod support;
-use support::leptos_options;
+use support::{leptos_options, task_names};
 
 const OPERATOR: &str = "operator-token-0123456789";
 const PREFIX: &str = "/admin/leasewatch";
@@ -105,12 +105,7 @@ async fn the_host_job_runs_through_a_lease_and_shows_under_the_prefix() {
     let (code, _, body) = send(&app, bearer(Method::GET, &status, "")).await;
     assert_eq!(code, StatusCode::OK);
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let names: Vec<&str> = body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = task_names(&body);
     assert!(
         names.contains(&JOB) && names.contains(&"health_check"),
         "{names:?}"

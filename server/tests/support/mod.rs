@@ -28,6 +28,16 @@ pub fn leptos_options() -> leptos::config::LeptosOptions {
     options
 }
 
+/// The tasks' names in a status document, in its order.
+pub fn task_names(status: &serde_json::Value) -> Vec<&str> {
+    status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
+}
+
 /// The operator token every test server is started with.
 pub const OPERATOR: &str = "operator-token-for-tests-0001";
 
