@@ -52,11 +52,13 @@ pub async fn control(
     task: Option<String>,
     /// Preview only, for the cleanups.
     dry_run: Option<bool>,
+    /// For emergency_cleanup, the one database to act on; every one when absent.
+    target: Option<String>,
 ) -> Result<ControlOutcome, ServerFnError> {
     use self::ssr::*;
     let state = expect_context::<AppState>();
     let role = caller_role().await?;
-    let parsed = Action::new(action, task, dry_run).map_err(refused)?;
+    let parsed = Action::new(action, task, dry_run, target).map_err(refused)?;
     let client = client_address().await;
     let done = state
         .engine

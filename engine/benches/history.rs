@@ -40,7 +40,7 @@ use leasewatch_engine::{
     tasks::{Attempt, Job, JobContext, Outcome, RunRecord, Trigger},
 };
 use leasewatch_testkit::TestDatabase;
-use leasewatch_types::task;
+use leasewatch_types::{Target, task};
 use sqlx::Row;
 
 const DAY_MS: i64 = 86_400_000;
@@ -146,6 +146,7 @@ impl Writer {
                     backend_pid: pid(lease),
                     waited_ms: 1,
                 }],
+                target: Target::Primary,
             });
             clock += 30_500;
         }
@@ -163,6 +164,7 @@ impl Writer {
                 backend_pid: pid(lease),
                 waited_ms: n % 3,
             }],
+            target: Target::Primary,
         });
         let ended_ms = clock + i64::try_from(work_ms).unwrap();
         RunRecord {
@@ -250,17 +252,16 @@ impl Writer {
 
 /// The real `history_retention` job at `now_ms`; returns its line.
 async fn retention(db: &Database, now_ms: i64) -> String {
-    let ctx = JobContext {
-        leases: LeaseManager::new(
+    let ctx = JobContext::on(
+        LeaseManager::new(
             db.clone(),
             Duration::from_secs(600),
             Duration::from_secs(15),
         ),
-        run: RunContext::new(task::HISTORY_RETENTION, 1),
+        RunContext::new(task::HISTORY_RETENTION, 1),
         now_ms,
-        instance: "bench".into(),
-        scheduled_at: None,
-    };
+        "bench".into(),
+    );
     let job = HistoryRetention {
         retention: HISTORY_RETENTION,
     };

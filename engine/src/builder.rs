@@ -271,6 +271,7 @@ mod tests {
                 limits: RunLimits::default(),
                 retry: None,
                 overlap: false,
+                route: leasewatch_types::Route::Primary,
             }])
             .unwrap(),
             ..EngineConfig::new(crate::DatabaseUrl::Sqlite("unused.db".into()))

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use leasewatch_types::{ActionName, Role};
-use leasewatch_types::{Actor, AuditOutcome};
+use leasewatch_types::{Actor, AuditOutcome, Target};
 
 use crate::{
     Engine,
@@ -57,10 +57,12 @@ pub enum Action {
         /// Only report.
         dry_run: bool,
     },
-    /// Revoke everything and shrink the pool (or preview).
+    /// Revoke everything and shrink the pool (or preview), on one target or on all.
     EmergencyCleanup {
         /// Only report.
         dry_run: bool,
+        /// The one target to act on; every target when `None`.
+        target: Option<Target>,
     },
     /// Run a task now.
     RunNow(String),
@@ -102,6 +104,7 @@ impl Action {
         action: &str,
         task: Option<String>,
         dry_run: Option<bool>,
+        target: Option<String>,
     ) -> Result<Self, ControlError> {
         let name: ActionName = action
             .parse()
@@ -109,7 +112,7 @@ impl Action {
                 code: "unknown_action",
                 message: format!("unknown action {action:?}: allowed are {}", err.allowed),
             })?;
-        Self::new(name, task, dry_run)
+        Self::new(name, task, dry_run, target)
     }
 
     /// Builds an action from its name and arguments, naming whatever is wrong.
@@ -117,6 +120,7 @@ impl Action {
         name: ActionName,
         task: Option<String>,
         dry_run: Option<bool>,
+        target: Option<String>,
     ) -> Result<Self, ControlError> {
         let invalid = |code, message: String| ControlError::Invalid { code, message };
         let task = match (name.takes_task(), task) {
@@ -153,11 +157,32 @@ impl Action {
             ));
         }
         let dry_run = dry_run.unwrap_or(false);
+        let target = match (name, target) {
+            (_, None) => None,
+            (ActionName::EmergencyCleanup, Some(target)) => {
+                Some(target.parse::<Target>().map_err(|err| {
+                    invalid(
+                        "invalid_target",
+                        format!(
+                            "\"target\" must name a database: {}; got {} bytes",
+                            err.allowed,
+                            target.len()
+                        ),
+                    )
+                })?)
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "unexpected_target",
+                    format!("{name} takes no \"target\" (only emergency_cleanup does)"),
+                ));
+            }
+        };
         Ok(match name {
             ActionName::Start => Self::Start,
             ActionName::Stop => Self::Stop { dry_run },
             ActionName::Cleanup => Self::Cleanup { dry_run },
-            ActionName::EmergencyCleanup => Self::EmergencyCleanup { dry_run },
+            ActionName::EmergencyCleanup => Self::EmergencyCleanup { dry_run, target },
             ActionName::RunNow => Self::RunNow(task),
             ActionName::Pause => Self::Pause(task),
             ActionName::Resume => Self::Resume(task),
@@ -181,11 +206,15 @@ impl Action {
 
     fn arguments(&self) -> String {
         match self {
-            Self::Stop { dry_run }
-            | Self::Cleanup { dry_run }
-            | Self::EmergencyCleanup { dry_run } => {
-                json!({"dry_run": dry_run})
-            }
+            Self::Stop { dry_run } | Self::Cleanup { dry_run } => json!({"dry_run": dry_run}),
+            Self::EmergencyCleanup {
+                dry_run,
+                target: None,
+            } => json!({"dry_run": dry_run}),
+            Self::EmergencyCleanup {
+                dry_run,
+                target: Some(target),
+            } => json!({"dry_run": dry_run, "target": target}),
             Self::RunNow(task) | Self::Pause(task) | Self::Resume(task) => json!({"task": task}),
             Self::Start | Self::TestNotification => json!({}),
         }
@@ -341,11 +370,24 @@ impl Engine {
                 let report = self.leases().cleanup(*dry_run).await;
                 done(report.summary(), Details::Cleanup(report))
             }
-            Action::EmergencyCleanup { dry_run } => {
+            Action::EmergencyCleanup { dry_run, target } => {
+                if let Some(target) = target
+                    && self.targets().get(*target).is_none()
+                {
+                    let configured: Vec<String> =
+                        self.targets().all().map(|(t, _)| t.to_string()).collect();
+                    return Err(ControlError::Invalid {
+                        code: "unknown_target",
+                        message: format!(
+                            "there is no target {target}: configured are {}",
+                            configured.join(", ")
+                        ),
+                    });
+                }
                 if !dry_run {
                     self.claim_emergency()?;
                 }
-                let report = self.emergency_cleanup(*dry_run).await;
+                let report = self.emergency_cleanup(*dry_run, *target).await;
                 done(report.summary(), Details::Cleanup(report))
             }
             Action::RunNow(task) => {
@@ -410,36 +452,62 @@ mod tests {
     #[test]
     fn actions_parse_or_say_what_is_wrong() {
         assert_eq!(
-            Action::parse("cleanup", None, Some(true)),
+            Action::parse("cleanup", None, Some(true), None),
             Ok(Action::Cleanup { dry_run: true })
         );
         assert_eq!(
-            Action::parse("pause", Some("health_check".into()), None),
+            Action::parse("pause", Some("health_check".into()), None, None),
             Ok(Action::Pause("health_check".into()))
         );
         let code = |r: Result<Action, ControlError>| match r {
             Err(ControlError::Invalid { code, .. }) => code,
             other => panic!("{other:?}"),
         };
-        assert_eq!(code(Action::parse("restart", None, None)), "unknown_action");
-        assert_eq!(code(Action::parse("run_now", None, None)), "missing_task");
         assert_eq!(
-            code(Action::parse("start", Some("x".into()), None)),
+            code(Action::parse("restart", None, None, None)),
+            "unknown_action"
+        );
+        assert_eq!(
+            code(Action::parse("run_now", None, None, None)),
+            "missing_task"
+        );
+        assert_eq!(
+            code(Action::parse("start", Some("x".into()), None, None)),
             "unexpected_task"
         );
         assert_eq!(
-            code(Action::parse("start", None, Some(true))),
+            code(Action::parse("start", None, Some(true), None)),
             "unexpected_dry_run"
         );
         assert_eq!(
-            Action::parse("stop", None, Some(true)),
+            Action::parse("stop", None, Some(true), None),
             Ok(Action::Stop { dry_run: true })
+        );
+        assert_eq!(
+            Action::parse("emergency_cleanup", None, None, Some("replica-2".into())),
+            Ok(Action::EmergencyCleanup {
+                dry_run: false,
+                target: Some(Target::Replica(2))
+            })
+        );
+        assert_eq!(
+            code(Action::parse(
+                "emergency_cleanup",
+                None,
+                None,
+                Some("replica".into())
+            )),
+            "invalid_target"
+        );
+        assert_eq!(
+            code(Action::parse("cleanup", None, None, Some("primary".into()))),
+            "unexpected_target"
         );
     }
 
     #[test]
     fn task_names_must_be_plausible_identifiers() {
-        let code = |task: String| match Action::parse("pause", Some(task), None) {
+        let code = |task: String| match Action::parse("pause", Some(task), None, None) {
             Err(ControlError::Invalid { code, message }) => {
                 assert!(message.len() < 300, "the message does not quote the task");
                 code
@@ -459,7 +527,7 @@ mod tests {
         }
         // Well-formed but unknown names are refused later, by the task manager.
         assert_eq!(
-            Action::parse("run_now", Some("x".repeat(MAX_TASK_NAME)), None),
+            Action::parse("run_now", Some("x".repeat(MAX_TASK_NAME)), None, None),
             Ok(Action::RunNow("x".repeat(MAX_TASK_NAME)))
         );
     }

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use leasewatch_types::ActionName;
+use leasewatch_types::{ActionName, Target};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,7 @@ use crate::{
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::PgServerView,
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
+    targets::{PROBE_EVERY, ReplicaSettings, Targets},
     tasks::{
         self, JobSpec, RetryPolicy, Schedule, SchedulePreview, TaskManager,
         declared::DeclaredTasks, jobs::LeakyReport,
@@ -61,6 +62,11 @@ pub struct EngineConfig {
     /// Whether the built-in auction tasks (status transitions, auction monitor, health check)
     /// run; `history_retention` always does.
     pub builtin_tasks: bool,
+    /// Read replicas of `database` (`DATABASE_REPLICA_URLS`, PostgreSQL only), in order:
+    /// `replica-1`, `replica-2`, ...
+    pub replicas: Vec<DatabaseUrl>,
+    /// How replicas are watched and used (`REPLICA_MAX_LAG`, `REPLICA_FALLBACK`).
+    pub replica: ReplicaSettings,
 }
 
 impl EngineConfig {
@@ -84,6 +90,8 @@ impl EngineConfig {
             history_retention: HISTORY_RETENTION,
             declared: DeclaredTasks::default(),
             builtin_tasks: true,
+            replicas: Vec::new(),
+            replica: ReplicaSettings::default(),
         }
     }
 }
@@ -162,6 +170,8 @@ pub struct Engine {
     /// on every dashboard poll (an hour of 1-second tasks is thousands of runs to sweep).
     schedule_preview: Mutex<Option<SchedulePreview>>,
     leases: LeaseManager,
+    /// The primary (`leases`) and the read replicas.
+    targets: Targets,
     tasks: TaskManager,
     audit: Arc<AuditLog>,
     advisor: Arc<Advisor>,
@@ -220,21 +230,37 @@ impl Engine {
         )
         .await?;
         let db_for_audit = db.clone();
-        let governor = Governor::new(GovernorSettings {
-            enabled: governed,
-            headroom: config.governor.headroom,
-            max: config.pool.max_connections,
-            // From the floor up: an instance starting beside a busy web app must not take
-            // what the server does not have before it has read it.
-            start: 1,
-            slow_wait: config.pool.connect_timeout / 4,
-        });
+        // Each target its own governor: from the floor up, since an instance starting beside
+        // a busy web app must not take what the server does not have before it has read it.
+        let governor = || {
+            Governor::new(GovernorSettings {
+                enabled: governed,
+                headroom: config.governor.headroom,
+                max: config.pool.max_connections,
+                start: 1,
+                slow_wait: config.pool.connect_timeout / 4,
+            })
+        };
         let leases = LeaseManager::governed(
             db,
             config.pool.lease_timeout,
             config.pool.connect_timeout,
-            governor,
+            governor(),
         );
+        let mut replicas = Vec::with_capacity(config.replicas.len());
+        for url in &config.replicas {
+            replicas.push(LeaseManager::governed(
+                Database::connect_replica(url, &config.pool).await?,
+                config.pool.lease_timeout,
+                config.pool.connect_timeout,
+                governor(),
+            ));
+        }
+        let targets = Targets::new(leases.clone(), replicas, config.replica);
+        if targets.has_replicas() {
+            // Reads go to the replicas that answer from the first run on.
+            targets.probe().await;
+        }
         let shutdown = CancellationToken::new();
         let mut jobs = if config.builtin_tasks {
             tasks::jobs::standard_jobs(&config.intervals)
@@ -263,14 +289,16 @@ impl Engine {
         jobs.extend(config.declared.jobs());
         jobs.extend(custom);
         let tasks = TaskManager::with_jobs(
-            leases.clone(),
+            targets.clone(),
             jobs,
             config.retry,
             format!("leasewatch-{instance}"),
         );
         if governed {
             // The first share before the first run.
-            read_server(&leases, &instance, config.governor.headroom).await;
+            for (_, leases) in targets.all() {
+                read_server(leases, &instance, config.governor.headroom).await;
+            }
         }
         for (task, limits) in &config.task_limits {
             // The configuration names only tasks that exist; the demo's may be absent.
@@ -302,7 +330,7 @@ impl Engine {
         tokio::spawn(history.clone().run(db_for_audit.clone(), shutdown.clone()));
         tokio::spawn(flush_audit(
             Arc::clone(&audit),
-            db_for_audit,
+            db_for_audit.clone(),
             shutdown.clone(),
         ));
         if config.database.backend() == Backend::Postgres {
@@ -317,7 +345,7 @@ impl Engine {
             tokio::spawn(sample_server(
                 leases.clone(),
                 tasks.clone(),
-                instance,
+                instance.clone(),
                 config.governor.headroom,
                 Arc::clone(&advisor),
                 responder,
@@ -325,10 +353,22 @@ impl Engine {
             ));
         }
         if governed {
-            tokio::spawn(govern(leases.clone(), shutdown.clone()));
+            for (_, leases) in targets.all() {
+                tokio::spawn(govern(leases.clone(), shutdown.clone()));
+            }
+        }
+        if targets.has_replicas() {
+            tokio::spawn(watch_targets(
+                targets.clone(),
+                Arc::clone(&audit),
+                db_for_audit.clone(),
+                instance.clone(),
+                governed.then_some(config.governor.headroom),
+                shutdown.clone(),
+            ));
         }
         tokio::spawn(maintain(
-            leases.clone(),
+            targets.clone(),
             tasks.clone(),
             Arc::clone(&advisor),
             Arc::clone(&audit),
@@ -340,6 +380,7 @@ impl Engine {
             last_emergency: Mutex::new(None),
             schedule_preview: Mutex::new(None),
             leases,
+            targets,
             tasks,
             audit,
             advisor,
@@ -360,6 +401,11 @@ impl Engine {
     /// The lease manager every background task takes its connections from.
     pub fn leases(&self) -> &LeaseManager {
         &self.leases
+    }
+
+    /// The primary and the read replicas.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
     }
 
     /// The background tasks.
@@ -416,10 +462,17 @@ impl Engine {
         &self.audit
     }
 
-    /// Emergency cleanup: every background lease revoked, their backends ended, the pool down
-    /// to its minimum, and retry series reset; with `dry_run`, what it would do.
-    pub async fn emergency_cleanup(&self, dry_run: bool) -> CleanupReport {
-        let mut report = self.leases.emergency_cleanup(dry_run).await;
+    /// Emergency cleanup on `target`, or on every target: every background lease there
+    /// revoked, their backends ended, the pool down to its minimum, and retry series reset;
+    /// with `dry_run`, what it would do.
+    pub async fn emergency_cleanup(&self, dry_run: bool, target: Option<Target>) -> CleanupReport {
+        let mut reports = Vec::new();
+        for (name, leases) in self.targets.all() {
+            if target.is_none_or(|t| t == name) {
+                reports.push((name, leases.emergency_cleanup(dry_run).await));
+            }
+        }
+        let mut report = CleanupReport::merged(reports, self.targets.has_replicas());
         report.retries_reset = if dry_run {
             self.tasks
                 .tasks()
@@ -479,7 +532,9 @@ impl Engine {
                 "audit entries could not be written before exit: the database is unreachable"
             );
         }
-        self.database().close().await;
+        for (_, leases) in self.targets.all() {
+            leases.database().close().await;
+        }
     }
 }
 
@@ -640,23 +695,75 @@ async fn govern(leases: LeaseManager, shutdown: CancellationToken) {
     }
 }
 
+/// Probes every target each [`PROBE_EVERY`], auditing each ban and recovery as Leasewatch's
+/// own action; with the governor on, each replica's share follows a read of its server every
+/// [`SERVER_SAMPLE_EVERY`] (the primary's is read by `sample_server`).
+async fn watch_targets(
+    targets: Targets,
+    audit: Arc<AuditLog>,
+    db: Database,
+    instance: String,
+    headroom: Option<Headroom>,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reads_per_sample = (SERVER_SAMPLE_EVERY.as_millis() / PROBE_EVERY.as_millis()).max(1);
+    for tick in 0u128.. {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        for (target, event) in targets.probe().await {
+            let (arguments, result) = match &event.out {
+                Some(reason) => (
+                    serde_json::json!({"target": target, "in_rotation": false}),
+                    format!("{target} taken out of rotation: {reason}"),
+                ),
+                None => (
+                    serde_json::json!({"target": target, "in_rotation": true}),
+                    format!("{target} back in rotation"),
+                ),
+            };
+            audit.record_in_background(
+                &db,
+                NewEntry::system(leasewatch_types::TARGET_ROTATION, arguments, result),
+            );
+        }
+        if let Some(headroom) = headroom
+            && tick % reads_per_sample == 0
+        {
+            for (target, leases) in targets.all() {
+                if target != Target::Primary {
+                    read_server(leases, &instance, headroom).await;
+                }
+            }
+        }
+    }
+}
+
 /// Writes what a periodic cleanup did to the audit log as the system's own action, off the
 /// maintenance loop (a write may wait for the database).
-fn audit_automatic_cleanup(audit: &Arc<AuditLog>, db: &Database, report: &CleanupReport) {
+fn audit_automatic_cleanup(
+    audit: &Arc<AuditLog>,
+    db: &Database,
+    target: Target,
+    report: &CleanupReport,
+) {
+    let arguments = match target {
+        Target::Primary => serde_json::json!({"automatic": true}),
+        Target::Replica(_) => serde_json::json!({"automatic": true, "target": target}),
+    };
     audit.record_in_background(
         db,
-        NewEntry::system(
-            ActionName::Cleanup.as_str(),
-            serde_json::json!({"automatic": true}),
-            report.summary(),
-        ),
+        NewEntry::system(ActionName::Cleanup.as_str(), arguments, report.summary()),
     );
 }
 
 /// Background upkeep until shutdown: history samples (in memory, and queued for the
 /// database), recommendations, periodic cleanup.
 async fn maintain(
-    leases: LeaseManager,
+    targets: Targets,
     tasks: TaskManager,
     advisor: Arc<Advisor>,
     audit: Arc<AuditLog>,
@@ -672,15 +779,19 @@ async fn maintain(
     }
     // An interval's first tick is immediate; a cleanup at start-up has nothing to do.
     cleanup.tick().await;
+    let leases = targets.primary();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = sample.tick() => history.record_sample(&leases.record_history()),
-            _ = recommend.tick() => advisor.evaluate(&leases, &tasks),
+            _ = recommend.tick() => advisor.evaluate(leases, &tasks),
             _ = cleanup.tick() => {
-                let report = leases.cleanup(false).await;
-                if !report.revoked.is_empty() {
-                    audit_automatic_cleanup(&audit, leases.database(), &report);
+                // Stale leases are reclaimed on every target; the audit is the primary's.
+                for (target, on) in targets.all() {
+                    let report = on.cleanup(false).await;
+                    if !report.revoked.is_empty() {
+                        audit_automatic_cleanup(&audit, leases.database(), target, &report);
+                    }
                 }
             }
         }

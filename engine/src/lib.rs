@@ -18,6 +18,8 @@
 //!   back for the runs view and the charts' longer ranges, downsampled and pruned.
 //! - [`histogram`]: the lock-free latency histogram behind the acquire and hold-time figures.
 //! - [`server_view`]: the PostgreSQL server as a whole (`max_connections`, `pg_stat_activity`).
+//! - [`targets`]: the primary and read replicas, each with its own lease manager and health
+//!   probe; read work routed to the least-loaded replica in rotation.
 //! - [`tasks`]: the task manager — scheduler, the three real jobs, retry with backoff, per-task
 //!   state and history.
 //! - [`control`]: the control actions (start, stop, cleanup, ...) as the API and the dashboard
@@ -48,6 +50,7 @@ pub mod query;
 pub mod recommend;
 pub mod server_view;
 pub mod settings;
+pub mod targets;
 pub mod tasks;
 
 pub use builder::{BuildError, EngineBuilder, JobError};

@@ -46,6 +46,7 @@ fn task(name: &str, every: Duration, statements: &[&str]) -> DeclaredTask {
         limits: RunLimits::default(),
         retry: None,
         overlap: false,
+        route: leasewatch_types::Route::Primary,
     }
 }
 
@@ -333,7 +334,7 @@ async fn the_engine_treats_a_declared_task_like_a_built_in_one() {
         "the built-in auction tasks are off; history retention always runs"
     );
 
-    let act = |name, task: &str| Action::new(name, Some(task.to_owned()), None).unwrap();
+    let act = |name, task: &str| Action::new(name, Some(task.to_owned()), None, None).unwrap();
     let done = engine
         .perform(
             &act(ActionName::RunNow, "count_auctions"),

@@ -260,13 +260,12 @@ async fn retention_downsamples_and_prunes(db: Database) {
     let retention = HistoryRetention {
         retention: Duration::from_secs(14 * 86_400),
     };
-    let ctx = JobContext {
+    let ctx = JobContext::on(
         leases,
-        run: RunContext::new("history_retention", 1),
-        now_ms: now,
-        instance: "test".into(),
-        scheduled_at: None,
-    };
+        RunContext::new("history_retention", 1),
+        now,
+        "test".into(),
+    );
     let output = retention.run(&ctx).await.unwrap();
     assert_eq!(output.rows, 2 + 24, "2 deleted, 24 raw samples downsampled");
 

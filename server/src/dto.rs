@@ -14,6 +14,7 @@ use leasewatch_engine::{
     governor::GovernorView,
     predict::ForecastView,
     recommend::Recommendation,
+    targets::TargetStatus,
     tasks::SchedulePreview,
 };
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,9 @@ pub struct StatusResponse {
     pub alerts: AlertsView,
     /// Auction counts, as last read by a task.
     pub auctions: Auctions,
+    /// Every database tasks run on, the primary first, then the read replicas
+    /// (`DATABASE_REPLICA_URLS`): health, lag, pool and leases of each.
+    pub targets: Vec<TargetStatus>,
 }
 
 /// The scheduler's state.
@@ -84,6 +88,7 @@ impl StatusResponse {
                 as_of: auctions.as_of,
                 counts: auctions.counts.0.iter().copied().collect(),
             },
+            targets: engine.targets().status(),
         }
     }
 }
@@ -106,6 +111,10 @@ pub struct ActionRequest {
     /// For cleanup and emergency_cleanup: report what would be done, do nothing.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// For emergency_cleanup: the one database to act on (`primary`, `replica-1`, ...);
+    /// every database when absent.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 /// Documented as the JSON body it is read from.

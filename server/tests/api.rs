@@ -1230,6 +1230,7 @@ async fn a_declared_task_is_listed_acted_on_and_measured_like_a_built_in_one() {
         limits: RunLimits::default(),
         retry: None,
         overlap: false,
+        route: leasewatch_types::Route::Primary,
     }])
     .unwrap();
     let config = EngineConfig {

@@ -458,6 +458,90 @@ pub fn percent_encode(value: &str) -> String {
     out
 }
 
+names! {
+    /// Where a task's work runs: on the primary (every write, and every task unless it says
+    /// otherwise), or on the least-loaded read replica in rotation (read-only work).
+    Route {
+        /// The primary (`DATABASE_URL`): writes, and all coordination.
+        Primary = "primary",
+        /// A read replica in rotation (`DATABASE_REPLICA_URLS`), in a read-only session.
+        Replica = "replica",
+    }
+}
+
+names! {
+    /// What read work does while no replica is in rotation (`REPLICA_FALLBACK`).
+    Fallback {
+        /// It runs on the primary.
+        Primary = "primary",
+        /// It waits (retrying with backoff) for a replica to come back.
+        Wait = "wait",
+    }
+}
+
+/// One of the databases tasks run on: the primary, or a read replica by its place in
+/// `DATABASE_REPLICA_URLS`, counted from 1. On the wire: `primary`, `replica-1`, ...
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(with = "String"))]
+pub enum Target {
+    /// `DATABASE_URL`.
+    #[default]
+    Primary,
+    /// The replica at this place (from 1) in `DATABASE_REPLICA_URLS`.
+    Replica(u16),
+}
+
+impl Target {
+    /// The prefix of a replica's name.
+    const REPLICA: &'static str = "replica-";
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Primary => f.write_str("primary"),
+            Self::Replica(n) => write!(f, "{}{n}", Self::REPLICA),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = UnknownName;
+
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
+        if text == "primary" {
+            return Ok(Self::Primary);
+        }
+        text.strip_prefix(Self::REPLICA)
+            .filter(|n| !n.starts_with('0'))
+            .and_then(|n| n.parse().ok())
+            .map(Self::Replica)
+            .ok_or_else(|| UnknownName {
+                kind: "Target",
+                given: text.to_owned(),
+                allowed: "primary, replica-1, replica-2, ...".to_owned(),
+            })
+    }
+}
+
+impl From<Target> for String {
+    fn from(target: Target) -> Self {
+        target.to_string()
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = UnknownName;
+
+    fn try_from(text: String) -> Result<Self, UnknownName> {
+        text.parse()
+    }
+}
+
 /// The names of the built-in tasks.
 pub mod task {
     /// Scheduled → active → ended.
@@ -498,11 +582,33 @@ pub fn rounded_span(secs: f64) -> String {
 /// forecast to run out (and for the forecast clearing).
 pub const PREDICTIVE_CLEANUP: &str = "predictive_cleanup";
 
+/// The audit log's name for Leasewatch taking a read replica out of rotation or putting it
+/// back.
+pub const TARGET_ROTATION: &str = "target_rotation";
+
 /// The audit log's name for Leasewatch replacing its session secret.
 pub const REPLACE_SESSION_SECRET: &str = "replace_session_secret";
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn targets_read_back_as_written() {
+        for target in [Target::Primary, Target::Replica(1), Target::Replica(12)] {
+            assert_eq!(target.to_string().parse::<Target>(), Ok(target));
+        }
+        assert_eq!(Target::Replica(2).to_string(), "replica-2");
+        for refused in [
+            "",
+            "replica-",
+            "replica-0",
+            "replica-01",
+            "replica-x",
+            "Primary",
+        ] {
+            assert!(refused.parse::<Target>().is_err(), "{refused:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

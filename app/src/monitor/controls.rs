@@ -82,6 +82,7 @@ impl Controls {
             action,
             task,
             dry_run,
+            target: None,
         });
     }
 

@@ -23,6 +23,24 @@ impl Database {
     /// Connects, waiting at most `settings.connect_timeout` for the first connection, and
     /// applies the session settings to every connection the pool opens.
     pub async fn connect(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, DbError> {
+        Self::open(url, settings, Access::ReadWrite).await
+    }
+
+    /// A read replica's pools: every session read-only (`default_transaction_read_only`), so
+    /// nothing sent there can write even if the server is promoted or misnamed, and opened
+    /// lazily, so a replica that is down at start-up is only out of rotation, not fatal.
+    pub async fn connect_replica(
+        url: &DatabaseUrl,
+        settings: &PoolSettings,
+    ) -> Result<Self, DbError> {
+        Self::open(url, settings, Access::ReadOnly).await
+    }
+
+    async fn open(
+        url: &DatabaseUrl,
+        settings: &PoolSettings,
+        access: Access,
+    ) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         if let DatabaseUrl::Sqlite(path) = url
             && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
@@ -32,7 +50,7 @@ impl Database {
                 source,
             })?;
         }
-        let options = pool_options(url.backend(), settings)
+        let options = pool_options(url.backend(), settings, access)
             // On PostgreSQL the lease manager's `SELECT pg_backend_pid()` is the liveness check
             // (it also learns the backend); SQLite keeps the pool's own cheap ping.
             .test_before_acquire(url.backend() == Backend::Sqlite)
@@ -45,15 +63,21 @@ impl Database {
             timeout: settings.connect_timeout,
             source,
         };
-        // The pool bounds its own wait, but a peer that accepts TCP and never answers must not
-        // hang start-up either.
-        let pool = tokio::time::timeout(
-            settings.connect_timeout,
-            options.connect(&url.connect_string()),
-        )
-        .await
-        .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
-        .map_err(unreachable)?;
+        let pool = match access {
+            // The pool bounds its own wait, but a peer that accepts TCP and never answers must
+            // not hang start-up either.
+            Access::ReadWrite => tokio::time::timeout(
+                settings.connect_timeout,
+                options.connect(&url.connect_string()),
+            )
+            .await
+            .map_err(|_| unreachable(sqlx::Error::PoolTimedOut))?
+            .map_err(unreachable)?,
+            Access::ReadOnly => options
+                .min_connections(0)
+                .connect_lazy(&url.connect_string())
+                .map_err(unreachable)?,
+        };
         // Named after the instance too, so instances can count each other by it: the control
         // connection stays open while the server is read every few seconds.
         let instance = settings
@@ -65,7 +89,7 @@ impl Database {
             ..settings.clone()
         };
         // Lazy: it opens a connection only when control work needs one.
-        let control = pool_options(url.backend(), &control_settings)
+        let control = pool_options(url.backend(), &control_settings, access)
             .max_connections(CONTROL_CONNECTIONS)
             .min_connections(0)
             .idle_timeout(settings.idle_timeout)
@@ -76,7 +100,7 @@ impl Database {
             application_name: PROBE_APPLICATION_NAME.to_owned(),
             ..settings.clone()
         };
-        let probe = pool_options(url.backend(), &probe_settings)
+        let probe = pool_options(url.backend(), &probe_settings, access)
             .max_connections(1)
             .min_connections(0)
             .idle_timeout(settings.idle_timeout)
@@ -96,9 +120,16 @@ impl Database {
 }
 
 /// Pool options that run the session settings on every connection the pool opens.
-fn pool_options(backend: Backend, settings: &PoolSettings) -> AnyPoolOptions {
+/// Whether a pool's sessions may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+fn pool_options(backend: Backend, settings: &PoolSettings, access: Access) -> AnyPoolOptions {
     // Built from numbers and an escaped name only, so it is safe to send as raw SQL.
-    let sql: Arc<str> = session_settings_sql(backend, settings).into();
+    let sql: Arc<str> = session_settings_sql(backend, settings, access).into();
     AnyPoolOptions::new().after_connect(move |conn, _meta| {
         let sql = AssertSqlSafe(Arc::clone(&sql));
         Box::pin(async move { conn.execute(sqlx::raw_sql(sql)).await.map(drop) })
@@ -112,15 +143,19 @@ fn pool_options(backend: Backend, settings: &PoolSettings) -> AnyPoolOptions {
 /// and bound statements by the lease timeout (closing a socket does not stop a query on the
 /// server; `statement_timeout` does), and sessions left idle inside a transaction. SQLite: WAL so readers never block the writer, a busy
 /// timeout instead of immediate "database is locked" errors, and enforced foreign keys.
-fn session_settings_sql(backend: Backend, settings: &PoolSettings) -> String {
+fn session_settings_sql(backend: Backend, settings: &PoolSettings, access: Access) -> String {
     match backend {
         Backend::Postgres => {
             let statement_ms = settings.lease_timeout.as_millis();
             let idle_tx_ms = settings.lease_timeout.as_millis();
+            let read_only = match access {
+                Access::ReadWrite => "",
+                Access::ReadOnly => " SET default_transaction_read_only = on;",
+            };
             format!(
                 "SET application_name = '{}'; SET search_path = {SCHEMA}; \
                  SET statement_timeout = {statement_ms}; \
-                 SET idle_in_transaction_session_timeout = {idle_tx_ms};",
+                 SET idle_in_transaction_session_timeout = {idle_tx_ms};{read_only}",
                 settings.application_name.replace('\'', "''")
             )
         }
@@ -144,8 +179,14 @@ mod tests {
             application_name: "it's".into(),
             ..PoolSettings::default()
         };
-        let sql = session_settings_sql(Backend::Postgres, &settings);
+        let sql = session_settings_sql(Backend::Postgres, &settings, Access::ReadWrite);
         assert!(sql.contains("'it''s'"), "{sql}");
+        assert!(!sql.contains("read_only"), "{sql}");
+        let replica = session_settings_sql(Backend::Postgres, &settings, Access::ReadOnly);
+        assert!(
+            replica.ends_with("SET default_transaction_read_only = on;"),
+            "{replica}"
+        );
         assert!(sql.contains("statement_timeout = 30000"), "{sql}");
         assert!(sql.contains("SET search_path = leasewatch;"), "{sql}");
     }

@@ -53,6 +53,20 @@ impl DatabaseUrl {
         }
     }
 
+    /// Where it is, without user, password or options: `host:port/db` (the default port
+    /// filled in), or the SQLite file's path. What the dashboard shows of a database.
+    pub fn address(&self) -> String {
+        match self {
+            Self::Postgres(url) => format!(
+                "{}:{}/{}",
+                url.host_str().unwrap_or("localhost"),
+                url.port().unwrap_or(5432),
+                url.path().trim_start_matches('/')
+            ),
+            Self::Sqlite(path) => path.display().to_string(),
+        }
+    }
+
     /// The backend this URL points at.
     pub fn backend(&self) -> Backend {
         match self {

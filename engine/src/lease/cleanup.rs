@@ -14,6 +14,8 @@ use super::{
     LeaseInfo, LeaseManager, RunContext,
     backend::{BackendIdentity, terminate_backends},
 };
+use leasewatch_types::Target;
+
 use crate::db::Backend;
 
 /// Which cleanup.
@@ -58,9 +60,45 @@ pub struct CleanupReport {
     pub retries_reset: Vec<String>,
     /// Things an operator should know (e.g. that SQLite has no backends to terminate).
     pub notes: Vec<String>,
+    /// The databases it acted on; with replicas configured, `notes` says what it did on each
+    /// (backend pids are each server's own).
+    #[serde(default)]
+    pub targets: Vec<Target>,
 }
 
 impl CleanupReport {
+    /// One report for cleanups on several targets: lists joined, counts added, and with
+    /// `per_target`, a note for each target saying what it did there.
+    ///
+    /// # Panics
+    /// When `reports` is empty: a cleanup acts on at least one target.
+    pub fn merged(reports: Vec<(Target, CleanupReport)>, per_target: bool) -> Self {
+        let mut reports = reports.into_iter();
+        let (first_target, mut merged) = reports.next().expect("one target at least");
+        if per_target {
+            merged
+                .notes
+                .insert(0, format!("{first_target}: {}", merged.summary()));
+        }
+        merged.targets = vec![first_target];
+        for (target, report) in reports {
+            if per_target {
+                merged.notes.push(format!("{target}: {}", report.summary()));
+            }
+            merged.targets.push(target);
+            merged.revoked.extend(report.revoked);
+            merged.terminated.extend(report.terminated);
+            merged.already_gone.extend(report.already_gone);
+            merged
+                .termination_failures
+                .extend(report.termination_failures);
+            merged.closed_idle += report.closed_idle;
+            merged.pool_size_before += report.pool_size_before;
+            merged.notes.extend(report.notes);
+        }
+        merged
+    }
+
     /// One line for logs and the dashboard: "revoked 3 leases held by auction_monitor, ...".
     pub fn summary(&self) -> String {
         let verb = |done: &str, planned: &str| {
@@ -239,6 +277,7 @@ impl LeaseManager {
             pool_size_before: pool.size,
             retries_reset: Vec::new(),
             notes: Vec::new(),
+            targets: Vec::new(),
         };
         if shared.db.backend() == Backend::Sqlite && !report.revoked.is_empty() {
             report.notes.push(
@@ -326,6 +365,7 @@ mod tests {
             pool_size_before: 6,
             retries_reset: vec![],
             notes: vec![],
+            targets: Vec::new(),
         };
         assert_eq!(
             report.summary(),

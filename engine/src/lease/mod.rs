@@ -149,6 +149,12 @@ impl LeaseManager {
         &self.shared.governor
     }
 
+    /// The share of its limit the leases use now, from 0 (what read routing compares).
+    pub fn utilisation(&self) -> f64 {
+        let held = self.shared.leases.lock().len();
+        held as f64 / f64::from(self.shared.governor.limit().max(1))
+    }
+
     fn count(&self, task: &str, update: impl FnOnce(&mut TaskLeaseCounts)) {
         count_task(&self.shared, task, update);
     }

@@ -1,6 +1,8 @@
 //! Why a task run failed: whether another attempt may succeed, and what kind of failure it is.
 
-use crate::{failure::FailureKind, lease::LeaseError};
+use leasewatch_types::Target;
+
+use crate::{failure::FailureKind, lease::LeaseError, targets::NoReplica};
 
 /// Why a task run failed.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +16,19 @@ pub enum TaskError {
     /// The task's own logic failed: retrying would fail the same way.
     #[error("{0}")]
     Logic(String),
+    /// Read work found no replica in rotation, and may not fall back to the primary.
+    #[error(transparent)]
+    NoReplica(#[from] NoReplica),
+    /// A failure on one of several targets, named so the operator knows which database.
+    #[error("on {target}: {source}{why}")]
+    On {
+        /// Where it failed.
+        target: Target,
+        /// The failure.
+        source: Box<TaskError>,
+        /// What Leasewatch does about it, when that is worth saying.
+        why: &'static str,
+    },
 }
 
 impl TaskError {
@@ -24,6 +39,8 @@ impl TaskError {
             Self::Lease(err) => err.is_retryable(),
             Self::Database(err) => is_transient(err),
             Self::Logic(_) => false,
+            Self::NoReplica(_) => true,
+            Self::On { source, .. } => source.is_retryable(),
         }
     }
 
@@ -33,6 +50,8 @@ impl TaskError {
             Self::Lease(err) => err.kind(),
             Self::Database(err) => crate::failure::classify(err),
             Self::Logic(_) => FailureKind::Logic,
+            Self::NoReplica(_) => FailureKind::Unreachable,
+            Self::On { source, .. } => source.kind(),
         }
     }
 }

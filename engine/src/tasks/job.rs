@@ -6,9 +6,12 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 
 use super::TaskError;
+use leasewatch_types::{Route, Target};
+
 use crate::{
     auctions::StatusCounts,
     lease::{LeaseManager, RunContext},
+    targets::Targets,
 };
 
 /// A boxed job future.
@@ -18,12 +21,24 @@ pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<JobOutput, TaskError
 pub trait Job: Send + Sync + 'static {
     /// One attempt at the work.
     fn run<'a>(&'a self, ctx: &'a JobContext) -> JobFuture<'a>;
+
+    /// Where its work runs: the primary unless the job only reads, in which case it may say
+    /// [`Route::Replica`] and each attempt gets the least-loaded replica in rotation, in a
+    /// read-only session.
+    fn route(&self) -> Route {
+        Route::Primary
+    }
 }
 
 /// What a job attempt gets.
 pub struct JobContext {
-    /// Where connections come from.
+    /// Where connections come from: the target this attempt was routed to.
     pub leases: LeaseManager,
+    /// Which target that is.
+    pub target: Target,
+    /// Every target, for work that must reach more than its own (the health check; a read
+    /// task's claim of its start, which is coordination and so goes to the primary).
+    pub targets: Targets,
     /// This attempt's run (revocation stops it).
     pub run: RunContext,
     /// "Now" for the work, in Unix milliseconds.
@@ -32,6 +47,22 @@ pub struct JobContext {
     pub instance: String,
     /// When the run's start was due; `None` for a manual run.
     pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+impl JobContext {
+    /// A manual attempt on one database, outside any task manager (tests and benchmarks
+    /// running a job directly).
+    pub fn on(leases: LeaseManager, run: RunContext, now_ms: i64, instance: String) -> Self {
+        Self {
+            targets: leases.clone().into(),
+            leases,
+            target: Target::Primary,
+            run,
+            now_ms,
+            instance,
+            scheduled_at: None,
+        }
+    }
 }
 
 /// What a successful attempt reports.

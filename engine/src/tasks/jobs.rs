@@ -245,7 +245,7 @@ impl Job for HealthCheck {
                 return Ok(JobOutput::skipped(RUNNING_ELSEWHERE));
             };
             let round_trip_ms = round_trip.as_secs_f64() * 1000.0;
-            let detail = match &view {
+            let mut detail = match &view {
                 Some(v) => format!(
                     "round trip {round_trip_ms:.1} ms; server: {} of {} connections, {} idle in transaction",
                     v.client_connections, v.max_connections, v.idle_in_transaction
@@ -255,9 +255,41 @@ impl Job for HealthCheck {
             if let Some(view) = view {
                 ctx.leases.store_server_view(ServerView::Postgres(view));
             }
+            // Every replica in rotation too, each through a lease of its own; one that fails
+            // here is reported, and its probe decides whether it stays in rotation.
+            for (target, leases) in ctx.targets.replicas_in_rotation() {
+                match check_replica(&leases, &ctx.run).await {
+                    Ok(round_trip) => detail.push_str(&format!(
+                        "; {target}: round trip {:.1} ms",
+                        round_trip.as_secs_f64() * 1000.0
+                    )),
+                    Err(err) => detail.push_str(&format!("; {target}: {err}")),
+                }
+            }
             Ok(JobOutput::done(0, detail).with_round_trip(round_trip))
         })
     }
+}
+
+/// A replica's round trip and server view, through a lease of `run`'s on its own pool.
+async fn check_replica(
+    leases: &crate::lease::LeaseManager,
+    run: &crate::lease::RunContext,
+) -> Result<std::time::Duration, TaskError> {
+    let mut lease = leases.acquire(run).await?;
+    let (round_trip, view) = lease
+        .run(|conn| {
+            Box::pin(async move {
+                let started = Instant::now();
+                sqlx::query("SELECT 1").execute(&mut *conn).await?;
+                let round_trip = started.elapsed();
+                let view = server_view::read_postgres(conn).await?;
+                Ok::<_, TaskError>((round_trip, view))
+            })
+        })
+        .await?;
+    leases.store_server_view(ServerView::Postgres(view));
+    Ok(round_trip)
 }
 
 /// What the status transitions and the monitor share: one lease, one transaction, and on

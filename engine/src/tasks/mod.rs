@@ -52,15 +52,18 @@ pub use retry::RetryPolicy;
 pub use schedule::{Clock, Schedule, ScheduleError};
 pub use scheduler::TaskManager;
 
+use leasewatch_types::Target;
+
 use crate::{
     auctions::StatusCounts,
     history::History,
-    lease::{LeaseManager, RunContext, RunLimits},
+    lease::{RunContext, RunLimits},
+    targets::Targets,
 };
 
 /// What the manager, its tickers and its runs share.
 struct Inner {
-    leases: LeaseManager,
+    targets: Targets,
     retry: RetryPolicy,
     instance: String,
     slots: Vec<Slot>,
@@ -127,6 +130,8 @@ struct Current {
     attempt: Option<RunContext>,
     /// When the attempt working now started (none between attempts).
     attempt_started: Option<DateTime<Utc>>,
+    /// Where the attempt in flight runs.
+    attempt_target: Target,
     /// When its start was due; none for a manual run.
     scheduled_at: Option<DateTime<Utc>>,
     /// The attempts that ended so far.

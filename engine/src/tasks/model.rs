@@ -2,7 +2,7 @@
 //! counters and recent runs.
 
 use chrono::{DateTime, Utc};
-use leasewatch_types::{RunOutcome, TaskStatus};
+use leasewatch_types::{RunOutcome, Target, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::{failure::FailureKind, lease::LeaseUse};
@@ -181,6 +181,9 @@ pub struct Attempt {
     pub retry_delay_ms: Option<u64>,
     /// The leases it was given, with their backends and how long each acquire waited.
     pub leases: Vec<LeaseUse>,
+    /// The database it ran on (records from before there were several read as the primary).
+    #[serde(default)]
+    pub target: Target,
 }
 
 /// Where a task is now.

@@ -9,6 +9,8 @@ use super::{
     Attempt, CommandError, Current, HISTORY_LEN, Inner, JobContext, Outcome, RunRecord, SkipCause,
     TaskError, TaskState, Trigger,
 };
+use leasewatch_types::{Route, Target};
+
 use crate::{
     failure::FailureKind,
     lease::{LeaseError, RunContext},
@@ -51,6 +53,7 @@ impl Inner {
             peak_leases: 0,
             attempt: None,
             attempt_started: None,
+            attempt_target: Target::Primary,
             scheduled_at,
             attempt_log: Vec::new(),
         });
@@ -99,6 +102,7 @@ impl Inner {
                 failure: outcome_failure(&outcome),
                 retry_delay_ms: None,
                 leases: run.lease_uses(),
+                target: current.attempt_target,
             });
         }
         let record = RunRecord {
@@ -124,6 +128,35 @@ impl Inner {
         state.history.push_front(record);
         drop(state);
         slot.finished.notify_waiters();
+    }
+
+    /// With replicas configured, names the target an attempt failed on and what follows: a
+    /// replica a task could not reach leaves rotation at once (the retry goes elsewhere); a
+    /// write waits for the primary, never trying a replica. One database: the error as it was.
+    fn explain(&self, route: Route, target: Target, err: TaskError) -> TaskError {
+        if !self.targets.has_replicas()
+            || matches!(
+                err,
+                TaskError::NoReplica(_) | TaskError::Lease(LeaseError::OverLimit { .. })
+            )
+        {
+            return err;
+        }
+        let why = match (target, route) {
+            (Target::Replica(_), _) if err.kind() == FailureKind::Unreachable => {
+                self.targets.failed_connect(target, &err.to_string());
+                "; it is out of rotation and the retry goes where reads go now"
+            }
+            (Target::Primary, Route::Primary) if err.kind().is_connection() => {
+                "; writes wait for the primary (they never go to a replica)"
+            }
+            _ => "",
+        };
+        TaskError::On {
+            target,
+            source: Box::new(err),
+            why,
+        }
     }
 
     /// Records run `run_id` of slot `index` as cancelled, for `reason`.
@@ -167,8 +200,17 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
                 scheduled_at,
             )
         };
+        // Routed per attempt: a retry after a replica fell over goes where reads go now.
+        let route = slot.job.route();
+        let routed = inner.targets.route(route);
+        let (target, leases) = match &routed {
+            Ok((target, leases)) => (*target, leases.clone()),
+            Err(_) => (Target::Primary, inner.targets.primary().clone()),
+        };
         let ctx = JobContext {
-            leases: inner.leases.clone(),
+            leases,
+            target,
+            targets: inner.targets.clone(),
             run: RunContext::limited(slot.name.clone(), run_id, limits),
             now_ms: Utc::now().timestamp_millis(),
             instance: inner.instance.clone(),
@@ -179,8 +221,13 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
             current.peak_leases = current.peak_leases();
             current.attempt = Some(ctx.run.clone());
             current.attempt_started = Some(attempt_started);
+            current.attempt_target = target;
         });
-        let result = ctx.run.scope(slot.job.run(&ctx)).await;
+        let result = match routed {
+            Ok(_) => ctx.run.scope(slot.job.run(&ctx)).await,
+            Err(no_replica) => Err(TaskError::NoReplica(no_replica)),
+        };
+        let result = result.map_err(|err| inner.explain(route, target, err));
         // The attempt's entry in the run's log; a retry adds its delay below.
         let ended = Attempt {
             number: attempt,
@@ -190,6 +237,7 @@ async fn run(inner: Arc<Inner>, index: usize, run_id: u64) {
             failure: result.as_ref().err().map(TaskError::kind),
             retry_delay_ms: None,
             leases: ctx.run.lease_uses(),
+            target,
         };
         inner.set_state(index, run_id, |current| {
             current.attempt_started = None;

@@ -25,6 +25,7 @@ use crate::{
     history::History,
     lease::{LeaseManager, RunLimits},
     settings::TaskIntervals,
+    targets::Targets,
 };
 
 /// How long a ticker sleeps at most before it reads the wall clock again: a clock stepped
@@ -55,15 +56,17 @@ impl TaskManager {
     /// Any set of jobs: `(name, interval, job)`. Each interval runs on the epoch-anchored grid
     /// with its phase offset (see [`super::schedule`]); [`TaskManager::set_schedule`] gives a
     /// task a cron schedule instead.
+    /// `targets` is where they run: a lease manager alone for a single database, or
+    /// [`Targets`] with read replicas.
     pub fn with_jobs(
-        leases: LeaseManager,
+        targets: impl Into<Targets>,
         jobs: Vec<JobSpec>,
         retry: RetryPolicy,
         instance: String,
     ) -> Self {
         let manager = Self {
             inner: Arc::new(Inner {
-                leases,
+                targets: targets.into(),
                 retry,
                 instance,
                 slots: jobs

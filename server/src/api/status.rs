@@ -42,7 +42,7 @@ pub async fn act(
             format!("the body needs \"action\": one of {}", ActionName::names()),
         ));
     };
-    let action = Action::parse(&name, request.task, request.dry_run)?;
+    let action = Action::parse(&name, request.task, request.dry_run, request.target)?;
     let client = connect.map_or_else(|| "unknown".to_owned(), |c| c.0.0.to_string());
     let done = engine.perform(&action, role, &client).await?;
     Ok(Json(ActionResponse {

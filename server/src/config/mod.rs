@@ -16,7 +16,7 @@ use std::{
 };
 
 use leasewatch_engine::{
-    DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
+    Backend, DatabaseUrl, DemoLeak, EngineConfig, PoolSettings, RetryPolicy, TaskIntervals,
     alert::{AlertSettings, Receiver, SigningKey, Timers},
     db::redact_password,
     governor::{Headroom, Priority},
@@ -24,8 +24,10 @@ use leasewatch_engine::{
     predict::PredictSettings,
     recommend::Thresholds,
     settings::{GovernorConfig, default_task_limits},
+    targets::ReplicaSettings,
     tasks::{Schedule, ScheduleError, declared::DeclaredTasks},
 };
+use leasewatch_types::Fallback;
 
 pub use self::env::ConfigError;
 use self::env::{Env, format_duration};
@@ -260,6 +262,22 @@ impl Config {
             })
             .transpose()?;
 
+        let (replicas, replica) = replicas(&env, &database)?;
+        if database.backend() == Backend::Sqlite
+            && let Some(task) = task_file
+                .tasks
+                .iter()
+                .find(|task| task.route == leasewatch_types::Route::Replica)
+        {
+            return Err(ConfigError {
+                var: "LEASEWATCH_TASKS",
+                value: env.get("LEASEWATCH_TASKS").unwrap_or_default(),
+                allowed: format!(
+                    "task {:?} has target = \"replica\", which needs a PostgreSQL DATABASE_URL",
+                    task.name
+                ),
+            });
+        }
         let thresholds = thresholds(&env)?;
         let governor = GovernorConfig {
             enabled: env.switch("GOVERNOR", true)?,
@@ -337,9 +355,92 @@ impl Config {
                 history_retention,
                 declared: task_file.tasks,
                 builtin_tasks: task_file.builtin_tasks,
+                replicas,
+                replica,
             },
         })
     }
+}
+
+/// The most read replicas one instance watches.
+pub const MAX_REPLICAS: usize = 8;
+
+/// The read replicas (`DATABASE_REPLICA_URLS`, comma-separated PostgreSQL URLs) and how they
+/// are used (`REPLICA_MAX_LAG`, `REPLICA_FALLBACK`, which mean nothing without replicas and
+/// are refused then, rather than silently ignored).
+fn replicas<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    primary: &DatabaseUrl,
+) -> Result<(Vec<DatabaseUrl>, ReplicaSettings), ConfigError> {
+    let var = "DATABASE_REPLICA_URLS";
+    let raw = env.get(var).unwrap_or_default();
+    let mut replicas: Vec<DatabaseUrl> = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let refuse = |allowed: String| ConfigError {
+            var,
+            value: redact_password(part),
+            allowed,
+        };
+        let url = DatabaseUrl::parse(part).map_err(|err| refuse(err.to_string()))?;
+        if url.backend() != Backend::Postgres || primary.backend() != Backend::Postgres {
+            return Err(refuse(
+                "read replicas are PostgreSQL streaming replicas of a PostgreSQL DATABASE_URL \
+                 (postgres://user@host:port/db, comma-separated)"
+                    .into(),
+            ));
+        }
+        // Host, port and database: the same place is the same database, whatever the user.
+        let place = url.address().to_ascii_lowercase();
+        if place == primary.address().to_ascii_lowercase() {
+            return Err(refuse(
+                "is DATABASE_URL's own database, not a replica".into(),
+            ));
+        }
+        if replicas
+            .iter()
+            .any(|r| r.address().to_ascii_lowercase() == place)
+        {
+            return Err(refuse("is listed twice".into()));
+        }
+        replicas.push(url);
+    }
+    if replicas.len() > MAX_REPLICAS {
+        return Err(ConfigError {
+            var,
+            value: format!("{} URLs", replicas.len()),
+            allowed: format!("at most {MAX_REPLICAS} replicas"),
+        });
+    }
+    let defaults = ReplicaSettings::default();
+    if replicas.is_empty() {
+        for var in ["REPLICA_MAX_LAG", "REPLICA_FALLBACK"] {
+            if let Some(value) = env.get(var) {
+                return Err(ConfigError {
+                    var,
+                    value,
+                    allowed: "only with DATABASE_REPLICA_URLS (it says how replicas are used)"
+                        .into(),
+                });
+            }
+        }
+        return Ok((replicas, defaults));
+    }
+    let fallback = match env.get("REPLICA_FALLBACK") {
+        None => defaults.fallback,
+        Some(raw) => raw.trim().parse::<Fallback>().map_err(|err| ConfigError {
+            var: "REPLICA_FALLBACK",
+            value: raw.clone(),
+            allowed: format!(
+                "one of {}: where read work goes while no replica is in rotation",
+                err.allowed
+            ),
+        })?,
+    };
+    let settings = ReplicaSettings {
+        max_lag: env.duration("REPLICA_MAX_LAG", defaults.max_lag, secs(1), secs(3600))?,
+        fallback,
+    };
+    Ok((replicas, settings))
 }
 
 /// The most alert receivers, all kinds together.

@@ -315,16 +315,33 @@ fn sizes_are_bounded() {
 }
 
 #[test]
-fn only_the_primary_database_can_be_targeted() {
+fn a_task_targets_the_primary_or_a_replica() {
     let err = refusal(
         "target.toml",
-        &one_task("every = \"1m\"\nsql = \"SELECT 1\"\ntarget = \"replica\""),
+        &one_task("every = \"1m\"\nsql = \"SELECT 1\"\ntarget = \"standby\""),
     );
     assert_eq!(
         err,
-        "line 5, task \"purge\", field target: \"replica\" is not allowed: only \"primary\" \
-         (DATABASE_URL) can be targeted; Leasewatch does not yet connect to several databases"
+        "line 5, task \"purge\", field target: \"standby\" is not allowed: \"primary\" \
+         (DATABASE_URL: writes and reads) or \"replica\" (read-only, on a replica in \
+         DATABASE_REPLICA_URLS)"
     );
+    let replica = one_task("every = \"1m\"\nsql = \"SELECT 1\"\ntarget = \"replica\"");
+    // SQLite has no replicas, and no read-only transactions to keep such a task honest.
+    assert_eq!(
+        refusal("replica.toml", &replica),
+        "task \"purge\" has target = \"replica\", which needs a PostgreSQL DATABASE_URL"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.toml");
+    std::fs::write(&path, &replica).unwrap();
+    let env = HashMap::from([
+        ("LEASEWATCH_TASKS", path.display().to_string()),
+        ("DATABASE_URL", "postgres://app@db.internal/shop".to_owned()),
+    ]);
+    let config = Config::from_lookup(|var| env.get(var).cloned(), false).unwrap();
+    let task = config.engine.declared.iter().next().unwrap();
+    assert_eq!(task.route, leasewatch_types::Route::Replica);
 }
 
 #[test]

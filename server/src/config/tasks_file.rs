@@ -17,6 +17,7 @@ use leasewatch_engine::{
         },
     },
 };
+use leasewatch_types::Route;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -24,9 +25,6 @@ use super::env::{format_duration, parse_duration};
 
 /// The largest task file read, in bytes.
 pub const MAX_FILE_LEN: u64 = 256 * 1024;
-
-/// The only database a task may target until there are several.
-pub const PRIMARY: &str = "primary";
 
 /// What a task file declares.
 #[derive(Debug, Clone)]
@@ -432,19 +430,20 @@ impl Source<'_> {
                 }
             },
         };
-        if let Some(target) = &raw.target
-            && target.get_ref() != PRIMARY
-        {
-            return Err(at(
-                target.span(),
-                "target",
-                format!(
-                    "{:?} is not allowed: only \"{PRIMARY}\" (DATABASE_URL) can be targeted; \
-                     Leasewatch does not yet connect to several databases",
-                    target.get_ref().chars().take(80).collect::<String>()
-                ),
-            ));
-        }
+        let route = match &raw.target {
+            None => Route::Primary,
+            Some(target) => target.get_ref().parse::<Route>().map_err(|_| {
+                at(
+                    target.span(),
+                    "target",
+                    format!(
+                        "{:?} is not allowed: \"primary\" (DATABASE_URL: writes and reads) or \
+                         \"replica\" (read-only, on a replica in DATABASE_REPLICA_URLS)",
+                        target.get_ref().chars().take(80).collect::<String>()
+                    ),
+                )
+            })?,
+        };
         let retry = raw
             .retry
             .as_ref()
@@ -457,6 +456,7 @@ impl Source<'_> {
             limits: RunLimits { timeout, priority },
             retry,
             overlap: raw.overlap.as_ref().is_some_and(|o| *o.get_ref()),
+            route,
         })
     }
 

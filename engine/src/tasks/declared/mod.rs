@@ -8,6 +8,11 @@
 //! already claimed is skipped). Each statement then runs in order with its named parameters
 //! bound ([`Parameter`]).
 //!
+//! A task with `target = "replica"` reads only: its transaction is read-only wherever it runs,
+//! on the least-loaded replica in rotation or, when none is, on the primary. Its lock and
+//! claim are coordination, so they go to the primary, in a short transaction of their own
+//! committed before the reads start on the replica.
+//!
 //! The outcome detail is the sum of rows affected and the first row returned by the last
 //! statement that returned rows. PostgreSQL's `RAISE NOTICE` is not captured: sqlx hands
 //! notices to its own log and offers no way to read them per connection without speaking the
@@ -30,6 +35,8 @@ use super::{
     CommandError, Job, JobContext, JobFuture, JobOutput, JobSpec, RetryPolicy, Schedule, TaskError,
     TaskManager,
 };
+use leasewatch_types::{Route, Target};
+
 use crate::{
     db::{Backend, SCHEMA},
     lease::RunLimits,
@@ -82,6 +89,8 @@ pub struct DeclaredTask {
     pub retry: Option<RetryPolicy>,
     /// Whether instances may run it at the same time (no advisory lock, no claimed start).
     pub overlap: bool,
+    /// Where it runs: the primary, or (read-only) a replica in rotation.
+    pub route: Route,
 }
 
 /// Why a set of declared tasks was refused.
@@ -210,6 +219,7 @@ struct Plan {
     name: String,
     statements: Vec<Statement>,
     overlap: bool,
+    route: Route,
     /// The interval, for the start a scheduled run claims; `None` for a cron schedule.
     period: Option<Duration>,
 }
@@ -221,6 +231,7 @@ impl DeclaredJob {
             name: task.name.clone(),
             statements: task.statements.clone(),
             overlap: task.overlap,
+            route: task.route,
             period: task.schedule.period(),
         }))
     }
@@ -252,6 +263,7 @@ impl Plan {
 }
 
 /// The values of one run's parameters.
+#[derive(Clone)]
 struct Values {
     now: DateTime<Utc>,
     task: String,
@@ -301,21 +313,52 @@ impl Job for DeclaredJob {
                 run_id: i64::try_from(ctx.run.run_id()).unwrap_or(i64::MAX),
                 scheduled_at_ms: ctx.scheduled_at.map(|at| at.timestamp_millis()),
             };
-            let claim = (!plan.overlap)
-                .then(|| ctx.scheduled_at.map(|due| plan.slot_ms(due)))
-                .flatten();
+            let mut coordination = Coordination {
+                lock: !plan.overlap,
+                claim: (!plan.overlap)
+                    .then(|| ctx.scheduled_at.map(|due| plan.slot_ms(due)))
+                    .flatten(),
+            };
+            if ctx.target != Target::Primary && coordination.lock {
+                // On a replica: the lock and the claim are taken on the primary first.
+                let mut lease = ctx.targets.primary().acquire(&ctx.run).await?;
+                let (plan, values) = (Arc::clone(&plan), values.clone());
+                let skipped = lease
+                    .run(move |conn| {
+                        Box::pin(async move {
+                            let mut tx = conn.begin().await?;
+                            let skipped = plan
+                                .prepare(&mut tx, backend, timeout, coordination, &values)
+                                .await?;
+                            tx.commit().await?;
+                            Ok::<_, TaskError>(skipped)
+                        })
+                    })
+                    .await?;
+                if let Some(skipped) = skipped {
+                    return Ok(JobOutput::skipped(skipped));
+                }
+                coordination = Coordination::NONE;
+            }
             let mut lease = ctx.leases.acquire(&ctx.run).await?;
             lease
                 .run(move |conn| {
                     Box::pin(async move {
                         let mut tx = conn.begin().await?;
                         if let Some(skipped) = plan
-                            .prepare(&mut tx, backend, timeout, claim, &values)
+                            .prepare(&mut tx, backend, timeout, coordination, &values)
                             .await?
                         {
                             // Ended here, so the connection goes back with no transaction open.
                             tx.rollback().await?;
                             return Ok(JobOutput::skipped(skipped));
+                        }
+                        if plan.route == Route::Replica && backend == Backend::Postgres {
+                            // Read-only on the primary too, so a task that writes fails the same
+                            // way wherever it lands.
+                            sqlx::query("SET TRANSACTION READ ONLY")
+                                .execute(&mut *tx)
+                                .await?;
                         }
                         let output = plan.statements(&mut tx, backend, &values).await?;
                         tx.commit().await?;
@@ -325,10 +368,31 @@ impl Job for DeclaredJob {
                 .await
         })
     }
+
+    fn route(&self) -> Route {
+        self.0.route
+    }
+}
+
+/// What a run's transaction takes before its statements.
+#[derive(Debug, Clone, Copy)]
+struct Coordination {
+    /// The task's advisory lock (PostgreSQL).
+    lock: bool,
+    /// The scheduled start to claim, in Unix milliseconds.
+    claim: Option<i64>,
+}
+
+impl Coordination {
+    /// Nothing: taken already, on the primary.
+    const NONE: Self = Self {
+        lock: false,
+        claim: None,
+    };
 }
 
 impl Plan {
-    /// The transaction's set-up: on PostgreSQL the advisory lock (unless overlap is allowed),
+    /// The transaction's set-up: on PostgreSQL the advisory lock (when `lock`),
     /// the statement timeout and PostgreSQL's default `search_path` (a declared task's SQL
     /// names the application's tables, not Leasewatch's schema), all in one round trip; then
     /// the scheduled start's claim. Returns why the run is skipped, if it is.
@@ -337,7 +401,7 @@ impl Plan {
         tx: &mut Transaction<'_, Any>,
         backend: Backend,
         timeout: Duration,
-        claim: Option<i64>,
+        Coordination { lock, claim }: Coordination,
         values: &Values,
     ) -> Result<Option<&'static str>, TaskError> {
         let slots = match backend {
@@ -348,7 +412,7 @@ impl Plan {
                      AND set_config('statement_timeout', $4, true) IS NOT NULL \
                      AND set_config('search_path', '\"$user\", public', true) IS NOT NULL",
                 )
-                .bind(self.overlap)
+                .bind(!lock)
                 .bind(LOCK_CLASS)
                 .bind(lock_key(&self.name))
                 .bind(statement_timeout)
@@ -486,6 +550,7 @@ mod tests {
             limits: RunLimits::default(),
             retry: None,
             overlap: false,
+            route: leasewatch_types::Route::Primary,
         }
     }
 
