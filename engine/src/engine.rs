@@ -12,13 +12,13 @@ use crate::{
     auctions::{self, StatusCounts},
     audit::{AuditLog, NewEntry},
     db::{Backend, Database, DatabaseUrl, DbError, TASKS_APPLICATION_PREFIX},
-    governor::{self, Budget, Governor, GovernorSettings, Headroom},
+    governor::{self, Budget, Governor, GovernorSettings, GovernorView, Headroom},
     history::{History, HistoryRetention},
     lease::RunLimits,
-    lease::{CleanupReport, LeaseManager},
+    lease::{CleanupReport, LeaseInfo, LeaseManager, PoolSnapshot},
     predict::{Change, ForecastView, PredictSettings, Predictor, Responder},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
-    server_view::PgServerView,
+    server_view::{PgServerView, ServerView},
     settings::{GovernorConfig, PoolSettings, TaskIntervals, default_task_limits},
     targets::{PROBE_EVERY, ReplicaSettings, Targets},
     tasks::{
@@ -325,7 +325,7 @@ impl Engine {
             state: Mutex::new((Hysteresis::default(), Vec::new())),
             alerting: alerting.clone(),
         });
-        advisor.evaluate(&leases, &tasks);
+        advisor.evaluate(&targets, &tasks);
         let delivering = tokio::spawn(alerting.clone().run(db_for_audit.clone(), shutdown.clone()));
         tokio::spawn(history.clone().run(db_for_audit.clone(), shutdown.clone()));
         tokio::spawn(flush_audit(
@@ -343,7 +343,7 @@ impl Engine {
                 defer,
             });
             tokio::spawn(sample_server(
-                leases.clone(),
+                targets.clone(),
                 tasks.clone(),
                 instance.clone(),
                 config.governor.headroom,
@@ -420,7 +420,7 @@ impl Engine {
 
     /// Evaluates the recommendation rules now, rather than at the next tick.
     pub(crate) fn reevaluate(&self) {
-        self.advisor.evaluate(&self.leases, &self.tasks);
+        self.advisor.evaluate(&self.targets, &self.tasks);
     }
 
     /// The expected peak of the tasks' own connections over the next hour, from their
@@ -566,30 +566,61 @@ struct Advisor {
 }
 
 impl Advisor {
-    fn evaluate(&self, leases: &LeaseManager, tasks: &TaskManager) {
-        let snapshot = leases.snapshot();
-        let history = leases.history();
-        let lease_list = leases.leases();
+    fn evaluate(&self, targets: &Targets, tasks: &TaskManager) {
+        /// What the rules read of one database, owned while they read it.
+        struct Read {
+            target: Target,
+            snapshot: PoolSnapshot,
+            history: Vec<PoolSnapshot>,
+            leases: Vec<LeaseInfo>,
+            server: ServerView,
+            governor: GovernorView,
+        }
+        let reads: Vec<Read> = targets
+            .all()
+            .map(|(target, leases)| Read {
+                target,
+                snapshot: leases.snapshot(),
+                history: leases.history(),
+                leases: leases.leases(),
+                server: leases.server_view(),
+                governor: leases.governor().view(),
+            })
+            .collect();
         let task_views = tasks.tasks();
-        let server = leases.server_view();
+        let statuses = if targets.has_replicas() {
+            targets.status()
+        } else {
+            Vec::new()
+        };
         let forecast = self.predictor.lock().view();
         let now = Utc::now();
-        let findings = recommend::evaluate(
-            &Inputs {
-                now,
-                snapshot: &snapshot,
-                history: &history,
-                leases: &lease_list,
-                tasks: &task_views,
-                scheduler_running: tasks.is_running(),
-                server: &server,
-                round_trip: tasks.latest_round_trip(),
-                app_prefix: TASKS_APPLICATION_PREFIX,
-                governor: &leases.governor().view(),
-                forecast: forecast.as_ref(),
-            },
-            &self.thresholds,
-        );
+        let (running, round_trip) = (tasks.is_running(), tasks.latest_round_trip());
+        let mut inputs: Vec<(Target, Inputs<'_>)> = reads
+            .iter()
+            .map(|read| {
+                let inputs = Inputs {
+                    now,
+                    snapshot: &read.snapshot,
+                    history: &read.history,
+                    leases: &read.leases,
+                    tasks: &task_views,
+                    scheduler_running: running,
+                    server: &read.server,
+                    round_trip,
+                    app_prefix: TASKS_APPLICATION_PREFIX,
+                    governor: &read.governor,
+                    // The forecast is the primary's: the server the web app shares.
+                    forecast: None,
+                    targets: &statuses,
+                    fallback: targets.settings().fallback,
+                };
+                (read.target, inputs)
+            })
+            .collect();
+        let (primary, replicas) = inputs.split_first_mut().expect("the primary");
+        primary.1.forecast = forecast.as_ref();
+        let findings = recommend::evaluate(&primary.1, replicas, &self.thresholds);
         let mut state = self.state.lock();
         state.1 = state.0.update(now, findings, &self.thresholds);
         self.alerting.evaluate(now, &state.1);
@@ -622,7 +653,7 @@ async fn flush_audit(audit: Arc<AuditLog>, db: Database, shutdown: CancellationT
 /// predictive cleanup is on, acts on it). A task of its own: a read waits up to the control
 /// pool's acquire timeout.
 async fn sample_server(
-    leases: LeaseManager,
+    targets: Targets,
     tasks: TaskManager,
     instance: String,
     headroom: Headroom,
@@ -637,7 +668,7 @@ async fn sample_server(
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        let Some(view) = read_server(&leases, &instance, headroom).await else {
+        let Some(view) = read_server(targets.primary(), &instance, headroom).await else {
             continue;
         };
         let (change, forecast) = {
@@ -649,7 +680,7 @@ async fn sample_server(
             responder.respond(&change, forecast).await;
         }
         if matches!(change, Change::Raised(_) | Change::Cleared) {
-            advisor.evaluate(&leases, &tasks);
+            advisor.evaluate(&targets, &tasks);
         }
     }
 }
@@ -783,8 +814,15 @@ async fn maintain(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = sample.tick() => history.record_sample(&leases.record_history()),
-            _ = recommend.tick() => advisor.evaluate(leases, &tasks),
+            _ = sample.tick() => {
+                // Every target keeps its hour in memory for the rules; the primary's samples
+                // are the ones persisted (and charted).
+                for (_, replica) in targets.all().skip(1) {
+                    replica.record_history();
+                }
+                history.record_sample(&leases.record_history());
+            }
+            _ = recommend.tick() => advisor.evaluate(&targets, &tasks),
             _ = cleanup.tick() => {
                 // Stale leases are reclaimed on every target; the audit is the primary's.
                 for (target, on) in targets.all() {

@@ -22,11 +22,14 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use hysteresis::Hysteresis;
 
+use leasewatch_types::{Fallback, Target};
+
 use crate::{
     governor::GovernorView,
     lease::{LeaseInfo, PoolSnapshot},
     predict::ForecastView,
     server_view::ServerView,
+    targets::TargetStatus,
     tasks::TaskView,
 };
 
@@ -128,6 +131,10 @@ pub(crate) struct Inputs<'a> {
     pub governor: &'a GovernorView,
     /// The exhaustion forecast (PostgreSQL, once read).
     pub forecast: Option<&'a ForecastView>,
+    /// Every database, the primary first (one when there are no replicas).
+    pub targets: &'a [TargetStatus],
+    /// Where read work goes while no replica is in rotation.
+    pub fallback: Fallback,
 }
 
 /// A condition that holds now, before hysteresis decides whether it shows; it becomes a
@@ -163,6 +170,20 @@ impl Finding {
         }
     }
 
+    /// Named after the database it is about: its title says which, and a replica's id carries
+    /// its name (the primary's stays as it is without replicas, so its alerts keep their
+    /// identity).
+    fn on(self, target: Target) -> Self {
+        Self {
+            id: match target {
+                Target::Primary => self.id,
+                Target::Replica(_) => format!("{target}:{}", self.id),
+            },
+            title: format!("{target}: {}", self.title),
+            ..self
+        }
+    }
+
     /// Shown as soon as it is found (its source has a hysteresis of its own).
     pub(crate) fn at_once(self) -> Self {
         Self {
@@ -175,9 +196,27 @@ impl Finding {
 /// The id of the line that says nothing is wrong.
 pub const ALL_CLEAR: &str = "all_clear";
 
-/// The conditions that hold now, worst first; one "all clear" line when none does.
-pub(crate) fn evaluate(inputs: &Inputs<'_>, t: &Thresholds) -> Vec<Finding> {
-    let mut found: Vec<Finding> = rules::ALL.iter().flat_map(|rule| rule(inputs, t)).collect();
+/// The conditions that hold now, worst first; one "all clear" line when none does. `inputs`
+/// are the primary's; each of `replicas` has the rules about one database run over its own
+/// pool, leases and server, and with replicas every such finding names its database.
+pub(crate) fn evaluate(
+    inputs: &Inputs<'_>,
+    replicas: &[(Target, Inputs<'_>)],
+    t: &Thresholds,
+) -> Vec<Finding> {
+    let named = !replicas.is_empty();
+    let about = |target: Target, inputs: &Inputs<'_>| -> Vec<Finding> {
+        rules::PER_TARGET
+            .iter()
+            .flat_map(|rule| rule(inputs, t))
+            .map(|finding| if named { finding.on(target) } else { finding })
+            .collect()
+    };
+    let mut found = about(Target::Primary, inputs);
+    for (target, replica) in replicas {
+        found.extend(about(*target, replica));
+    }
+    found.extend(rules::ONCE.iter().flat_map(|rule| rule(inputs, t)));
     if found.is_empty() {
         found.push(Finding::new(
             ALL_CLEAR,
@@ -210,5 +249,31 @@ mod tests {
         w.snapshot.acquire_timeouts = 2;
         w.server = server(1, 10, 1);
         assert_eq!(w.ids(), ["acquire_timeouts", "idle_in_transaction"]);
+    }
+
+    #[test]
+    fn with_replicas_each_database_is_judged_and_named() {
+        let w = World::new().pool_for(600, |s| s.acquire_timeouts = 1);
+        let mut w = w;
+        w.snapshot.acquire_timeouts = 2;
+        let found = evaluate(
+            &w.inputs(),
+            &[(Target::Replica(1), w.inputs())],
+            &Thresholds::default(),
+        );
+        let named: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f.id.as_str(), f.title.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("acquire_timeouts", "primary: Acquires are timing out"),
+                (
+                    "replica-1:acquire_timeouts",
+                    "replica-1: Acquires are timing out"
+                ),
+            ]
+        );
     }
 }

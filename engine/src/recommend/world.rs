@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use leasewatch_types::{Fallback, Target};
+
 use super::{Finding, Inputs, Thresholds, evaluate};
 use crate::{
     failure::FailureKind,
@@ -12,6 +14,7 @@ use crate::{
     lease::{LeaseInfo, PoolSnapshot, Quantiles},
     predict::ForecastView,
     server_view::{Holder, PgServerView, ServerView},
+    targets::TargetStatus,
     tasks::{Outcome, RunRecord, TaskCounts, TaskState, TaskView, Trigger},
 };
 
@@ -62,6 +65,8 @@ pub(crate) struct World {
     pub(crate) governor: GovernorView,
     pub(crate) round_trip: Option<Duration>,
     pub(crate) forecast: Option<ForecastView>,
+    pub(crate) targets: Vec<TargetStatus>,
+    pub(crate) fallback: Fallback,
 }
 
 impl World {
@@ -87,6 +92,8 @@ impl World {
             },
             round_trip: None,
             forecast: None,
+            targets: vec![],
+            fallback: Fallback::Primary,
         }
     }
 
@@ -100,23 +107,51 @@ impl World {
         self
     }
 
+    /// A primary and `n` replicas, all in rotation.
+    pub(crate) fn with_replicas(mut self, n: u16) -> Self {
+        let target = |target: Target, address: String| TargetStatus {
+            target,
+            address,
+            in_rotation: true,
+            out: None,
+            since: t0(),
+            lag_secs: Some(0.0),
+            probed_at: Some(self.now),
+            bans: 0,
+            events: vec![],
+            pool: self.snapshot.clone(),
+            leases: vec![],
+            governor: self.governor.clone(),
+        };
+        let mut targets = vec![target(Target::Primary, "127.0.0.1:5432/app".into())];
+        targets.extend(
+            (1..=n).map(|i| target(Target::Replica(i), format!("127.0.0.1:{}/app", 5432 + i))),
+        );
+        self.targets = targets;
+        self
+    }
+
+    /// The inputs the rules read.
+    pub(crate) fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            now: self.now,
+            snapshot: &self.snapshot,
+            history: &self.history,
+            leases: &self.leases,
+            tasks: &self.tasks,
+            scheduler_running: self.running,
+            server: &self.server,
+            round_trip: self.round_trip,
+            app_prefix: "leasewatch:tasks",
+            governor: &self.governor,
+            forecast: self.forecast.as_ref(),
+            targets: &self.targets,
+            fallback: self.fallback,
+        }
+    }
+
     pub(crate) fn findings(&self, t: &Thresholds) -> Vec<Finding> {
-        evaluate(
-            &Inputs {
-                now: self.now,
-                snapshot: &self.snapshot,
-                history: &self.history,
-                leases: &self.leases,
-                tasks: &self.tasks,
-                scheduler_running: self.running,
-                server: &self.server,
-                round_trip: self.round_trip,
-                app_prefix: "leasewatch:tasks",
-                governor: &self.governor,
-                forecast: self.forecast.as_ref(),
-            },
-            t,
-        )
+        evaluate(&self.inputs(), &[], t)
     }
 
     pub(crate) fn ids(&self) -> Vec<String> {

@@ -5,6 +5,7 @@ mod failures;
 mod forecast;
 mod pool;
 mod server;
+mod targets;
 mod tasks;
 
 use std::time::Duration;
@@ -17,8 +18,9 @@ use crate::lease::PoolSnapshot;
 /// A rule: the conditions it finds in the inputs, under the thresholds.
 pub(super) type Rule = fn(&Inputs<'_>, &Thresholds) -> Vec<Finding>;
 
-/// Every rule, in no particular order: [`super::evaluate`] sorts what they find.
-pub(super) const ALL: &[Rule] = &[
+/// The rules about one database: its pool, its leases, its server. They run for the primary
+/// and for every replica, each finding named after its target when there are replicas.
+pub(super) const PER_TARGET: &[Rule] = &[
     pool::waiting,
     pool::acquire_timeouts,
     pool::stale_leases,
@@ -30,6 +32,11 @@ pub(super) const ALL: &[Rule] = &[
     server::slow_database,
     server::governor,
     forecast::exhaustion_predicted,
+];
+
+/// The rules about the tasks and the replicas' rotation: they run once.
+pub(super) const ONCE: &[Rule] = &[
+    targets::out_of_rotation,
     failures::slots_exhausted,
     failures::database_unreachable,
     failures::failing,
