@@ -461,3 +461,74 @@ fn bad_alert_settings_name_the_variable_and_never_show_a_secret() {
     assert!(config_err(&[("ALERT_REPEAT_INTERVAL", "10s")]).contains("from 1m to 7days"));
     assert!(config_err(&[("ALERT_INSTANCE", "web 1")]).contains("ALERT_INSTANCE"));
 }
+
+#[test]
+fn replicas_are_read_in_order_with_their_settings() {
+    const PRIMARY: (&str, &str) = ("DATABASE_URL", "postgres://app:pw@db-1:5432/shop");
+    let none = config(&[PRIMARY]).unwrap().engine;
+    assert!(none.replicas.is_empty(), "one database unless told");
+    let config = config(&[
+        PRIMARY,
+        (
+            "DATABASE_REPLICA_URLS",
+            " postgres://app:pw@db-2/shop , postgresql://reader@DB-3:6432/shop",
+        ),
+        ("REPLICA_MAX_LAG", "3s"),
+        ("REPLICA_FALLBACK", "wait"),
+    ])
+    .unwrap()
+    .engine;
+    let addresses: Vec<String> = config.replicas.iter().map(DatabaseUrl::address).collect();
+    assert_eq!(addresses, ["db-2:5432/shop", "DB-3:6432/shop"]);
+    assert_eq!(config.replica.max_lag, secs(3));
+    assert_eq!(config.replica.fallback, Fallback::Wait);
+}
+
+#[test]
+fn bad_replicas_name_the_variable_and_never_show_a_password() {
+    const PRIMARY: (&str, &str) = ("DATABASE_URL", "postgres://app:pw@db-1:5432/shop");
+    let refused = |replicas: &str| config_err(&[PRIMARY, ("DATABASE_REPLICA_URLS", replicas)]);
+    assert_eq!(
+        refused("postgres://app:hunter2@DB-1/shop"),
+        "invalid DATABASE_REPLICA_URLS=\"postgres://app:***@DB-1/shop\": is DATABASE_URL's own \
+         database, not a replica"
+    );
+    assert_eq!(
+        refused("postgres://a@db-2/shop,postgres://b@db-2:5432/shop"),
+        "invalid DATABASE_REPLICA_URLS=\"postgres://b@db-2:5432/shop\": is listed twice"
+    );
+    assert!(refused("sqlite://data/replica.db").ends_with(
+        "read replicas are PostgreSQL streaming replicas of a PostgreSQL DATABASE_URL \
+             (postgres://user@host:port/db, comma-separated)"
+    ));
+    assert!(refused("mysql://db-2/shop").contains("unknown scheme \"mysql\""));
+    let nine: Vec<String> = (2..11).map(|i| format!("postgres://db-{i}/shop")).collect();
+    assert_eq!(
+        refused(&nine.join(",")),
+        "invalid DATABASE_REPLICA_URLS=\"9 URLs\": at most 8 replicas"
+    );
+    // SQLite has no replicas.
+    assert!(
+        config_err(&[("DATABASE_REPLICA_URLS", "postgres://db-2/shop")])
+            .contains("of a PostgreSQL DATABASE_URL")
+    );
+    // Replica settings without replicas would do nothing: refused, not ignored.
+    assert_eq!(
+        config_err(&[PRIMARY, ("REPLICA_MAX_LAG", "5s")]),
+        "invalid REPLICA_MAX_LAG=\"5s\": only with DATABASE_REPLICA_URLS (it says how replicas \
+         are used)"
+    );
+    let with = |var, value| {
+        config_err(&[
+            PRIMARY,
+            ("DATABASE_REPLICA_URLS", "postgres://db-2/shop"),
+            (var, value),
+        ])
+    };
+    assert_eq!(
+        with("REPLICA_FALLBACK", "replica"),
+        "invalid REPLICA_FALLBACK=\"replica\": one of primary, wait: where read work goes while \
+         no replica is in rotation"
+    );
+    assert!(with("REPLICA_MAX_LAG", "0s").starts_with("invalid REPLICA_MAX_LAG=\"0s\""));
+}
