@@ -4,9 +4,10 @@
 //! silent blank column), but only the parts shown: the status' other sections (governor,
 //! forecast, alerts, ...) are not read, so a server that grows them still answers this CLI.
 
+use chrono::{DateTime, Utc};
 use leasewatch_engine::{
     LeaseInfo, PoolSnapshot, TaskView, control::Details, history::StoredRun,
-    recommend::Recommendation, tasks::Trigger,
+    recommend::Recommendation, targets::TargetStatus, tasks::Trigger,
 };
 use leasewatch_types::{ActionName, Severity};
 use serde::Deserialize;
@@ -27,6 +28,9 @@ pub struct Status {
     pub leases: Vec<LeaseInfo>,
     /// The recommendations, worst first.
     pub recommendations: Vec<Recommendation>,
+    /// Every database, the primary first (absent from servers older than replicas).
+    #[serde(default)]
+    pub targets: Vec<TargetStatus>,
 }
 
 impl Status {
@@ -103,6 +107,10 @@ pub fn status(status: &Status, width: usize) -> String {
     }
     out.push_str(&tasks.render(width));
     out.push('\n');
+    if status.targets.len() > 1 {
+        out.push_str(&databases(&status.targets, now, width));
+        out.push('\n');
+    }
     if status.recommendations.is_empty() {
         out.push_str("no recommendations\n");
         return out;
@@ -123,6 +131,37 @@ pub fn status(status: &Status, width: usize) -> String {
     }
     out.push_str(&recommendations.render(width));
     out
+}
+
+/// With replicas: each database, whether it takes work, its lag, leases and bans; the reason
+/// last, where the terminal cuts it.
+fn databases(targets: &[TargetStatus], now: DateTime<Utc>, width: usize) -> String {
+    let mut table = Table::new(vec![
+        Column::fixed("DATABASE"),
+        Column::cut("ADDRESS", 12),
+        Column::fixed("SINCE"),
+        Column::fixed("LAG"),
+        Column::number("LEASES"),
+        Column::number("BANS"),
+        Column::cut("ROTATION", 12),
+    ]);
+    for target in targets {
+        table.row(vec![
+            target.target.to_string(),
+            target.address.clone(),
+            relative(target.since, now),
+            target
+                .lag_secs
+                .map_or_else(|| "-".to_owned(), |lag| format!("{lag:.1}s")),
+            target.leases.len().to_string(),
+            target.bans.to_string(),
+            target
+                .out
+                .as_ref()
+                .map_or_else(|| "in".to_owned(), |reason| format!("out: {reason}")),
+        ]);
+    }
+    table.render(width)
 }
 
 /// `leases`: one line per lease held.
@@ -293,5 +332,73 @@ mod tests {
             assert!(line.chars().count() <= 80, "{line}");
         }
         assert_eq!(runs(&[], 80), "no runs match\n");
+    }
+
+    #[test]
+    fn databases_say_which_take_work_and_why_not() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "scheduler": {"running": true},
+            "tasks": [],
+            "pool": serde_json::to_value(snapshot()).unwrap(),
+            "leases": [],
+            "recommendations": [],
+            "targets": [target("primary", None), target("replica-1", Some(serde_json::json!(
+                {"kind": "unreachable", "error": "connection refused"}
+            )))],
+        }))
+        .unwrap();
+        let out = super::status(&status, 100);
+        assert!(out.contains("DATABASE"), "{out}");
+        assert!(out.contains("primary    db-1:5432/shop"), "{out}");
+        assert!(
+            out.contains("out: unreachable: connection refused"),
+            "{out}"
+        );
+        for line in out.lines() {
+            assert!(line.chars().count() <= 100, "{line}");
+        }
+        // One database: no table.
+        let one: Status = serde_json::from_value(serde_json::json!({
+            "scheduler": {"running": true},
+            "tasks": [],
+            "pool": serde_json::to_value(snapshot()).unwrap(),
+            "leases": [],
+            "recommendations": [],
+        }))
+        .unwrap();
+        assert!(!super::status(&one, 100).contains("DATABASE"));
+    }
+
+    fn snapshot() -> PoolSnapshot {
+        serde_json::from_value(serde_json::json!({
+            "taken_at": "2026-05-14T14:07:30Z", "total": 1, "idle": 1, "active": 0,
+            "waiting": 0, "leases": 0, "stale": 0, "max": 4, "min": 0, "limit": 4,
+            "budget": null, "utilization": 0.0,
+            "acquire_latency": {"p50_ms": null, "p95_ms": null, "p99_ms": null},
+            "acquire_timeouts": 0, "issued": 0, "released": 0, "revoked": 0,
+            "hold_p95_ms": null, "per_task": [], "window_p95_ms": null
+        }))
+        .unwrap()
+    }
+
+    fn target(name: &str, out: Option<serde_json::Value>) -> serde_json::Value {
+        let governor = serde_json::json!({
+            "enabled": false, "limit": 4, "share": 4, "held": 0, "queued": 0, "budget": null,
+            "reason": "off", "changed_at": "2026-05-14T14:00:00Z"
+        });
+        serde_json::json!({
+            "target": name,
+            "address": if name == "primary" { "db-1:5432/shop" } else { "db-2:5432/shop" },
+            "in_rotation": out.is_none(),
+            "out": out,
+            "since": "2026-05-14T14:00:00Z",
+            "lag_secs": 0.0,
+            "probed_at": "2026-05-14T14:07:29Z",
+            "bans": 1,
+            "events": [],
+            "pool": serde_json::to_value(snapshot()).unwrap(),
+            "leases": [],
+            "governor": governor,
+        })
     }
 }
