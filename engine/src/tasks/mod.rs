@@ -43,6 +43,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::TaskError;
 pub use job::{Job, JobContext, JobFuture, JobOutput, JobSpec};
+/// Where a job runs, and the database an attempt was given: named here beside [`Job`].
+pub use leasewatch_types::{Route, Target};
 pub use model::{
     Attempt, CommandError, HISTORY_LEN, Outcome, RunRecord, SkipCause, StopReport, TaskCounts,
     TaskState, TaskView, Trigger,
@@ -51,8 +53,6 @@ pub use preview::{PreviewTask, SchedulePreview, preview};
 pub use retry::RetryPolicy;
 pub use schedule::{Clock, Schedule, ScheduleError};
 pub use scheduler::TaskManager;
-
-use leasewatch_types::Target;
 
 use crate::{
     auctions::StatusCounts,
