@@ -255,6 +255,12 @@ impl Database {
         &self.control
     }
 
+    /// The probe's one connection (see [`Database`]): the targets' health probe asks over it
+    /// too, so a probe never waits behind control work.
+    pub(crate) fn probe_pool(&self) -> &AnyPool {
+        &self.probe
+    }
+
     /// Closes every connection, waiting a few seconds for those in use to come back; a
     /// holder that never gives its connection back must not hang shutdown.
     pub async fn close(&self) {

@@ -297,10 +297,10 @@ const LAG_SQL: &str = "SELECT CASE \
        ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0)::float8 \
      END";
 
-/// One probe over the target's control pool, within the probe timeout.
+/// One probe over the target's probe connection, within the probe timeout.
 async fn probe(leases: &LeaseManager) -> ProbeResult {
     let read = async {
-        let mut conn = leases.database().control().acquire().await?;
+        let mut conn = leases.database().probe_pool().acquire().await?;
         sqlx::query_scalar::<_, f64>(LAG_SQL)
             .fetch_one(&mut *conn)
             .await
