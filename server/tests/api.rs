@@ -1291,3 +1291,122 @@ async fn a_declared_task_is_listed_acted_on_and_measured_like_a_built_in_one() {
         scrape.text
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_cleanup_acts_on_one_database_or_on_all() {
+    // A second database on the same server stands in for a replica (it answers the probe);
+    // nobody listens on port 1.
+    let (Some(primary), Some(replica)) =
+        (TestDatabase::create().await, TestDatabase::create().await)
+    else {
+        return;
+    };
+    let config = EngineConfig {
+        replicas: vec![
+            DatabaseUrl::parse(replica.url()).unwrap(),
+            DatabaseUrl::parse("postgres://postgres@127.0.0.1:1/none").unwrap(),
+        ],
+        ..engine_config(DatabaseUrl::parse(primary.url()).unwrap())
+    };
+    let app = app_with(config, None, leptos_options()).await;
+    let op = As::Bearer(OPERATOR);
+
+    let status = app.status().await;
+    let rotation: Vec<(&str, bool)> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["target"].as_str().unwrap(), t["in_rotation"] == true))
+        .collect();
+    assert_eq!(
+        rotation,
+        [("primary", true), ("replica-1", true), ("replica-2", false)]
+    );
+    assert_eq!(status["targets"][2]["out"]["kind"], "unreachable");
+    assert!(
+        !status.to_string().contains("postgres://"),
+        "addresses only, never URLs with their user"
+    );
+
+    let one = app
+        .act(
+            op,
+            json!({"action": "emergency_cleanup", "dry_run": true, "target": "replica-1"}),
+        )
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+    assert_eq!(one.body["details"]["targets"], json!(["replica-1"]));
+    let all = app
+        .act(op, json!({"action": "emergency_cleanup", "dry_run": true}))
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    assert_eq!(
+        all.body["details"]["targets"],
+        json!(["primary", "replica-1", "replica-2"])
+    );
+    let notes: Vec<&str> = all.body["details"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("replica-2: would revoke 0 leases")),
+        "each database says what it would do: {notes:?}"
+    );
+
+    let done = app
+        .act(
+            op,
+            json!({"action": "emergency_cleanup", "target": "replica-1"}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let audit = app
+        .send(Method::GET, "/api/admin/audit?limit=1", op, None)
+        .await;
+    assert_eq!(
+        audit.body[0]["arguments"],
+        r#"{"dry_run":false,"target":"replica-1"}"#
+    );
+
+    for (body, code) in [
+        (
+            json!({"action": "emergency_cleanup", "dry_run": true, "target": "replica-9"}),
+            "unknown_target",
+        ),
+        (
+            json!({"action": "emergency_cleanup", "dry_run": true, "target": "Replica-1"}),
+            "invalid_target",
+        ),
+        (
+            json!({"action": "cleanup", "dry_run": true, "target": "primary"}),
+            "unexpected_target",
+        ),
+    ] {
+        let refused = app.act(op, body.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.text
+        );
+        assert_eq!(error_code(&refused), code, "{body}");
+    }
+    let unknown = app
+        .act(
+            op,
+            json!({"action": "emergency_cleanup", "dry_run": true, "target": "replica-9"}),
+        )
+        .await;
+    assert!(
+        unknown
+            .text
+            .contains("there is no target replica-9: configured are primary, replica-1, replica-2"),
+        "{}",
+        unknown.text
+    );
+    app.engine.shutdown().await;
+}
