@@ -157,6 +157,24 @@ fn read_task(name: &str, every: Duration, sql: &str) -> DeclaredTask {
     }
 }
 
+/// `which_database` every `every`, naming the database it read; `sneaky_write`, a read task
+/// that tries to write.
+fn read_tasks(every: Duration) -> DeclaredTasks {
+    DeclaredTasks::new(vec![
+        read_task(
+            "which_database",
+            every,
+            "SELECT current_database()::text AS db",
+        ),
+        read_task(
+            "sneaky_write",
+            Duration::from_secs(3600),
+            "CREATE TABLE sneaky (x int)",
+        ),
+    ])
+    .unwrap()
+}
+
 fn manager(targets: Targets, tasks: &DeclaredTasks) -> TaskManager {
     let manager = TaskManager::with_jobs(
         targets,
@@ -182,19 +200,7 @@ async fn a_read_task_runs_read_only_on_a_replica_and_claims_its_start_on_the_pri
     else {
         return;
     };
-    let tasks = DeclaredTasks::new(vec![
-        read_task(
-            "which_database",
-            Duration::from_secs(1),
-            "SELECT current_database()::text AS db",
-        ),
-        read_task(
-            "sneaky_write",
-            Duration::from_secs(3600),
-            "CREATE TABLE sneaky (x int)",
-        ),
-    ])
-    .unwrap();
+    let tasks = read_tasks(Duration::from_secs(1));
     let manager = manager(
         targets(&main, &[one.url()], Fallback::Primary).await,
         &tasks,
@@ -251,19 +257,7 @@ async fn a_read_task_on_the_primary_is_read_only_too() {
     let Some(main) = TestDatabase::create().await else {
         return;
     };
-    let tasks = DeclaredTasks::new(vec![
-        read_task(
-            "which_database",
-            Duration::from_secs(3600),
-            "SELECT current_database()::text AS db",
-        ),
-        read_task(
-            "sneaky_write",
-            Duration::from_secs(3600),
-            "CREATE TABLE sneaky (x int)",
-        ),
-    ])
-    .unwrap();
+    let tasks = read_tasks(Duration::from_secs(3600));
     let manager = manager(targets(&main, &[DEAD], Fallback::Primary).await, &tasks);
     let read = run_now(&manager, "which_database").await;
     assert!(
