@@ -1,6 +1,7 @@
 //! Scratch PostgreSQL clusters for tests that stop, restart or starve a server: each starts its
 //! own with `initdb` / `pg_ctl` in a temporary folder on a free port, and removes it when
-//! dropped. The machine's shared server is never touched.
+//! dropped. A primary can have streaming replicas (`pg_basebackup`), each a scratch cluster
+//! of its own. The machine's shared server is never touched.
 
 use std::{net::TcpListener, path::PathBuf, process::Command};
 
@@ -14,6 +15,38 @@ impl ScratchCluster {
     /// Creates and starts a cluster with `max_connections`, reachable over 127.0.0.1 with
     /// user `postgres` (trust). `None` (skip) when `initdb` is missing and `CI` is not `true`.
     pub fn start(max_connections: u32) -> Option<Self> {
+        Self::start_with(max_connections, "")
+    }
+
+    /// [`ScratchCluster::start`] for a primary that streams to replicas
+    /// ([`ScratchCluster::replica`]): WAL for replication, senders for them, and WAL kept so a
+    /// replica stopped for a while catches up when it starts again.
+    pub fn start_primary(max_connections: u32) -> Option<Self> {
+        Self::start_with(
+            max_connections,
+            " -c wal_level=replica -c max_wal_senders=4 -c wal_keep_size=256MB",
+        )
+    }
+
+    /// A streaming replica of this cluster on a free port of its own: `pg_basebackup -R -X
+    /// stream` (initdb's `pg_hba.conf` with `-A trust` lets local replication in), started
+    /// and read-only (hot standby). Removed on drop, like any scratch cluster.
+    pub fn replica(&self) -> Self {
+        let replica = Self::new_dir();
+        run(as_postgres("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-R", "-X", "stream"])
+            // A fast checkpoint to start from: a spread one paces its writes over minutes.
+            .args(["-c", "fast", "-p"])
+            .arg(self.port.to_string())
+            .arg("-D")
+            .arg(replica.data_dir()));
+        // The backup carries the primary's settings (a standby needs at least its
+        // max_connections); its port and socket folder are its own.
+        replica.pg_ctl_start();
+        replica
+    }
+
+    fn start_with(max_connections: u32, extra_options: &str) -> Option<Self> {
         if Command::new("initdb").arg("--version").output().is_err() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -22,28 +55,16 @@ impl ScratchCluster {
             eprintln!("skipping: initdb is not on PATH");
             return None;
         }
-        let dir =
-            std::env::temp_dir().join(format!("leasewatch-pg-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).expect("create the cluster folder");
-        let cluster = Self {
-            port: free_port(),
-            dir,
-        };
-        if is_root() {
-            // initdb refuses to run as root: the folder belongs to `postgres`, who runs both.
-            run(Command::new("chown").arg("postgres:").arg(&cluster.dir));
-        }
+        let cluster = Self::new_dir();
         let data = cluster.data_dir();
         run(as_postgres("initdb")
             .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
             .arg(&data));
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections={max_connections} \
-             -c fsync=off",
-            cluster.port,
-            cluster.dir.display()
+        let settings = format!(
+            "-c listen_addresses=127.0.0.1 -c max_connections={max_connections} -c fsync=off\
+             {extra_options}"
         );
-        std::fs::write(data.join("scratch-options"), &options).ok();
+        std::fs::write(data.join("scratch-options"), &settings).ok();
         cluster.pg_ctl_start();
         Some(cluster)
     }
@@ -72,15 +93,41 @@ impl ScratchCluster {
             .args(["-m", "fast", "-w", "-t", "30", "stop"]));
     }
 
-    /// Starts it again after [`ScratchCluster::stop`].
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`: no checkpoint,
+    /// sessions cut); it recovers when started again.
+    pub fn stop_immediate(&self) {
+        run(as_postgres("pg_ctl")
+            .args(["-D"])
+            .arg(self.data_dir())
+            .args(["-m", "immediate", "-w", "-t", "30", "stop"]));
+    }
+
+    /// Starts it again after [`ScratchCluster::stop`] or [`ScratchCluster::stop_immediate`]
+    /// (a replica resumes streaming from its primary).
     pub fn restart(&self) {
         self.pg_ctl_start();
     }
 
+    /// An empty cluster folder on a free port, owned by `postgres` when running as root
+    /// (initdb refuses to run as root: `postgres` runs every tool).
+    fn new_dir() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("leasewatch-pg-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("create the cluster folder");
+        if is_root() {
+            run(Command::new("chown").arg("postgres:").arg(&dir));
+        }
+        Self {
+            port: free_port(),
+            dir,
+        }
+    }
+
     fn pg_ctl_start(&self) {
         let data = self.data_dir();
-        let options =
-            std::fs::read_to_string(data.join("scratch-options")).expect("the saved options");
+        let settings =
+            std::fs::read_to_string(data.join("scratch-options")).expect("the saved settings");
+        let options = format!("-p {} -k {} {settings}", self.port, self.dir.display());
         run(as_postgres("pg_ctl")
             .arg("-D")
             .arg(&data)

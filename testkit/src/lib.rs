@@ -3,7 +3,8 @@
 //! PostgreSQL tests run against the server on 127.0.0.1:5432 (override with
 //! `LEASEWATCH_TEST_PG`), each in a database of its own so they can run in parallel. When the
 //! server cannot be reached they skip, except under `CI=true`, where they fail.
-//! [`ScratchCluster`] is for tests that stop, restart or starve a server.
+//! [`ScratchCluster`] is for tests that stop, restart or starve a server, or a streaming replica
+//! of one.
 
 mod cluster;
 

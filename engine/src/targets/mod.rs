@@ -68,6 +68,8 @@ struct Shared {
     settings: ReplicaSettings,
     /// Where the search among equally loaded replicas starts, so they take turns.
     turn: AtomicUsize,
+    /// Bans a task's failed connection caused, for the next probe to hand on to the audit.
+    failed_connects: Mutex<Vec<(Target, HealthEvent)>>,
 }
 
 struct Member {
@@ -136,6 +138,7 @@ impl Targets {
                 members,
                 settings,
                 turn: AtomicUsize::new(0),
+                failed_connects: Mutex::default(),
             }),
         }
     }
@@ -246,12 +249,17 @@ impl Targets {
             .failed_connect(Utc::now(), error.to_owned());
         if let Some(event) = &event {
             log_event(target, event);
+            self.shared
+                .failed_connects
+                .lock()
+                .push((target, event.clone()));
         }
         event
     }
 
     /// Probes every target at once (each bounded by the probe timeout) and takes in the
-    /// answers; returns the bans and recoveries it caused.
+    /// answers; returns the bans and recoveries it caused, after those tasks' failed
+    /// connections caused since the last probe.
     pub async fn probe(&self) -> Vec<(Target, HealthEvent)> {
         let max_lag = self.shared.settings.max_lag;
         let answers = futures_util::future::join_all(
@@ -262,14 +270,13 @@ impl Targets {
         )
         .await;
         let now = Utc::now();
-        answers
-            .into_iter()
-            .filter_map(|(m, answer)| {
-                let event = m.health.lock().observe(now, answer, max_lag)?;
-                log_event(m.target, &event);
-                Some((m.target, event))
-            })
-            .collect()
+        let mut events = std::mem::take(&mut *self.shared.failed_connects.lock());
+        events.extend(answers.into_iter().filter_map(|(m, answer)| {
+            let event = m.health.lock().observe(now, answer, max_lag)?;
+            log_event(m.target, &event);
+            Some((m.target, event))
+        }));
+        events
     }
 
     fn member(&self, target: Target) -> Option<&Member> {

@@ -436,9 +436,19 @@ impl Plan {
         .bind(slot_ms.saturating_sub(kept_ms))
         .execute(&mut **tx)
         .await?;
+        // A read task's claim is committed on the primary before its reads, so when those
+        // fail (its replica died) the retry finds the start claimed already: by this instance,
+        // it is the same run's, and it claims it again. A write's claim commits with its work.
+        let conflict = match self.route {
+            Route::Replica => {
+                "(task, slot_ms) DO UPDATE SET claimed_at_ms = excluded.claimed_at_ms \
+                 WHERE task_slots.instance = excluded.instance"
+            }
+            Route::Primary => "DO NOTHING",
+        };
         let claimed = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO {slots} (task, slot_ms, instance, claimed_at_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING"
+             ON CONFLICT {conflict}"
         )))
         .bind(self.name.clone())
         .bind(slot_ms)
