@@ -11,7 +11,9 @@ use crate::{
     alert::{AlertSettings, Alerting, AlertsView},
     auctions::{self, StatusCounts},
     audit::{AuditLog, NewEntry},
-    db::{Backend, Database, DatabaseUrl, DbError, TASKS_APPLICATION_PREFIX},
+    db::{
+        Backend, Database, DatabaseUrl, DbError, REPLICA_ACQUIRE_TIMEOUT, TASKS_APPLICATION_PREFIX,
+    },
     governor::{self, Budget, Governor, GovernorSettings, GovernorView, Headroom},
     history::{History, HistoryRetention},
     lease::RunLimits,
@@ -252,7 +254,7 @@ impl Engine {
             replicas.push(LeaseManager::governed(
                 Database::connect_replica(url, &config.pool).await?,
                 config.pool.lease_timeout,
-                config.pool.connect_timeout,
+                config.pool.connect_timeout.min(REPLICA_ACQUIRE_TIMEOUT),
                 governor(),
             ));
         }

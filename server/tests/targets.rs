@@ -45,8 +45,8 @@ const FAST: &[(&str, &str)] = &[
     ("RETRY_MAX", "3"),
     ("LEASE_TIMEOUT", "5s"),
     // A read that starts on a replica that just died waits this long for a connection (sqlx
-    // retries a refused one until then) before its retry goes to the primary: under the
-    // tasks' 1 s period, so no start is skipped for a run still going.
+    // retries a refused one until then; at most 1 s on a replica) before its retry goes to the
+    // primary: under the tasks' 1 s period, so no start is skipped for a run still going.
     ("DB_CONNECTION_TIMEOUT", "500"),
     ("DB_MAX_CONNECTIONS", "5"),
     ("DB_MIN_CONNECTIONS", "1"),

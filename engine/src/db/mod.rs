@@ -57,6 +57,12 @@ pub(crate) const POSTGRES_MIGRATIONS_TABLE: &str = "leasewatch._sqlx_migrations"
 /// A readiness probe waits at most this long for its answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The longest a task waits for a replica's connection (`DB_CONNECTION_TIMEOUT` when
+/// shorter): a replica that cannot hand one over by then is busy or gone, and the read's retry
+/// goes where reads go then instead of queueing there. The pool would otherwise keep retrying a
+/// refused connection for the whole timeout.
+pub const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Probes within this long of the last one get its answer: a flood of probes costs at most
 /// one query per interval.
 pub const PROBE_REUSE: Duration = Duration::from_secs(1);

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Executor, any::AnyPoolOptions};
 
 use super::{
     Backend, CONTROL_APPLICATION_NAME, Database, DatabaseUrl, DbError, PROBE_APPLICATION_NAME,
-    PROBE_TIMEOUT, SCHEMA, TASKS_APPLICATION_PREFIX,
+    PROBE_TIMEOUT, REPLICA_ACQUIRE_TIMEOUT, SCHEMA, TASKS_APPLICATION_PREFIX,
 };
 use crate::settings::PoolSettings;
 
@@ -29,11 +29,16 @@ impl Database {
     /// A read replica's pools: every session read-only (`default_transaction_read_only`), so
     /// nothing sent there can write even if the server is promoted or misnamed, and opened
     /// lazily, so a replica that is down at start-up is only out of rotation, not fatal.
+    /// Its acquires wait at most [`REPLICA_ACQUIRE_TIMEOUT`].
     pub async fn connect_replica(
         url: &DatabaseUrl,
         settings: &PoolSettings,
     ) -> Result<Self, DbError> {
-        Self::open(url, settings, Access::ReadOnly).await
+        let settings = PoolSettings {
+            connect_timeout: settings.connect_timeout.min(REPLICA_ACQUIRE_TIMEOUT),
+            ..settings.clone()
+        };
+        Self::open(url, &settings, Access::ReadOnly).await
     }
 
     async fn open(

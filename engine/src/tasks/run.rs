@@ -137,7 +137,9 @@ impl Inner {
         if !self.targets.has_replicas()
             || matches!(
                 err,
-                TaskError::NoReplica(_) | TaskError::Lease(LeaseError::OverLimit { .. })
+                TaskError::NoReplica(_)
+                    | TaskError::On { .. }
+                    | TaskError::Lease(LeaseError::OverLimit { .. })
             )
         {
             return err;

@@ -320,21 +320,30 @@ impl Job for DeclaredJob {
                     .flatten(),
             };
             if ctx.target != Target::Primary && coordination.lock {
-                // On a replica: the lock and the claim are taken on the primary first.
-                let mut lease = ctx.targets.primary().acquire(&ctx.run).await?;
+                // On a replica: the lock and the claim are taken on the primary first. Their
+                // failure is the primary's, not the replica's (which stays in rotation).
                 let (plan, values) = (Arc::clone(&plan), values.clone());
-                let skipped = lease
-                    .run(move |conn| {
-                        Box::pin(async move {
-                            let mut tx = conn.begin().await?;
-                            let skipped = plan
-                                .prepare(&mut tx, backend, timeout, coordination, &values)
-                                .await?;
-                            tx.commit().await?;
-                            Ok::<_, TaskError>(skipped)
+                let coordinate = async {
+                    let mut lease = ctx.targets.primary().acquire(&ctx.run).await?;
+                    lease
+                        .run(move |conn| {
+                            Box::pin(async move {
+                                let mut tx = conn.begin().await?;
+                                let skipped = plan
+                                    .prepare(&mut tx, backend, timeout, coordination, &values)
+                                    .await?;
+                                tx.commit().await?;
+                                Ok::<_, TaskError>(skipped)
+                            })
                         })
-                    })
-                    .await?;
+                        .await
+                };
+                let skipped = coordinate.await.map_err(|err| TaskError::On {
+                    target: Target::Primary,
+                    source: Box::new(err),
+                    why: "; a read task's lock and claimed start are taken there, so it waits for \
+                          the primary (overlap = true needs neither)",
+                })?;
                 if let Some(skipped) = skipped {
                     return Ok(JobOutput::skipped(skipped));
                 }
