@@ -278,9 +278,8 @@ pub fn target_card(card: &TargetCard, zone: Zone, now_ms: i64) -> String {
             }
         }
         dl.facts {
-            div { dt { "Address" } dd { code { (card.address) } } }
-            div { dt { "Replay lag" } dd data-fact="lag" { (lag_words(card.lag_secs)) } }
-            div {
+            div.wide { dt { "Address" } dd { code { (card.address) } } }
+            div.wide {
                 dt { "Pool" }
                 dd data-fact="pool" {
                     "open " (card.open) " · idle " (card.idle) " · active " (card.active)
@@ -288,6 +287,7 @@ pub fn target_card(card: &TargetCard, zone: Zone, now_ms: i64) -> String {
                     span.detail { " (max " (card.max) ")" }
                 }
             }
+            div { dt { "Replay lag" } dd data-fact="lag" { (lag_words(card.lag_secs)) } }
             div {
                 dt { "Leases held" }
                 dd data-fact="leases" {
@@ -836,7 +836,7 @@ mod tests {
             "{html}"
         );
         for fact in [
-            r#"<dt>Address</dt><dd><code>127.0.0.1:5432/app</code></dd>"#,
+            r#"<div class="wide"><dt>Address</dt><dd><code>127.0.0.1:5432/app</code></dd></div>"#,
             r#"<dt>Replay lag</dt><dd data-fact="lag">0.2 s</dd>"#,
             concat!(
                 r#"<dt>Pool</dt><dd data-fact="pool">open 3 · idle 1 · active 2 · limit 4"#,
