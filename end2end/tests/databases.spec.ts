@@ -112,12 +112,15 @@ test("a card's emergency cleanup previews and acts on its own database only", as
   await expect(preview).toHaveCount(0);
   await expect(opener).toBeFocused();
 
-  // The panel's emergency cleanup acts on every database, and says so.
-  await page.locator('.controls [data-control="emergency_cleanup"]').click();
+  // The panel's emergency cleanup acts on every database, and says so; closed, focus goes back
+  // to the panel's button, not to a card's.
+  const panel = page.locator('.controls [data-control="emergency_cleanup"]');
+  await panel.click();
   const every = page.locator('.controls [data-preview="emergency_cleanup"]');
   await expect(every).toContainText('Emergency cleanup of every database preview:');
   await expect(every).not.toHaveAttribute('data-preview-target');
   await every.getByRole('button', { name: 'Cancel' }).click();
+  await expect(panel).toBeFocused();
 
   // Confirmed on the unreachable replica: done there, audited with its target.
   const down = card(page, 'replica-2');

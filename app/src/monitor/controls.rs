@@ -34,7 +34,9 @@ impl Place {
     fn opener(&self, action: ActionName) -> String {
         let quoted = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
         match self {
-            Place::Panel | Place::Alerts => format!(r#"[data-control="{}"]"#, action.as_str()),
+            // Within its section: a database's card has an emergency cleanup of its own.
+            Place::Panel => format!(r#".controls [data-control="{}"]"#, action.as_str()),
+            Place::Alerts => format!(r#".alerts [data-control="{}"]"#, action.as_str()),
             // Pause and resume are one button that changes its label.
             Place::Task(task) => format!(
                 r#"tr[data-task="{}"] [data-action="{}"]"#,
@@ -326,7 +328,7 @@ mod tests {
     fn openers_are_found_where_the_action_was_asked_for() {
         assert_eq!(
             Place::Panel.opener(ActionName::Stop),
-            r#"[data-control="stop"]"#
+            r#".controls [data-control="stop"]"#
         );
         assert_eq!(
             Place::Advice(r#"stale_lease:a"b"#.to_owned()).opener(ActionName::Cleanup),
@@ -334,7 +336,7 @@ mod tests {
         );
         assert_eq!(
             Place::Alerts.opener(ActionName::TestNotification),
-            r#"[data-control="test_notification"]"#
+            r#".alerts [data-control="test_notification"]"#
         );
         assert_eq!(
             Place::Task("health_check".to_owned()).opener(ActionName::Pause),

@@ -283,8 +283,9 @@ pub fn render(engine: &Engine) -> String {
         .collect();
     out.gauge(
         "leasewatch_target_in_rotation",
-        "1 while the database takes work: the primary always, a read replica while its probe \
-         answers within REPLICA_MAX_LAG; 0 while a replica is out of rotation.",
+        "1 while the database is in rotation (its 1-s probe answers, a replica's within \
+         REPLICA_MAX_LAG), 0 while it is out. Writes wait for the primary whatever this says; \
+         read work goes to the replicas at 1.",
     )
     .per_target(
         health
