@@ -133,9 +133,14 @@ impl Controls {
             .with(|d| d.as_ref().is_some_and(Dashboard::has_replicas))
     }
 
-    /// What the action asked for at `place` is called ([`action_words`]).
+    /// What the action asked for at `place` is called ([`action_words`]). Reads the data
+    /// without tracking it: the previews and the effect that shows an action's result call
+    /// this, and must not run again (taking the focus back) on every poll.
     pub(super) fn words(self, place: &Place, action: ActionName) -> String {
-        action_words(place, action, self.has_replicas())
+        let replicas = self
+            .data
+            .with_untracked(|d| d.as_ref().is_some_and(Dashboard::has_replicas));
+        action_words(place, action, replicas)
     }
 
     pub(super) fn is_operator(self) -> bool {
