@@ -90,6 +90,7 @@ pub mod ssr {
         history::{RunSearch, SampleSpan, StoredRun, bucket_ms},
         predict::ForecastView,
         query::{self, InvalidQuery},
+        targets::TargetStatus,
         tasks::{SchedulePreview, TaskState, TaskView, Trigger},
     };
     use leptos::{config::LeptosOptions, prelude::ServerFnError};
@@ -97,9 +98,9 @@ pub mod ssr {
     use crate::wire::{
         Advice, Alerts, AttemptRow, AuditPage, AuditQuery, AuditRow, ChartRange, Dashboard,
         FiringRow, Forecast, ForecastTrend, LeaseRow, LeaseUseRow, NotificationRow, PollSamples,
-        PoolCard, Read, ReceiverRow, Refusal, Retry, RunDetail, RunDot, RunRow, RunsPage,
-        RunsQuery, RunsView, SAMPLE_EVERY_MS, Sample, SamplesQuery, SpanSamples, StatusCount,
-        TaskRow, TimedLine, chart_bucket_ms,
+        PoolCard, Read, ReceiverRow, Refusal, Retry, RotationEvent, RunDetail, RunDot, RunRow,
+        RunsPage, RunsQuery, RunsView, SAMPLE_EVERY_MS, Sample, SamplesQuery, SpanSamples,
+        StatusCount, TargetCard, TaskRow, TimedLine, chart_bucket_ms,
     };
 
     /// What every request handler and server function can reach.
@@ -150,6 +151,7 @@ pub mod ssr {
         let snapshot = leases.snapshot();
         let now_ms = Utc::now().timestamp_millis();
         let auctions = engine.auctions();
+        let targets = engine.targets().status();
         Dashboard {
             taken_at_ms: snapshot.taken_at.timestamp_millis(),
             role,
@@ -172,18 +174,8 @@ pub mod ssr {
                 .range()
                 .map(|range| history(leases, now_ms, range))
                 .unwrap_or_default(),
-            leases: leases
-                .leases()
-                .into_iter()
-                .map(|l| LeaseRow {
-                    id: l.id,
-                    task: l.task,
-                    run_id: l.run_id,
-                    backend_pid: l.backend_pid,
-                    held_ms: l.held_ms,
-                    stale: l.stale,
-                })
-                .collect(),
+            leases: lease_rows(&targets),
+            targets: targets.into_iter().map(target_card).collect(),
             tasks: engine.tasks().tasks().into_iter().map(task_row).collect(),
             recommendations: advice(engine),
             schedule_preview: schedule_line(engine.schedule_preview()),
@@ -220,6 +212,59 @@ pub mod ssr {
             server_applies: db.backend() == Backend::Postgres,
             forecast: engine.forecast().map(forecast),
             alerts: alerts(engine.alerts()),
+        }
+    }
+
+    /// The leases held on every database, oldest first (the longest held first, the primary's
+    /// first among equals).
+    pub fn lease_rows(targets: &[TargetStatus]) -> Vec<LeaseRow> {
+        let mut rows: Vec<LeaseRow> = targets
+            .iter()
+            .flat_map(|t| {
+                t.leases.iter().map(|l| LeaseRow {
+                    id: l.id,
+                    task: l.task.clone(),
+                    run_id: l.run_id,
+                    backend_pid: l.backend_pid,
+                    held_ms: l.held_ms,
+                    stale: l.stale,
+                    target: t.target,
+                })
+            })
+            .collect();
+        // One database's leases are oldest first already; with several, merge them.
+        if targets.len() > 1 {
+            rows.sort_by_key(|row| std::cmp::Reverse(row.held_ms));
+        }
+        rows
+    }
+
+    /// A database as the Databases section shows it: its health in words, its pool and its
+    /// bans and recoveries.
+    pub fn target_card(status: TargetStatus) -> TargetCard {
+        TargetCard {
+            target: status.target,
+            address: status.address,
+            in_rotation: status.in_rotation,
+            out: status.out.map(|reason| reason.to_string()),
+            since_ms: status.since.timestamp_millis(),
+            lag_secs: status.lag_secs,
+            open: status.pool.total,
+            idle: status.pool.idle,
+            active: status.pool.active,
+            limit: status.governor.limit,
+            max: status.pool.max,
+            leases: status.pool.leases,
+            stale: status.pool.stale,
+            bans: status.bans,
+            events: status
+                .events
+                .into_iter()
+                .map(|e| RotationEvent {
+                    at_ms: e.at.timestamp_millis(),
+                    out: e.out.map(|reason| reason.to_string()),
+                })
+                .collect(),
         }
     }
 
@@ -621,6 +666,121 @@ pub mod ssr {
                 tasks: vec![],
                 line: line.to_owned(),
             }
+        }
+
+        /// A database's status as the engine gives it (the status API's shape), with
+        /// `leases` (id, task, held for ms) on it.
+        fn status(
+            target: &str,
+            out: serde_json::Value,
+            leases: &[(u64, &str, u64)],
+        ) -> TargetStatus {
+            let leases: Vec<serde_json::Value> = leases
+                .iter()
+                .map(|(id, task, held_ms)| {
+                    serde_json::json!({
+                        "id": id, "task": task, "run_id": 7, "backend_pid": 4242,
+                        "acquired_at": "2026-12-02T14:00:00Z", "held_ms": held_ms, "stale": false
+                    })
+                })
+                .collect();
+            serde_json::from_value(serde_json::json!({
+                "target": target,
+                "address": "db.internal:5433/app",
+                "in_rotation": out.is_null(),
+                "out": out,
+                "since": "2026-12-02T14:03:07.250Z",
+                "lag_secs": if out.is_null() { Some(1.5) } else { None },
+                "bans": 3,
+                "events": [
+                    {"at": "2026-12-02T14:03:07.250Z", "out": out},
+                    {"at": "2026-12-02T14:01:00Z", "out": null}
+                ],
+                "pool": {
+                    "taken_at": "2026-12-02T14:05:00Z", "total": 3, "idle": 1, "active": 2,
+                    "waiting": 0, "leases": leases.len(), "stale": 0, "max": 20, "min": 0,
+                    "limit": 4, "utilization": 0.1, "acquire_latency": {},
+                    "acquire_timeouts": 0, "issued": 9, "released": 7, "revoked": 0,
+                    "per_task": []
+                },
+                "leases": leases,
+                "governor": {
+                    "enabled": true, "limit": 4, "share": 6, "held": 2, "queued": 0,
+                    "reason": "start", "changed_at": "2026-12-02T14:00:00Z"
+                }
+            }))
+            .expect("a target's status")
+        }
+
+        #[test]
+        fn a_database_crosses_to_the_page_with_its_health_in_words() {
+            let out = serde_json::json!({"kind": "unreachable", "error": "connection refused"});
+            let card = target_card(status("replica-2", out, &[]));
+            assert_eq!(card.target, leasewatch_types::Target::Replica(2));
+            assert_eq!(card.address, "db.internal:5433/app");
+            assert!(!card.in_rotation);
+            assert_eq!(card.out.as_deref(), Some("unreachable: connection refused"));
+            assert_eq!(card.since_ms, 1_796_220_187_250);
+            assert_eq!(card.lag_secs, None);
+            assert_eq!(
+                (card.open, card.idle, card.active, card.limit, card.max),
+                (3, 1, 2, 4, 20)
+            );
+            assert_eq!((card.leases, card.stale, card.bans), (0, 0, 3));
+            assert_eq!(
+                card.events,
+                [
+                    RotationEvent {
+                        at_ms: 1_796_220_187_250,
+                        out: Some("unreachable: connection refused".to_owned())
+                    },
+                    RotationEvent {
+                        at_ms: 1_796_220_060_000,
+                        out: None
+                    },
+                ]
+            );
+            let lagging =
+                serde_json::json!({"kind": "lagging", "lag_secs": 12.0, "max_secs": 10.0});
+            assert_eq!(
+                target_card(status("replica-1", lagging, &[]))
+                    .out
+                    .as_deref(),
+                Some("replay lags 12.0 s, beyond REPLICA_MAX_LAG (10.0 s)")
+            );
+            let primary = target_card(status("primary", serde_json::Value::Null, &[]));
+            assert!(primary.in_rotation && primary.out.is_none());
+            assert_eq!(primary.lag_secs, Some(1.5));
+        }
+
+        #[test]
+        fn leases_of_every_database_are_listed_oldest_first_with_their_database() {
+            use leasewatch_types::Target;
+            let primary = status(
+                "primary",
+                serde_json::Value::Null,
+                &[(1, "a", 900), (2, "b", 100)],
+            );
+            // One database: its own order, untouched.
+            let rows = lease_rows(std::slice::from_ref(&primary));
+            assert_eq!(
+                rows.iter().map(|r| (r.id, r.target)).collect::<Vec<_>>(),
+                [(1, Target::Primary), (2, Target::Primary)]
+            );
+            // Lease numbers are each database's own: both have a #1.
+            let replica = status("replica-1", serde_json::Value::Null, &[(1, "c", 500)]);
+            let rows = lease_rows(&[primary, replica]);
+            assert_eq!(
+                rows.iter()
+                    .map(|r| (r.id, r.task.as_str(), r.target, r.held_ms))
+                    .collect::<Vec<_>>(),
+                [
+                    (1, "a", Target::Primary, 900),
+                    (1, "c", Target::Replica(1), 500),
+                    (2, "b", Target::Primary, 100),
+                ]
+            );
+            assert_eq!(rows[1].backend_pid, Some(4242));
         }
 
         #[test]

@@ -1192,6 +1192,7 @@ mod tests {
             },
             history: vec![sample(600, 1, None), sample(5, 3, Some(1.25))],
             leases: vec![],
+            targets: vec![],
             tasks: vec![TaskRow {
                 task: "leaky_<report>".to_owned(),
                 schedule: "every 1 min (at :00)".to_owned(),

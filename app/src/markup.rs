@@ -18,7 +18,8 @@ use crate::{
     prefs::{Shown, Zone, time_markup},
     wire::{
         Actor, Advice, Alerts, AuditRow, Dashboard, DeliveryStatus, FiringRow, LeaseRow,
-        NotificationRow, PoolCard, ReceiverRow, Relative, Severity, StatusCount,
+        NotificationRow, PoolCard, ReceiverRow, Relative, RotationEvent, Severity, StatusCount,
+        Target, TargetCard,
     },
 };
 
@@ -198,14 +199,35 @@ pub fn cards(pool: &PoolCard) -> String {
     .into_string()
 }
 
-/// The lease table's rows.
-pub fn lease_rows(leases: &[LeaseRow]) -> String {
+/// The lease table's header: with `with_target` (read replicas configured), a Target column
+/// saying which database each lease is on.
+pub fn lease_head(with_target: bool) -> String {
+    html! {
+        tr {
+            th scope="col" { "Lease" }
+            th scope="col" { "Task" }
+            th scope="col" { "Run" }
+            @if with_target { th scope="col" { "Target" } }
+            th scope="col" { "Backend" }
+            th scope="col" class="num" { "Held" }
+            th scope="col" { "State" }
+        }
+    }
+    .into_string()
+}
+
+/// The lease table's rows; with `with_target`, which database each is on (lease numbers and
+/// backends are each database's own).
+pub fn lease_rows(leases: &[LeaseRow], with_target: bool) -> String {
     rows(leases, |lease| {
+        let target = with_target.then(|| lease.target.to_string());
         html! {
-            tr class=[lease.stale.then_some("stale")] data-lease=(lease.id) data-task=(lease.task) {
+            tr class=[lease.stale.then_some("stale")] data-lease=(lease.id) data-task=(lease.task)
+                data-target=[target.as_deref()] {
                 td { "#" (lease.id) }
                 td { (lease.task) }
                 td { (lease.run_id) }
+                @if let Some(target) = &target { td { (target) } }
                 td {
                     @match lease.backend_pid {
                         Some(pid) => { "pid " (pid) }
@@ -217,6 +239,115 @@ pub fn lease_rows(leases: &[LeaseRow]) -> String {
             }
         }
     })
+}
+
+/// When a database's state began: its time of day on the reader's clock within the last day
+/// before `now_ms` (the data's time), its date and time before that.
+fn since(at_ms: i64, zone: Zone, now_ms: i64) -> Markup {
+    let shown = if now_ms - at_ms < 24 * RECENT_MS {
+        Shown::Clock
+    } else {
+        Shown::DateTime
+    };
+    time_markup(at_ms, zone, shown)
+}
+
+/// "0.4 s": a replay lag; "not read" before a probe has answered or while it fails.
+fn lag_words(lag_secs: Option<f64>) -> String {
+    lag_secs.map_or_else(|| "not read".to_owned(), |lag| format!("{lag:.1} s"))
+}
+
+/// The id of a database card's heading, which names the card.
+pub fn target_heading_id(target: Target) -> String {
+    format!("database-{target}-title")
+}
+
+/// One database's card, all but its button: its name, whether it takes work (since when, and
+/// why not), where it is, its replay lag, its pool and leases and its bans; times in `zone`.
+pub fn target_card(card: &TargetCard, zone: Zone, now_ms: i64) -> String {
+    let rotation = if card.in_rotation { "in" } else { "out" };
+    html! {
+        h3 id=(target_heading_id(card.target)) { (card.target) }
+        p.rotation data-rotation=(rotation) {
+            @match &card.out {
+                None => { strong { "In rotation" } " since " (since(card.since_ms, zone, now_ms)) }
+                Some(why) => {
+                    strong { "Out of rotation" } " since " (since(card.since_ms, zone, now_ms))
+                    ": " span.why data-out-reason { (why) }
+                }
+            }
+        }
+        dl.facts {
+            div.wide { dt { "Address" } dd { code { (card.address) } } }
+            div.wide {
+                dt { "Pool" }
+                dd data-fact="pool" {
+                    "open " (card.open) " · idle " (card.idle) " · active " (card.active)
+                    " · limit " (card.limit)
+                    span.detail { " (max " (card.max) ")" }
+                }
+            }
+            div { dt { "Replay lag" } dd data-fact="lag" { (lag_words(card.lag_secs)) } }
+            div {
+                dt { "Leases held" }
+                dd data-fact="leases" {
+                    (card.leases)
+                    @if card.stale > 0 { " " span.stale-count { "(" (card.stale) " stale)" } }
+                }
+            }
+            div { dt { "Bans" } dd data-fact="bans" { (card.bans) } }
+        }
+    }
+    .into_string()
+}
+
+/// How many bans and recoveries the Databases section lists.
+pub const ROTATION_EVENTS_SHOWN: usize = 20;
+
+/// The databases' latest bans and recoveries, newest first, timed as the audit log is
+/// ([`audit_rows`]); or a line saying there has been none.
+pub fn rotation_events(targets: &[TargetCard], zone: Zone, now_ms: i64) -> String {
+    let mut events: Vec<(Target, &RotationEvent)> = targets
+        .iter()
+        .flat_map(|t| t.events.iter().map(move |e| (t.target, e)))
+        .collect();
+    // Newest first; each database's own are already, so a stable sort keeps their order.
+    events.sort_by_key(|(_, e)| std::cmp::Reverse(e.at_ms));
+    events.truncate(ROTATION_EVENTS_SHOWN);
+    if events.is_empty() {
+        return html! {
+            p.note data-rotation-events="none" {
+                "No database has been taken out of rotation or put back since start."
+            }
+        }
+        .into_string();
+    }
+    html! {
+        table.rotation-events aria-labelledby="rotation-events-title" {
+            thead {
+                tr {
+                    th scope="col" { "When" }
+                    th scope="col" { "Database" }
+                    th scope="col" { "Change" }
+                }
+            }
+            tbody {
+                @for (target, event) in events {
+                    tr data-target=(target) data-rotation=(if event.out.is_some() { "out" } else { "in" }) {
+                        td.when data-label="When" { (logged_at(event.at_ms, zone, now_ms)) }
+                        th scope="row" { (target) }
+                        td data-label="Change" {
+                            @match &event.out {
+                                Some(why) => { "taken out of rotation: " (why) }
+                                None => "put in rotation",
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// The auction table's rows: one per status.
@@ -452,8 +583,9 @@ mod tests {
             backend_pid: None,
             held_ms: 0,
             stale: false,
+            target: Target::Primary,
         };
-        let html = lease_rows(&[lease]);
+        let html = lease_rows(&[lease], false);
         let escaped = "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;";
         assert!(
             html.contains(&format!(r#"data-task="{escaped}""#)),
@@ -615,9 +747,10 @@ mod tests {
             backend_pid,
             held_ms: 61_250,
             stale,
+            target: Target::Primary,
         };
         assert_eq!(
-            lease_rows(&[lease(3, true, Some(42)), lease(4, false, None)]),
+            lease_rows(&[lease(3, true, Some(42)), lease(4, false, None)], false),
             concat!(
                 r#"<tr class="stale" data-lease="3" data-task="leaky_report"><td>#3</td>"#,
                 r#"<td>leaky_report</td><td>7</td><td>pid 42</td><td class="num">61.2 s</td>"#,
@@ -625,6 +758,185 @@ mod tests {
                 r#"<tr data-lease="4" data-task="leaky_report"><td>#4</td><td>leaky_report</td>"#,
                 r#"<td>7</td><td>—</td><td class="num">61.2 s</td><td>ok</td></tr>"#,
             )
+        );
+    }
+
+    #[test]
+    fn with_replicas_the_lease_table_says_which_database_each_lease_is_on() {
+        // One database: the header and rows as they always were.
+        assert_eq!(
+            lease_head(false),
+            concat!(
+                r#"<tr><th scope="col">Lease</th><th scope="col">Task</th><th scope="col">Run</th>"#,
+                r#"<th scope="col">Backend</th><th scope="col" class="num">Held</th>"#,
+                r#"<th scope="col">State</th></tr>"#,
+            )
+        );
+        assert!(
+            lease_head(true).contains(
+                r#"<th scope="col">Run</th><th scope="col">Target</th><th scope="col">Backend</th>"#
+            ),
+            "{}",
+            lease_head(true)
+        );
+        let lease = LeaseRow {
+            id: 1,
+            task: "replica_report".to_owned(),
+            run_id: 9,
+            backend_pid: Some(77),
+            held_ms: 1_000,
+            stale: false,
+            target: Target::Replica(2),
+        };
+        assert_eq!(
+            lease_rows(std::slice::from_ref(&lease), true),
+            concat!(
+                r#"<tr data-lease="1" data-task="replica_report" data-target="replica-2">"#,
+                r#"<td>#1</td><td>replica_report</td><td>9</td><td>replica-2</td><td>pid 77</td>"#,
+                r#"<td class="num">1.0 s</td><td>ok</td></tr>"#,
+            )
+        );
+        assert!(!lease_rows(&[lease], false).contains("replica-2"));
+    }
+
+    /// When the databases' states began: 2026-12-02 14:03:07.250 UTC.
+    const SINCE_MS: i64 = 1_796_220_187_250;
+
+    fn target(target: Target, out: Option<&str>, events: Vec<RotationEvent>) -> TargetCard {
+        TargetCard {
+            target,
+            address: "127.0.0.1:5432/app".to_owned(),
+            in_rotation: out.is_none(),
+            out: out.map(str::to_owned),
+            since_ms: SINCE_MS,
+            lag_secs: out.is_none().then_some(0.25),
+            open: 3,
+            idle: 1,
+            active: 2,
+            limit: 4,
+            max: 20,
+            leases: 2,
+            stale: 0,
+            bans: events.iter().filter(|e| e.out.is_some()).count() as u64,
+            events,
+        }
+    }
+
+    #[test]
+    fn a_database_card_says_whether_it_takes_work_and_why_not() {
+        let card = target(Target::Replica(1), None, vec![]);
+        let html = target_card(&card, Zone::Utc, SINCE_MS + 60_000);
+        assert!(
+            html.starts_with(concat!(
+                r#"<h3 id="database-replica-1-title">replica-1</h3>"#,
+                r#"<p class="rotation" data-rotation="in"><strong>In rotation</strong> since "#,
+                r#"<time datetime="2026-12-02T14:03:07.250Z" title="2026-12-02 14:03:07 UTC">"#,
+                r#"14:03:07 UTC</time></p>"#,
+            )),
+            "{html}"
+        );
+        for fact in [
+            r#"<div class="wide"><dt>Address</dt><dd><code>127.0.0.1:5432/app</code></dd></div>"#,
+            r#"<dt>Replay lag</dt><dd data-fact="lag">0.2 s</dd>"#,
+            concat!(
+                r#"<dt>Pool</dt><dd data-fact="pool">open 3 · idle 1 · active 2 · limit 4"#,
+                r#"<span class="detail"> (max 20)</span></dd>"#
+            ),
+            r#"<dt>Leases held</dt><dd data-fact="leases">2</dd>"#,
+            r#"<dt>Bans</dt><dd data-fact="bans">0</dd>"#,
+        ] {
+            assert!(html.contains(fact), "{fact} in {html}");
+        }
+
+        let mut out = target(Target::Replica(2), Some("unreachable: <refused>"), vec![]);
+        out.stale = 1;
+        // Two days on: dated.
+        let html = target_card(&out, Zone::Utc, SINCE_MS + 2 * 86_400_000);
+        assert!(
+            html.contains(concat!(
+                r#"<p class="rotation" data-rotation="out"><strong>Out of rotation</strong> since "#,
+                r#"<time datetime="2026-12-02T14:03:07.250Z" title="2026-12-02 14:03:07 UTC" "#,
+                r#"data-zoned>2026-12-02 14:03:07 UTC</time>: "#,
+                r#"<span class="why" data-out-reason>unreachable: &lt;refused&gt;</span></p>"#,
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<dd data-fact="lag">not read</dd>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"2 <span class="stale-count">(1 stale)</span>"#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn bans_and_recoveries_of_every_database_read_newest_first() {
+        assert!(
+            rotation_events(
+                &[target(Target::Primary, None, vec![])],
+                Zone::Utc,
+                SINCE_MS
+            )
+            .contains(r#"data-rotation-events="none""#)
+        );
+        let event = |ago_s: i64, out: Option<&str>| RotationEvent {
+            at_ms: SINCE_MS - ago_s * 1000,
+            out: out.map(str::to_owned),
+        };
+        let targets = [
+            target(Target::Primary, None, vec![]),
+            target(
+                Target::Replica(1),
+                None,
+                vec![event(10, None), event(30, Some("replay lags 12.0 s"))],
+            ),
+            target(
+                Target::Replica(2),
+                Some("unreachable: refused"),
+                vec![event(20, Some("unreachable: refused")), event(40, None)],
+            ),
+        ];
+        let html = rotation_events(&targets, Zone::Utc, SINCE_MS);
+        let order: Vec<&str> = html
+            .match_indices("<tr data-target=\"")
+            .map(|(at, _)| {
+                let rest = &html[at + 17..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect();
+        assert_eq!(
+            order,
+            ["replica-1", "replica-2", "replica-1", "replica-2"],
+            "{html}"
+        );
+        assert!(
+            html.contains(concat!(
+                r#"<tr data-target="replica-1" data-rotation="in"><td class="when" data-label="When">"#,
+                r#"<time datetime="2026-12-02T14:02:57.250Z" title="2026-12-02 14:02:57 UTC" "#,
+                r#"data-rel="ago">2026-12-02 14:02:57 UTC</time></td><th scope="row">replica-1</th>"#,
+                r#"<td data-label="Change">put in rotation</td></tr>"#,
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"<td data-label="Change">taken out of rotation: unreachable: refused</td>"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains(r#"<th scope="col">Database</th>"#), "{html}");
+        // At most the latest few.
+        let many: Vec<RotationEvent> = (0..50).map(|i| event(i, None)).collect();
+        let html = rotation_events(
+            &[target(Target::Replica(1), None, many)],
+            Zone::Utc,
+            SINCE_MS,
+        );
+        assert_eq!(
+            html.matches("<tr data-target").count(),
+            ROTATION_EVENTS_SHOWN
         );
     }
 

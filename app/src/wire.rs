@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use leasewatch_types::{
     ActionName, Actor, AuctionStatus, AuditOutcome, DeliveryStatus, NotificationKind, ReceiverKind,
-    Role, RunOutcome, Severity, TaskStatus,
+    Role, RunOutcome, Severity, Target, TaskStatus,
 };
 
 /// The seconds since 1970-01-01 00:00 of the wall clock `offset_min` minutes east of UTC at
@@ -171,8 +171,11 @@ pub struct Dashboard {
     pub pool: PoolCard,
     /// Samples over the last 15 minutes, oldest first.
     pub history: Vec<Sample>,
-    /// Leases held now, oldest first.
+    /// Leases held now on every database, oldest first.
     pub leases: Vec<LeaseRow>,
+    /// The databases tasks run on, the primary first, then the read replicas; the primary
+    /// alone unless `DATABASE_REPLICA_URLS` names some.
+    pub targets: Vec<TargetCard>,
     /// The tasks.
     pub tasks: Vec<TaskRow>,
     /// What the rules recommend, worst first.
@@ -391,6 +394,61 @@ pub struct LeaseRow {
     pub held_ms: u64,
     /// Past the lease timeout.
     pub stale: bool,
+    /// The database it is on.
+    pub target: Target,
+}
+
+impl Dashboard {
+    /// Whether read replicas are configured: then the page shows each database, and which one
+    /// a lease is on.
+    pub fn has_replicas(&self) -> bool {
+        self.targets.len() > 1
+    }
+}
+
+/// One database tasks run on, as the Databases section shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCard {
+    /// Its name: `primary`, `replica-1`, ...
+    pub target: Target,
+    /// Where it is: `host:port/db` (never the user or password).
+    pub address: String,
+    /// Whether it takes work now.
+    pub in_rotation: bool,
+    /// Why it is out of rotation, in words, while it is.
+    pub out: Option<String>,
+    /// Since when it has been in (or out of) rotation, in Unix milliseconds.
+    pub since_ms: i64,
+    /// The replay lag last read, in seconds (0 on the primary); none until a probe answers,
+    /// nor while it fails.
+    pub lag_secs: Option<f64>,
+    /// Open connections of its pool.
+    pub open: u32,
+    /// Open and unused.
+    pub idle: u32,
+    /// In use.
+    pub active: u32,
+    /// Leases this instance may hold on it at once now (its governor's limit).
+    pub limit: u32,
+    /// Its pool's maximum (`DB_MAX_CONNECTIONS`).
+    pub max: u32,
+    /// Leases held on it now.
+    pub leases: u32,
+    /// Of those, past the lease timeout.
+    pub stale: u32,
+    /// Times it was taken out of rotation, since start.
+    pub bans: u64,
+    /// Its bans and recoveries, newest first.
+    pub events: Vec<RotationEvent>,
+}
+
+/// A database taken out of rotation, or put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationEvent {
+    /// When, in Unix milliseconds.
+    pub at_ms: i64,
+    /// Why it was taken out; `None`: it came back.
+    pub out: Option<String>,
 }
 
 /// A background task.

@@ -135,10 +135,11 @@ test('the shipped StaleLeases rule fires for the leaking task, after its pending
     .toBe('firing');
   // It waited its `for` as pending: the lease was stale first, the alert came after.
   expect(seen).toEqual(['pending', 'firing']);
-  expect(firing!.labels).toEqual({ alertname: 'StaleLeases', severity: 'warning', job: 'leasewatch', instance: INSTANCE });
-  expect(firing!.annotations.summary).toBe(`Stale leases on ${INSTANCE}`);
+  // Per database: the leak is on the primary (the only one here).
+  expect(firing!.labels).toEqual({ alertname: 'StaleLeases', severity: 'warning', job: 'leasewatch', instance: INSTANCE, target: 'primary' });
+  expect(firing!.annotations.summary).toBe(`Stale leases on ${INSTANCE} (primary)`);
   expect(firing!.annotations.description).toMatch(
-    new RegExp(`^Leases on ${INSTANCE.replaceAll('.', '\\.')} have been held past LEASE_TIMEOUT \\(1 now\\): a leak`),
+    new RegExp(`^Leases on ${INSTANCE.replaceAll('.', '\\.')} \\(primary\\) have been held past LEASE_TIMEOUT \\(1 now\\): a leak`),
   );
   expect(firing!.annotations.runbook_url).toBe(
     'https://github.com/leasewatch/leasewatch/blob/main/README.md#what-each-recommendation-means-and-what-to-do',

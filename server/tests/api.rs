@@ -963,12 +963,15 @@ async fn metrics_pass_promtool() {
         .await;
     assert_eq!(scrape.status, StatusCode::OK);
     for family in [
-        "leasewatch_pool_connections{state=\"idle\"}",
-        "leasewatch_pool_pending_acquires",
-        "leasewatch_leases_stale",
-        "leasewatch_acquire_duration_seconds_bucket{le=\"+Inf\"}",
-        "leasewatch_acquire_timeouts_total",
-        "leasewatch_leases_revoked_total",
+        "leasewatch_pool_connections{target=\"primary\",state=\"idle\"}",
+        "leasewatch_pool_pending_acquires{target=\"primary\"}",
+        "leasewatch_leases_stale{target=\"primary\"}",
+        "leasewatch_acquire_duration_seconds_bucket{target=\"primary\",le=\"+Inf\"}",
+        "leasewatch_acquire_timeouts_total{target=\"primary\"}",
+        "leasewatch_leases_revoked_total{target=\"primary\"}",
+        "leasewatch_budget_limit{target=\"primary\"}",
+        "leasewatch_target_in_rotation{target=\"primary\"} 1\n",
+        "leasewatch_target_bans_total{target=\"primary\"} 0\n",
         "leasewatch_task_runs_total{task=\"status_transitions\",outcome=\"succeeded\"}",
         "leasewatch_task_retries_total{task=\"health_check\"}",
         "leasewatch_task_skips_total{task=\"auction_monitor\",reason=\"overlap\"}",
@@ -980,6 +983,18 @@ async fn metrics_pass_promtool() {
             scrape.text
         );
     }
+    // SQLite has no replay to lag: the family is absent rather than a made-up 0.
+    assert!(
+        !scrape.text.contains("leasewatch_target_replay_lag_seconds"),
+        "{}",
+        scrape.text
+    );
+    assert_promtool_accepts(&scrape.text);
+}
+
+/// `promtool check metrics` accepts `scrape` (skipped when promtool is not installed, unless
+/// `CI=true`).
+fn assert_promtool_accepts(scrape: &str) {
     let Ok(mut promtool) = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -998,7 +1013,7 @@ async fn metrics_pass_promtool() {
         .stdin
         .take()
         .unwrap()
-        .write_all(scrape.text.as_bytes())
+        .write_all(scrape.as_bytes())
         .unwrap();
     let output = promtool.wait_with_output().unwrap();
     assert!(
@@ -1006,8 +1021,128 @@ async fn metrics_pass_promtool() {
         "promtool: {}{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
-        scrape.text
+        scrape
     );
+}
+
+/// A replica nobody listens on: always out of rotation.
+const UNREACHABLE_REPLICA: &str = "postgres://postgres@127.0.0.1:1/none";
+
+/// With read replicas, `/metrics` served over HTTP measures every database under its own
+/// `target`: the pool, lease and budget series once for each, and each one's rotation, replay
+/// lag (once read) and bans. A second database on the test server stands in for a replica (it
+/// answers the probe with lag 0, not being in recovery); a port nobody listens on is a replica
+/// that is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_measure_every_database_under_its_target() {
+    let Some(primary) = TestDatabase::create().await else {
+        return;
+    };
+    let Some(replica) = TestDatabase::create().await else {
+        return;
+    };
+    let config = EngineConfig {
+        replicas: vec![
+            DatabaseUrl::parse(replica.url()).unwrap(),
+            DatabaseUrl::parse(UNREACHABLE_REPLICA).unwrap(),
+        ],
+        ..engine_config(DatabaseUrl::parse(primary.url()).unwrap())
+    };
+    let app = app_with(config, None, leptos_options()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(leasewatch::serve::serve(
+        listener,
+        app.router.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        let reply = client
+            .get(format!("http://{addr}/metrics"))
+            .bearer_auth(VIEWER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), reqwest::StatusCode::OK);
+        assert_eq!(
+            reply.headers()[reqwest::header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        reply.text().await.unwrap()
+    };
+    // The first probe ran at start-up; the reachable replica's lag shows once it answered.
+    let mut text = scrape().await;
+    for _ in 0..50 {
+        if text.contains("leasewatch_target_replay_lag_seconds{target=\"replica-1\"}") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scrape().await;
+    }
+    let lines: BTreeSet<&str> = text.lines().collect();
+    let has = |line: &str| {
+        assert!(lines.contains(line), "no line {line:?} in:\n{text}");
+    };
+    for target in ["primary", "replica-1", "replica-2"] {
+        has(&format!(
+            "leasewatch_pool_max_connections{{target=\"{target}\"}} 4"
+        ));
+        for prefix in [
+            format!("leasewatch_pool_connections{{target=\"{target}\",state=\"idle\"}} "),
+            format!("leasewatch_pool_connections{{target=\"{target}\",state=\"active\"}} "),
+            format!("leasewatch_pool_min_connections{{target=\"{target}\"}} "),
+            format!("leasewatch_pool_pending_acquires{{target=\"{target}\"}} "),
+            format!("leasewatch_leases_held{{target=\"{target}\"}} "),
+            format!("leasewatch_leases_stale{{target=\"{target}\"}} "),
+            format!("leasewatch_leases_issued_total{{target=\"{target}\"}} "),
+            format!("leasewatch_acquire_timeouts_total{{target=\"{target}\"}} "),
+            format!("leasewatch_budget_limit{{target=\"{target}\"}} "),
+            format!(
+                "leasewatch_acquire_duration_seconds_bucket{{target=\"{target}\",le=\"+Inf\"}} "
+            ),
+            format!("leasewatch_acquire_duration_seconds_count{{target=\"{target}\"}} "),
+        ] {
+            assert!(
+                text.lines().any(|line| line.starts_with(&prefix)),
+                "no {prefix:?} in:\n{text}"
+            );
+        }
+    }
+    has("leasewatch_target_in_rotation{target=\"primary\"} 1");
+    has("leasewatch_target_in_rotation{target=\"replica-1\"} 1");
+    has("leasewatch_target_in_rotation{target=\"replica-2\"} 0");
+    has("leasewatch_target_replay_lag_seconds{target=\"replica-1\"} 0");
+    assert!(
+        !text.contains("leasewatch_target_replay_lag_seconds{target=\"replica-2\"}"),
+        "an unreachable replica has no lag to show:\n{text}"
+    );
+    // It never was in rotation, so it was never taken out: no ban.
+    for target in ["primary", "replica-1", "replica-2"] {
+        has(&format!(
+            "leasewatch_target_bans_total{{target=\"{target}\"}} 0"
+        ));
+    }
+    // Each family once, its HELP and TYPE before its samples, whatever the number of targets.
+    for family in [
+        "leasewatch_pool_connections",
+        "leasewatch_acquire_duration_seconds",
+        "leasewatch_target_in_rotation",
+    ] {
+        assert_eq!(
+            text.matches(&format!("# TYPE {family} ")).count(),
+            1,
+            "{family}"
+        );
+    }
+    assert_promtool_accepts(&text);
+
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+    app.engine.shutdown().await;
 }
 
 /// A test notification, as an operator sends it: it reaches the webhook signed, says where it

@@ -2,14 +2,16 @@
 //! each previewed first and taken only on confirmation.
 //!
 //! An action's preview and its result show where it was asked for ([`Place`]): by the panel,
-//! by the task's row, by the recommendation. One live region repeats the result for screen
-//! readers.
+//! by the task's row, by the recommendation, by a database's card. One live region repeats the
+//! result for screen readers. An action asked for on a database's card acts on that database
+//! only (its preview and its confirmation alike); the panel's emergency cleanup acts on every
+//! database.
 
 use leptos::prelude::*;
 
 use crate::{
     api::Control,
-    wire::{ActionName, ControlOutcome, Dashboard, Role},
+    wire::{ActionName, ControlOutcome, Dashboard, Role, Target},
 };
 
 /// Where an action was asked for: its preview and its result show there.
@@ -23,6 +25,8 @@ pub(super) enum Place {
     Advice(String),
     /// The alerts section (the test notification).
     Alerts,
+    /// A database's card (its emergency cleanup), by target.
+    Target(Target),
 }
 
 impl Place {
@@ -30,7 +34,9 @@ impl Place {
     fn opener(&self, action: ActionName) -> String {
         let quoted = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
         match self {
-            Place::Panel | Place::Alerts => format!(r#"[data-control="{}"]"#, action.as_str()),
+            // Within its section: a database's card has an emergency cleanup of its own.
+            Place::Panel => format!(r#".controls [data-control="{}"]"#, action.as_str()),
+            Place::Alerts => format!(r#".alerts [data-control="{}"]"#, action.as_str()),
             // Pause and resume are one button that changes its label.
             Place::Task(task) => format!(
                 r#"tr[data-task="{}"] [data-action="{}"]"#,
@@ -41,7 +47,32 @@ impl Place {
                 }
             ),
             Place::Advice(id) => format!(r#"[data-recommendation="{}"] button"#, quoted(id)),
+            Place::Target(target) => format!(
+                r#"[data-database="{target}"] [data-control="{}"]"#,
+                action.as_str()
+            ),
         }
+    }
+
+    /// The one database an action asked for here acts on; `None`: every database it concerns.
+    pub(super) fn target(&self) -> Option<Target> {
+        match self {
+            Place::Target(target) => Some(*target),
+            _ => None,
+        }
+    }
+}
+
+/// What an action asked for at `place` is called, saying which database it acts on where that
+/// matters: "Emergency cleanup of replica-1" on a database's card; "Emergency cleanup of every
+/// database" from the panel when read replicas are configured (`replicas`); else its label.
+pub(super) fn action_words(place: &Place, action: ActionName, replicas: bool) -> String {
+    match place.target() {
+        Some(target) => format!("{} of {target}", label(action)),
+        None if replicas && action == ActionName::EmergencyCleanup => {
+            format!("{} of every database", label(action))
+        }
+        None => label(action),
     }
 }
 
@@ -77,12 +108,13 @@ impl Controls {
         task: Option<String>,
         dry_run: Option<bool>,
     ) {
+        let target = place.target().map(|target| target.to_string());
         self.at.set(Some((place, action)));
         self.act.dispatch(Control {
             action,
             task,
             dry_run,
-            target: None,
+            target,
         });
     }
 
@@ -93,6 +125,22 @@ impl Controls {
         } else {
             self.send(place, action, task, None);
         }
+    }
+
+    /// Whether read replicas are configured (the page shows each database).
+    pub(super) fn has_replicas(self) -> bool {
+        self.data
+            .with(|d| d.as_ref().is_some_and(Dashboard::has_replicas))
+    }
+
+    /// What the action asked for at `place` is called ([`action_words`]). Reads the data
+    /// without tracking it: the previews and the effect that shows an action's result call
+    /// this, and must not run again (taking the focus back) on every poll.
+    pub(super) fn words(self, place: &Place, action: ActionName) -> String {
+        let replicas = self
+            .data
+            .with_untracked(|d| d.as_ref().is_some_and(Dashboard::has_replicas));
+        action_words(place, action, replicas)
     }
 
     pub(super) fn is_operator(self) -> bool {
@@ -158,7 +206,8 @@ impl Controls {
             let (_, plan) = self.preview.get().filter(|(p, _)| *p == place)?;
             let action = plan.action;
             let here = place.clone();
-            let confirm = format!("Confirm {}", label(action).to_ascii_lowercase());
+            let words = self.words(&place, action);
+            let confirm = format!("Confirm {}", words.to_ascii_lowercase());
             let heading = NodeRef::<leptos::html::P>::new();
             #[cfg(feature = "hydrate")]
             Effect::new(move |_| {
@@ -170,8 +219,9 @@ impl Controls {
                 <div
                     class="preview"
                     role="group"
-                    aria-label=format!("{} preview", label(action))
+                    aria-label=format!("{words} preview")
                     data-preview=action.as_str()
+                    data-preview-target=place.target().map(|target| target.to_string())
                     on:keydown=move |ev| {
                         if ev.key() == "Escape" {
                             ev.prevent_default();
@@ -180,7 +230,7 @@ impl Controls {
                     }
                 >
                     <p tabindex="-1" node_ref=heading>
-                        <strong>{label(action)} " preview: "</strong>
+                        <strong>{words.clone()} " preview: "</strong>
                         {plan.message.clone()}
                     </p>
                     <button
@@ -283,7 +333,7 @@ mod tests {
     fn openers_are_found_where_the_action_was_asked_for() {
         assert_eq!(
             Place::Panel.opener(ActionName::Stop),
-            r#"[data-control="stop"]"#
+            r#".controls [data-control="stop"]"#
         );
         assert_eq!(
             Place::Advice(r#"stale_lease:a"b"#.to_owned()).opener(ActionName::Cleanup),
@@ -291,11 +341,47 @@ mod tests {
         );
         assert_eq!(
             Place::Alerts.opener(ActionName::TestNotification),
-            r#"[data-control="test_notification"]"#
+            r#".alerts [data-control="test_notification"]"#
         );
         assert_eq!(
             Place::Task("health_check".to_owned()).opener(ActionName::Pause),
             r#"tr[data-task="health_check"] [data-action="pause_resume"]"#
+        );
+        assert_eq!(
+            Place::Target(Target::Replica(2)).opener(ActionName::EmergencyCleanup),
+            r#"[data-database="replica-2"] [data-control="emergency_cleanup"]"#
+        );
+    }
+
+    #[test]
+    fn an_action_on_a_database_names_it_and_sends_it() {
+        let card = Place::Target(Target::Replica(1));
+        assert_eq!(card.target(), Some(Target::Replica(1)));
+        assert_eq!(Place::Panel.target(), None);
+        assert_eq!(
+            action_words(&card, ActionName::EmergencyCleanup, true),
+            "Emergency cleanup of replica-1"
+        );
+        assert_eq!(
+            action_words(
+                &Place::Target(Target::Primary),
+                ActionName::EmergencyCleanup,
+                true
+            ),
+            "Emergency cleanup of primary"
+        );
+        // The panel's acts on every database: said so only when there is more than one.
+        assert_eq!(
+            action_words(&Place::Panel, ActionName::EmergencyCleanup, true),
+            "Emergency cleanup of every database"
+        );
+        assert_eq!(
+            action_words(&Place::Panel, ActionName::EmergencyCleanup, false),
+            "Emergency cleanup"
+        );
+        assert_eq!(
+            action_words(&Place::Panel, ActionName::Cleanup, true),
+            "Cleanup"
         );
     }
 }

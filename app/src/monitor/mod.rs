@@ -11,6 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 mod alerts;
 mod controls;
+mod databases;
 mod read;
 mod tables;
 
@@ -24,6 +25,7 @@ use crate::{
 };
 use alerts::AlertsSection;
 use controls::{ControlPanel, Controls, Notice, Place, label};
+use databases::DatabasesSection;
 use read::{field, markup_from};
 use tables::{AuctionTable, AuditTable, LeaseTable, TaskTable};
 
@@ -79,20 +81,22 @@ pub fn BackgroundTaskMonitor(
             Ok(outcome) if outcome.dry_run => controls.preview.set(Some((place, outcome))),
             Ok(outcome) => {
                 controls.refocus(&place, action);
+                let words = controls.words(&place, outcome.action);
                 controls.notice.set(Some(Notice {
                     place,
                     ok: true,
-                    text: format!("{}: {}", label(outcome.action), outcome.message),
+                    text: format!("{words}: {}", outcome.message),
                 }));
                 polls.update(|n| *n += 1);
             }
             Err(err) if session_ended(&err) => to_login(),
             Err(err) => {
                 controls.refocus(&place, action);
+                let words = controls.words(&place, action);
                 controls.notice.set(Some(Notice {
                     place,
                     ok: false,
-                    text: format!("{}: {}", label(action), refusal(&err)),
+                    text: format!("{words}: {}", refusal(&err)),
                 }));
             }
         }
@@ -144,6 +148,7 @@ pub fn BackgroundTaskMonitor(
                 {section(view! { <StatusLine data now/> })}
                 {section(view! { <Recommendations data controls/> })}
                 {section(view! { <Cards data/> })}
+                {section(view! { <DatabasesSection data controls/> })}
                 {section(view! { <ControlPanel controls/> })}
                 {section(view! { <Charts data charts stored/> })}
                 {section(view! { <LeaseTable data/> })}

@@ -15,23 +15,16 @@ use crate::{
 /// How far ahead a next run reads as "in …" rather than by its date and time.
 const SOON_MS: i64 = 60 * 60 * 1000;
 
+/// The leases held now; with read replicas, on which database each is (a Target column).
 #[component]
 pub(super) fn LeaseTable(data: Memo<Option<Dashboard>>) -> impl IntoView {
+    let replicas = move || data.with(|d| d.as_ref().is_some_and(Dashboard::has_replicas));
     view! {
         <section aria-labelledby="leases-title">
             <h2 id="leases-title">"Leases"</h2>
             <table class="leases">
-                <thead>
-                    <tr>
-                        <th scope="col">"Lease"</th>
-                        <th scope="col">"Task"</th>
-                        <th scope="col">"Run"</th>
-                        <th scope="col">"Backend"</th>
-                        <th scope="col" class="num">"Held"</th>
-                        <th scope="col">"State"</th>
-                    </tr>
-                </thead>
-                <tbody inner_html=move || markup_from(data, |d| markup::lease_rows(&d.leases))></tbody>
+                <thead inner_html=move || markup::lease_head(replicas())></thead>
+                <tbody inner_html=move || markup_from(data, |d| markup::lease_rows(&d.leases, d.has_replicas()))></tbody>
             </table>
             {move || data.with(|d| d.as_ref().is_some_and(|d| d.leases.is_empty())).then(|| view! { <p class="note">"No connection is leased right now."</p> })}
         </section>

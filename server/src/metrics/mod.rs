@@ -12,7 +12,14 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use leasewatch_engine::{Engine, histogram::BOUNDS_SECS, tasks::TaskView};
+use leasewatch_engine::{
+    Engine,
+    governor::{Budget, GovernorView},
+    histogram::{BOUNDS_SECS, HistogramReading},
+    lease::PoolSnapshot,
+    targets::TargetStatus,
+    tasks::TaskView,
+};
 use leasewatch_types::{RunOutcome, Severity};
 
 use crate::openapi::authenticated;
@@ -92,6 +99,17 @@ impl Family<'_> {
         self
     }
 
+    /// One sample per database, labelled with its name (`target`).
+    fn per_target<'t, V: Display>(
+        &mut self,
+        samples: impl IntoIterator<Item = (&'t str, V)>,
+    ) -> &mut Self {
+        for (target, value) in samples {
+            self.sample(&[("target", target)], value);
+        }
+        self
+    }
+
     /// One sample per task, labelled with the task's name (and whatever `more` adds).
     fn per_task<V: Display>(
         &mut self,
@@ -110,98 +128,188 @@ impl Family<'_> {
     }
 }
 
-/// Every family, in the order operators read them: the pool, leases, acquires, the
-/// scheduler, then per task.
+/// One database's pool, leases and governor as a scrape reads them.
+struct TargetPool {
+    /// The `target` label: `primary`, `replica-1`, ...
+    name: String,
+    pool: PoolSnapshot,
+    governor: GovernorView,
+    latency: HistogramReading,
+}
+
+/// Every family, in the order operators read them: the pool, leases, budget and acquires of
+/// each database (labelled `target`), the databases' rotation, the server, the scheduler, then
+/// per task.
 pub fn render(engine: &Engine) -> String {
     let mut out = Exposition(String::with_capacity(8 * 1024));
-    let pool = engine.leases().snapshot();
+    let targets: Vec<TargetPool> = engine
+        .targets()
+        .all()
+        .map(|(target, leases)| TargetPool {
+            name: target.to_string(),
+            pool: leases.snapshot(),
+            governor: leases.governor().view(),
+            latency: leases.acquire_latency(),
+        })
+        .collect();
+    let each =
+        |value: fn(&TargetPool) -> u64| targets.iter().map(move |t| (t.name.as_str(), value(t)));
 
-    out.gauge(
+    let mut connections = out.gauge(
         "leasewatch_pool_connections",
-        "Open pool connections by state.",
-    )
-    .sample(&[("state", "idle")], pool.idle)
-    .sample(&[("state", "active")], pool.active);
+        "Open pool connections by database (target: primary, replica-1, ...) and state.",
+    );
+    for t in &targets {
+        connections
+            .sample(&[("target", &t.name), ("state", "idle")], t.pool.idle)
+            .sample(&[("target", &t.name), ("state", "active")], t.pool.active);
+    }
     out.gauge(
         "leasewatch_pool_max_connections",
-        "The pool's configured maximum (DB_MAX_CONNECTIONS).",
+        "The database's pool maximum (DB_MAX_CONNECTIONS).",
     )
-    .sample(&[], pool.max);
+    .per_target(each(|t| t.pool.max.into()));
     out.gauge(
         "leasewatch_pool_min_connections",
-        "The pool's configured minimum (DB_MIN_CONNECTIONS).",
+        "The database's pool minimum (DB_MIN_CONNECTIONS).",
     )
-    .sample(&[], pool.min);
+    .per_target(each(|t| t.pool.min.into()));
     out.gauge(
         "leasewatch_pool_pending_acquires",
-        "Acquires waiting for a connection.",
+        "Acquires waiting for a connection of the database's pool.",
     )
-    .sample(&[], pool.waiting);
-    out.gauge("leasewatch_leases_held", "Leases held by background tasks.")
-        .sample(&[], pool.leases);
+    .per_target(each(|t| t.pool.waiting.into()));
+    out.gauge(
+        "leasewatch_leases_held",
+        "Leases held by background tasks on the database.",
+    )
+    .per_target(each(|t| t.pool.leases.into()));
     out.gauge(
         "leasewatch_leases_stale",
-        "Leases held longer than the lease timeout.",
+        "Leases on the database held longer than the lease timeout.",
     )
-    .sample(&[], pool.stale);
-    out.counter("leasewatch_leases_issued_total", "Leases given out.")
-        .sample(&[], pool.issued);
+    .per_target(each(|t| t.pool.stale.into()));
+    out.counter(
+        "leasewatch_leases_issued_total",
+        "Leases given out on the database.",
+    )
+    .per_target(each(|t| t.pool.issued));
     out.counter(
         "leasewatch_leases_released_total",
-        "Leases given back by their holders.",
+        "Leases on the database given back by their holders.",
     )
-    .sample(&[], pool.released);
+    .per_target(each(|t| t.pool.released));
     out.counter(
         "leasewatch_leases_revoked_total",
-        "Leases taken back by cleanup.",
+        "Leases on the database taken back by cleanup.",
     )
-    .sample(&[], pool.revoked);
+    .per_target(each(|t| t.pool.revoked));
     out.counter(
         "leasewatch_acquire_timeouts_total",
-        "Acquires that gave up after DB_CONNECTION_TIMEOUT.",
+        "Acquires on the database that gave up after DB_CONNECTION_TIMEOUT.",
     )
-    .sample(&[], pool.acquire_timeouts);
+    .per_target(each(|t| t.pool.acquire_timeouts));
 
-    let governor = engine.leases().governor().view();
     out.gauge(
         "leasewatch_budget_limit",
-        "Leases this instance may hold at once now (the governor's limit).",
+        "Leases this instance may hold at once on the database now (its governor's limit).",
     )
-    .sample(&[], governor.limit);
+    .per_target(each(|t| t.governor.limit.into()));
     out.gauge(
         "leasewatch_budget_share",
-        "This instance's share of the connection budget (DB_MAX_CONNECTIONS until the server \
-         is read, and without the governor).",
+        "This instance's share of the database's connection budget (DB_MAX_CONNECTIONS \
+         until its server is read, and without the governor).",
     )
-    .sample(&[], governor.share);
+    .per_target(each(|t| t.governor.share.into()));
     out.gauge(
         "leasewatch_budget_queued",
-        "Acquires waiting at the lease limit.",
+        "Acquires waiting at the database's lease limit.",
     )
-    .sample(&[], governor.queued);
-    if let Some(budget) = &governor.budget {
+    .per_target(each(|t| t.governor.queued.into()));
+    // Only the databases whose server the governor has read.
+    let read: Vec<(&str, &Budget)> = targets
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.governor.budget.as_ref()?)))
+        .collect();
+    if !read.is_empty() {
+        let budget = |value: fn(&Budget) -> i64| read.iter().map(move |(t, b)| (*t, value(b)));
+        // Not `_total`: a gauge, and Prometheus keeps that suffix for counters.
         out.gauge(
-            "leasewatch_budget_total",
-            "Task connections the server can give all instances together: usable slots less \
-             other clients, Leasewatch's control sessions and the headroom.",
+            "leasewatch_budget_connections",
+            "Task connections the database's server can give all instances together: usable \
+             slots less other clients, Leasewatch's control sessions and the headroom.",
         )
-        .sample(&[], budget.total);
+        .per_target(budget(|b| b.total.into()));
         out.gauge(
             "leasewatch_budget_instances",
-            "Live Leasewatch instances on the server.",
+            "Live Leasewatch instances on the database's server.",
         )
-        .sample(&[], budget.instances);
+        .per_target(budget(|b| b.instances.into()));
         out.gauge(
             "leasewatch_budget_foreign_connections",
-            "Client sessions on the server that are not Leasewatch's.",
+            "Client sessions on the database's server that are not Leasewatch's.",
         )
-        .sample(&[], budget.foreign);
+        .per_target(budget(|b| b.foreign));
         out.gauge(
             "leasewatch_budget_headroom",
-            "Slots left to the web app (BUDGET_HEADROOM).",
+            "Slots of the database's server left to the web app (BUDGET_HEADROOM).",
         )
-        .sample(&[], budget.headroom);
+        .per_target(budget(|b| b.headroom));
     }
+
+    let mut histogram = out.family(
+        "leasewatch_acquire_duration_seconds",
+        "histogram",
+        "Time to acquire a connection of the database's pool.",
+    );
+    for t in &targets {
+        let target = ("target", t.name.as_str());
+        let mut cumulative = 0;
+        for (bound, count) in BOUNDS_SECS.iter().zip(t.latency.counts) {
+            cumulative += count;
+            histogram.suffixed("_bucket", &[target, ("le", &bound.to_string())], cumulative);
+        }
+        histogram
+            .suffixed("_bucket", &[target, ("le", "+Inf")], t.latency.count())
+            .suffixed("_sum", &[target], t.latency.sum_micros as f64 / 1e6)
+            .suffixed("_count", &[target], t.latency.count());
+    }
+
+    let health: Vec<(String, TargetStatus)> = engine
+        .targets()
+        .status()
+        .into_iter()
+        .map(|t| (t.target.to_string(), t))
+        .collect();
+    out.gauge(
+        "leasewatch_target_in_rotation",
+        "1 while the database is in rotation (its 1-s probe answers, a replica's within \
+         REPLICA_MAX_LAG), 0 while it is out. Writes wait for the primary whatever this says; \
+         read work goes to the replicas at 1.",
+    )
+    .per_target(
+        health
+            .iter()
+            .map(|(name, t)| (name.as_str(), u8::from(t.in_rotation))),
+    );
+    let lags: Vec<(&str, f64)> = health
+        .iter()
+        .filter_map(|(name, t)| Some((name.as_str(), t.lag_secs?)))
+        .collect();
+    if !lags.is_empty() {
+        out.gauge(
+            "leasewatch_target_replay_lag_seconds",
+            "How far the database's replay trails what it has received, as last probed (0 on \
+             the primary; absent until a probe answers).",
+        )
+        .per_target(lags);
+    }
+    out.counter(
+        "leasewatch_target_bans_total",
+        "Times the database was taken out of rotation (a failed probe, a failed connection, or \
+         replay lag beyond REPLICA_MAX_LAG), since start.",
+    )
+    .per_target(health.iter().map(|(name, t)| (name.as_str(), t.bans)));
 
     if let Some(forecast) = engine.forecast() {
         out.gauge(
@@ -235,22 +343,6 @@ pub fn render(engine: &Engine) -> String {
             }
         }
     }
-
-    let latency = engine.leases().acquire_latency();
-    let mut histogram = out.family(
-        "leasewatch_acquire_duration_seconds",
-        "histogram",
-        "Time to acquire a connection.",
-    );
-    let mut cumulative = 0;
-    for (bound, count) in BOUNDS_SECS.iter().zip(latency.counts) {
-        cumulative += count;
-        histogram.suffixed("_bucket", &[("le", &bound.to_string())], cumulative);
-    }
-    histogram
-        .suffixed("_bucket", &[("le", "+Inf")], latency.count())
-        .suffixed("_sum", &[], latency.sum_micros as f64 / 1e6)
-        .suffixed("_count", &[], latency.count());
 
     out.gauge(
         "leasewatch_scheduler_running",
