@@ -107,6 +107,11 @@ test("a card's emergency cleanup previews and acts on its own database only", as
   // Only here: no other card, nor the panel, opened one.
   await expect(page.locator('[data-preview]')).toHaveCount(1);
   await expect(preview.getByRole('button', { name: 'Confirm emergency cleanup of replica-1' })).toBeVisible();
+  // It keeps the focus across polls (every second here): nothing rebuilds it meanwhile.
+  const inPreview = () => page.evaluate(() => !!document.activeElement?.closest('[data-preview-target="replica-1"]'));
+  await expect.poll(inPreview).toBe(true);
+  await page.waitForTimeout(2_500);
+  expect(await inPreview()).toBe(true);
   // Escape closes it and gives focus back to the card's button.
   await page.keyboard.press('Escape');
   await expect(preview).toHaveCount(0);
