@@ -14,10 +14,10 @@ use crate::{
     db::{
         Backend, Database, DatabaseUrl, DbError, REPLICA_ACQUIRE_TIMEOUT, TASKS_APPLICATION_PREFIX,
     },
-    governor::{self, Budget, Governor, GovernorSettings, GovernorView, Headroom},
+    governor::{self, Budget, Governor, GovernorSettings, Headroom},
     history::{History, HistoryRetention},
     lease::RunLimits,
-    lease::{CleanupReport, LeaseInfo, LeaseManager, PoolSnapshot},
+    lease::{CleanupReport, LeaseManager, PoolSnapshot},
     predict::{Change, ForecastView, PredictSettings, Predictor, Responder},
     recommend::{self, Hysteresis, Inputs, Recommendation, Thresholds},
     server_view::{PgServerView, ServerView},
@@ -171,8 +171,7 @@ pub struct Engine {
     /// The last schedule preview: computed at most once per [`SCHEDULE_PREVIEW_FRESH`], not
     /// on every dashboard poll (an hour of 1-second tasks is thousands of runs to sweep).
     schedule_preview: Mutex<Option<SchedulePreview>>,
-    leases: LeaseManager,
-    /// The primary (`leases`) and the read replicas.
+    /// The primary's lease manager (`leases()`) and the read replicas'.
     targets: Targets,
     tasks: TaskManager,
     audit: Arc<AuditLog>,
@@ -381,7 +380,6 @@ impl Engine {
         Ok(Self {
             last_emergency: Mutex::new(None),
             schedule_preview: Mutex::new(None),
-            leases,
             targets,
             tasks,
             audit,
@@ -397,12 +395,13 @@ impl Engine {
 
     /// The database and its pool.
     pub fn database(&self) -> &Database {
-        self.leases.database()
+        self.targets.primary().database()
     }
 
-    /// The lease manager every background task takes its connections from.
+    /// The primary's lease manager: where every write takes its connections (and every task,
+    /// without replicas).
     pub fn leases(&self) -> &LeaseManager {
-        &self.leases
+        self.targets.primary()
     }
 
     /// The primary and the read replicas.
@@ -569,55 +568,38 @@ struct Advisor {
 
 impl Advisor {
     fn evaluate(&self, targets: &Targets, tasks: &TaskManager) {
-        /// What the rules read of one database, owned while they read it.
-        struct Read {
-            target: Target,
-            snapshot: PoolSnapshot,
-            history: Vec<PoolSnapshot>,
-            leases: Vec<LeaseInfo>,
-            server: ServerView,
-            governor: GovernorView,
-        }
-        let reads: Vec<Read> = targets
+        // Each database's pool, leases and governor once (as the status shows them), with the
+        // hour of samples and the server view its rules also read; the primary first.
+        let statuses = targets.status();
+        let reads: Vec<(Vec<PoolSnapshot>, ServerView)> = targets
             .all()
-            .map(|(target, leases)| Read {
-                target,
-                snapshot: leases.snapshot(),
-                history: leases.history(),
-                leases: leases.leases(),
-                server: leases.server_view(),
-                governor: leases.governor().view(),
-            })
+            .map(|(_, leases)| (leases.history(), leases.server_view()))
             .collect();
         let task_views = tasks.tasks();
-        let statuses = if targets.has_replicas() {
-            targets.status()
-        } else {
-            Vec::new()
-        };
         let forecast = self.predictor.lock().view();
         let now = Utc::now();
         let (running, round_trip) = (tasks.is_running(), tasks.latest_round_trip());
-        let mut inputs: Vec<(Target, Inputs<'_>)> = reads
+        let mut inputs: Vec<(Target, Inputs<'_>)> = statuses
             .iter()
-            .map(|read| {
+            .zip(&reads)
+            .map(|(status, (history, server))| {
                 let inputs = Inputs {
                     now,
-                    snapshot: &read.snapshot,
-                    history: &read.history,
-                    leases: &read.leases,
+                    snapshot: &status.pool,
+                    history,
+                    leases: &status.leases,
                     tasks: &task_views,
                     scheduler_running: running,
-                    server: &read.server,
+                    server,
                     round_trip,
                     app_prefix: TASKS_APPLICATION_PREFIX,
-                    governor: &read.governor,
+                    governor: &status.governor,
                     // The forecast is the primary's: the server the web app shares.
                     forecast: None,
                     targets: &statuses,
                     fallback: targets.settings().fallback,
                 };
-                (read.target, inputs)
+                (status.target, inputs)
             })
             .collect();
         let (primary, replicas) = inputs.split_first_mut().expect("the primary");

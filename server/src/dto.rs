@@ -71,16 +71,19 @@ impl StatusResponse {
     /// From in-process state only: no database connection is taken, so polling it is free.
     pub fn of(engine: &Engine) -> Self {
         let auctions = engine.auctions();
+        // The top-level pool, leases and governor are the primary's, read once with the rest.
+        let targets = engine.targets().status();
+        let primary = &targets[0];
         Self {
             scheduler: Scheduler {
                 running: engine.tasks().is_running(),
             },
             tasks: engine.tasks().tasks(),
-            pool: engine.leases().snapshot(),
-            leases: engine.leases().leases(),
+            pool: primary.pool.clone(),
+            leases: primary.leases.clone(),
             recommendations: engine.recommendations(),
             server: engine.leases().server_view(),
-            governor: engine.leases().governor().view(),
+            governor: primary.governor.clone(),
             forecast: engine.forecast(),
             schedule: engine.schedule_preview(),
             alerts: engine.alerts(),
@@ -88,7 +91,7 @@ impl StatusResponse {
                 as_of: auctions.as_of,
                 counts: auctions.counts.0.iter().copied().collect(),
             },
-            targets: engine.targets().status(),
+            targets,
         }
     }
 }

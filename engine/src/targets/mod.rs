@@ -238,23 +238,19 @@ impl Targets {
     }
 
     /// A task could not connect to `target`: a replica leaves rotation now rather than at the
-    /// next probe, so the run's retry goes elsewhere. Returns the change, if any.
-    pub fn failed_connect(&self, target: Target, error: &str) -> Option<HealthEvent> {
-        let member = self
-            .member(target)
-            .filter(|m| m.target != Target::Primary)?;
+    /// next probe, so the run's retry goes elsewhere. A ban is handed on with the next probe's.
+    pub fn failed_connect(&self, target: Target, error: &str) {
+        let Some(member) = self.member(target).filter(|m| m.target != Target::Primary) else {
+            return;
+        };
         let event = member
             .health
             .lock()
             .failed_connect(Utc::now(), error.to_owned());
-        if let Some(event) = &event {
-            log_event(target, event);
-            self.shared
-                .failed_connects
-                .lock()
-                .push((target, event.clone()));
+        if let Some(event) = event {
+            log_event(target, &event);
+            self.shared.failed_connects.lock().push((target, event));
         }
-        event
     }
 
     /// Probes every target at once (each bounded by the probe timeout) and takes in the
