@@ -20,8 +20,8 @@ use leasewatch_engine::{
 use leasewatch_testkit::TestDatabase;
 use sqlx::{AnyPool, any::install_default_drivers};
 
-/// The most a test waits for a run to finish.
-const RUN_BOUND: Duration = Duration::from_secs(20);
+mod support;
+use support::{RUN_BOUND, run_now};
 
 async fn database(url: &DatabaseUrl) -> Database {
     let settings = PoolSettings {
@@ -61,14 +61,6 @@ fn manager(db: Database, tasks: &DeclaredTasks, instance: &str) -> TaskManager {
     );
     tasks.configure(&manager).unwrap();
     manager
-}
-
-async fn run_now(manager: &TaskManager, task: &str) -> RunRecord {
-    let run_id = manager.run_now(task).unwrap();
-    tokio::time::timeout(RUN_BOUND, manager.wait_for(task, run_id))
-        .await
-        .expect("the run finishes")
-        .unwrap()
 }
 
 /// The statements both backends run: a quote-bearing instance name, the run's number and

@@ -10,15 +10,15 @@ use leasewatch_engine::{
     lease::RunContext,
     targets::{OutReason, ReplicaSettings, Targets},
     tasks::{
-        Outcome, RunRecord, Schedule, TaskManager,
+        Outcome, Schedule, TaskManager,
         declared::{DeclaredTask, DeclaredTasks, Statement},
     },
 };
 use leasewatch_testkit::TestDatabase;
 use leasewatch_types::{Fallback, Route, Target};
 
-/// The most a test waits for a run.
-const RUN_BOUND: Duration = Duration::from_secs(20);
+mod support;
+use support::{RUN_BOUND, run_now};
 
 /// Nobody listens on port 1.
 const DEAD: &str = "postgres://postgres@127.0.0.1:1/none";
@@ -184,14 +184,6 @@ fn manager(targets: Targets, tasks: &DeclaredTasks) -> TaskManager {
     );
     tasks.configure(&manager).unwrap();
     manager
-}
-
-async fn run_now(manager: &TaskManager, task: &str) -> RunRecord {
-    let run_id = manager.run_now(task).unwrap();
-    tokio::time::timeout(RUN_BOUND, manager.wait_for(task, run_id))
-        .await
-        .expect("the run finishes")
-        .unwrap()
 }
 
 #[tokio::test]
