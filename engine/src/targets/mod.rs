@@ -300,19 +300,32 @@ const LAG_SQL: &str = "SELECT CASE \
        ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0)::float8 \
      END";
 
-/// One probe over the target's probe connection, within the probe timeout.
+/// One probe over the target's probe connection, within the probe timeout. When the pool can
+/// only say that it timed out, a connection of the probe's own says why (refused, unknown
+/// host, out of slots), as the lease manager does for a task.
 async fn probe(leases: &LeaseManager) -> ProbeResult {
+    let db = leases.database();
     let read = async {
-        let mut conn = leases.database().probe_pool().acquire().await?;
+        let mut conn = db.probe_pool().acquire().await?;
         sqlx::query_scalar::<_, f64>(LAG_SQL)
             .fetch_one(&mut *conn)
             .await
     };
-    match tokio::time::timeout(PROBE_TIMEOUT, read).await {
-        Ok(Ok(lag)) => ProbeResult::Answered {
-            lag: Duration::try_from_secs_f64(lag.max(0.0)).unwrap_or(Duration::MAX),
+    let failure = match tokio::time::timeout(PROBE_TIMEOUT, read).await {
+        Ok(Ok(lag)) => {
+            return ProbeResult::Answered {
+                lag: Duration::try_from_secs_f64(lag.max(0.0)).unwrap_or(Duration::MAX),
+            };
+        }
+        Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => None,
+        Ok(Err(err)) => Some(err.to_string()),
+    };
+    let reason = match failure {
+        Some(reason) => reason,
+        None => match db.refusal_of_new_connection().await {
+            Some(refusal) => refusal.to_string(),
+            None => format!("no answer within {PROBE_TIMEOUT:?}"),
         },
-        Ok(Err(err)) => ProbeResult::Failed(err.to_string()),
-        Err(_) => ProbeResult::Failed(format!("no answer within {PROBE_TIMEOUT:?}")),
-    }
+    };
+    ProbeResult::Failed(reason)
 }
